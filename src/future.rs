@@ -1,0 +1,251 @@
+//! Futures that complete on cancellation, and adapters that race a future
+//! against a token. None of them allocates: each waits through one node
+//! pinned inside itself.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::reason::Cancelled;
+use crate::token::CancellationToken;
+use crate::waiter::{TokenRef, Waiter};
+
+pin_project! {
+    /// Completes when the token is cancelled. Returned by
+    /// [`CancellationToken::cancelled`]. Cancel-safe: dropping it loses
+    /// nothing. A future created before `cancel()` but never polled is ready
+    /// afterwards.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WaitForCancellation<'a> {
+        #[pin]
+        waiter: Waiter<&'a CancellationToken>,
+    }
+}
+
+pin_project! {
+    /// The `'static` form of [`WaitForCancellation`], holding its own token.
+    /// Returned by [`CancellationToken::cancelled_owned`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WaitForCancellationOwned {
+        #[pin]
+        waiter: Waiter<CancellationToken>,
+    }
+}
+
+pin_project! {
+    /// Runs a future until it completes or the token is cancelled, whichever
+    /// comes first. Returned by [`CancellationToken::run_until_cancelled`] and
+    /// [`FutureExt::with_cancellation`].
+    ///
+    /// If the token is already cancelled at the first poll, the inner future
+    /// is never polled. Otherwise each poll polls the inner future first, so
+    /// a future that is ready wins over a cancellation that arrived in the
+    /// same instant. The inner future is dropped as soon as cancellation wins.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct RunUntilCancelled<'a, F> {
+        #[pin]
+        future: Option<F>,
+        #[pin]
+        waiter: Waiter<&'a CancellationToken>,
+        started: bool,
+    }
+}
+
+pin_project! {
+    /// The `'static` form of [`RunUntilCancelled`], holding its own token.
+    /// Returned by [`CancellationToken::run_until_cancelled_owned`] and
+    /// [`FutureExt::with_cancellation_owned`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct RunUntilCancelledOwned<F> {
+        #[pin]
+        future: Option<F>,
+        #[pin]
+        waiter: Waiter<CancellationToken>,
+        started: bool,
+    }
+}
+
+impl CancellationToken {
+    /// A future that completes when this token is cancelled.
+    ///
+    /// Creating, polling and dropping it allocates nothing. A token that can
+    /// never be cancelled (see [`can_be_cancelled`](Self::can_be_cancelled))
+    /// gives a future that stays pending and stores no waker.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// let waiter = std::thread::spawn(move || {
+    ///     futures::executor::block_on(token.cancelled());
+    ///     "woken"
+    /// });
+    /// source.cancel();
+    /// assert_eq!(waiter.join().unwrap(), "woken");
+    /// ```
+    pub fn cancelled(&self) -> WaitForCancellation<'_> {
+        WaitForCancellation {
+            waiter: Waiter::new(self),
+        }
+    }
+
+    /// Like [`cancelled`](Self::cancelled), but owns the token, so the
+    /// future is `'static` (for spawning). Allocates nothing.
+    pub fn cancelled_owned(self) -> WaitForCancellationOwned {
+        WaitForCancellationOwned {
+            waiter: Waiter::new(self),
+        }
+    }
+
+    /// Runs `future` until it completes (`Ok(output)`) or this token is
+    /// cancelled (`Err(Cancelled)`); see [`RunUntilCancelled`] for the bias.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// let out = futures::executor::block_on(token.run_until_cancelled(async { 7 }));
+    /// assert_eq!(out.unwrap(), 7);
+    /// source.cancel();
+    /// let out = futures::executor::block_on(token.run_until_cancelled(async { 7 }));
+    /// assert!(out.is_err());
+    /// ```
+    pub fn run_until_cancelled<F: Future>(&self, future: F) -> RunUntilCancelled<'_, F> {
+        RunUntilCancelled {
+            future: Some(future),
+            waiter: Waiter::new(self),
+            started: false,
+        }
+    }
+
+    /// Like [`run_until_cancelled`](Self::run_until_cancelled), owning the token.
+    pub fn run_until_cancelled_owned<F: Future>(self, future: F) -> RunUntilCancelledOwned<F> {
+        RunUntilCancelledOwned {
+            future: Some(future),
+            waiter: Waiter::new(self),
+            started: false,
+        }
+    }
+}
+
+/// Races any future against a token. Implemented for every [`Future`].
+///
+/// ```
+/// use cancel_core::{CancellationSource, FutureExt};
+///
+/// let source = CancellationSource::new();
+/// source.cancel();
+/// let out = futures::executor::block_on(std::future::pending::<()>().with_cancellation(&source.token()));
+/// assert!(out.is_err());
+/// ```
+pub trait FutureExt: Future + Sized {
+    /// Runs `self` until it completes or `token` is cancelled.
+    fn with_cancellation(self, token: &CancellationToken) -> RunUntilCancelled<'_, Self> {
+        token.run_until_cancelled(self)
+    }
+
+    /// Like [`with_cancellation`](Self::with_cancellation), owning the token.
+    fn with_cancellation_owned(self, token: CancellationToken) -> RunUntilCancelledOwned<Self> {
+        token.run_until_cancelled_owned(self)
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+impl Future for WaitForCancellation<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().waiter.poll_cancelled(cx)
+    }
+}
+
+impl Future for WaitForCancellationOwned {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().waiter.poll_cancelled(cx)
+    }
+}
+
+/// The shared body of both `RunUntilCancelled` forms.
+fn poll_run<T: TokenRef, F: Future>(
+    mut future: Pin<&mut Option<F>>,
+    waiter: Pin<&mut Waiter<T>>,
+    started: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<F::Output, Cancelled>> {
+    let Some(inner) = future.as_mut().as_pin_mut() else {
+        panic!("`RunUntilCancelled` polled after completion");
+    };
+    let token = waiter.token();
+    // An already-cancelled token never lets the inner future run; after the
+    // first poll the inner future goes first (the documented bias).
+    if !core::mem::replace(started, true) && token.is_cancelled() {
+        let err = token.cancelled_error();
+        future.set(None);
+        return Poll::Ready(Err(err));
+    }
+    if let Poll::Ready(out) = inner.poll(cx) {
+        future.set(None);
+        return Poll::Ready(Ok(out));
+    }
+    let token = waiter.token().clone();
+    match waiter.poll_cancelled(cx) {
+        Poll::Ready(()) => {
+            future.set(None);
+            Poll::Ready(Err(token.cancelled_error()))
+        }
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+impl<F: Future> Future for RunUntilCancelled<'_, F> {
+    type Output = Result<F::Output, Cancelled>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        poll_run(this.future, this.waiter, this.started, cx)
+    }
+}
+
+impl<F: Future> Future for RunUntilCancelledOwned<F> {
+    type Output = Result<F::Output, Cancelled>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        poll_run(this.future, this.waiter, this.started, cx)
+    }
+}
+
+macro_rules! debug_impl {
+    ($($ty:ty),*) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("is_cancelled", &self.waiter.token().is_cancelled())
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+debug_impl!(WaitForCancellation<'_>, WaitForCancellationOwned);
+
+impl<F> fmt::Debug for RunUntilCancelled<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunUntilCancelled")
+            .field("is_cancelled", &self.waiter.token().is_cancelled())
+            .field("finished", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Debug for RunUntilCancelledOwned<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunUntilCancelledOwned")
+            .field("is_cancelled", &self.waiter.token().is_cancelled())
+            .field("finished", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}

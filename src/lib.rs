@@ -1,0 +1,74 @@
+//! Cancellation for Rust's threaded and async code, with the semantics of
+//! .NET's `CancellationTokenSource` and the lock-free core of C++'s
+//! `std::stop_token`.
+//!
+//! A [`CancellationSource`] signals; [`CancellationToken`]s observe it by
+//! polling ([`is_cancelled`](CancellationToken::is_cancelled), one atomic
+//! load), by callbacks ([`register`](CancellationToken::register)), by
+//! futures or by blocking waits. Sources link into trees and DAGs, carry a
+//! [`CancelReason`] and can time out.
+//!
+//! # Shape
+//! Each source owns one atomic state word and one intrusive list. Every
+//! observer (callback, waiting future, blocked thread, linked child) is a node
+//! in that list. The word's bit lock guards the list for O(1) pointer updates
+//! only; callbacks and wakers always run with no lock held.
+//!
+//! ```
+//! use cancel_core::CancellationSource;
+//!
+//! let source = CancellationSource::new();
+//! let token = source.token();
+//! let _registration = token.register(|| println!("cancelled"));
+//! assert!(!token.is_cancelled());
+//! source.cancel();
+//! assert!(token.check().is_err());
+//! ```
+//!
+//! # Features
+//! - `std` (default): thread parking (blocking waits, registration drops that
+//!   wait for a running callback), panic isolation between callbacks, and
+//!   `std::io::Error` conversion. Without it the crate is `no_std` + `alloc`.
+
+#![no_std]
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+// The core: the only modules allowed to use `unsafe`.
+#[allow(unsafe_code)]
+mod list;
+#[allow(unsafe_code)]
+mod node;
+#[allow(unsafe_code)]
+mod state;
+mod sync;
+#[allow(unsafe_code)]
+mod waiter;
+mod word;
+
+// The public faces: safe code over the core.
+mod future;
+mod guard;
+mod link;
+mod reason;
+mod registration;
+mod source;
+mod token;
+#[cfg(feature = "std")]
+mod wait;
+
+pub use future::{
+    FutureExt, RunUntilCancelled, RunUntilCancelledOwned, WaitForCancellation,
+    WaitForCancellationOwned,
+};
+pub use guard::DropGuard;
+pub use reason::{CancelReason, Cancelled};
+pub use registration::Registration;
+pub use source::CancellationSource;
+pub use token::CancellationToken;

@@ -1,0 +1,121 @@
+//! Linked sources: a child cancelled by any of its parents.
+
+use alloc::vec::Vec;
+use core::error::Error;
+
+use crate::reason::Reason;
+use crate::source::CancellationSource;
+use crate::state::StateRef;
+use crate::token::CancellationToken;
+
+/// Up to this many distinct parents are collected on the stack; more spill
+/// into a temporary `Vec`.
+const INLINE_PARENTS: usize = 8;
+
+impl CancellationSource {
+    /// A source that is cancelled when any of `parents` is, or when it is
+    /// cancelled itself; cancelling it never cancels a parent.
+    ///
+    /// [`none()`](CancellationToken::none) parents are skipped and a parent
+    /// given twice counts once; with no parent left this is a plain source.
+    /// If a parent is already cancelled, the new source is born cancelled with
+    /// that parent's reason and links to nothing. Otherwise the source and
+    /// one link node per parent take one allocation in all.
+    ///
+    /// The links live as long as the new source's state has any handle
+    /// (source, token, registration, future); they leave the parents' lists
+    /// when it is cancelled or its last handle is dropped.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let user = CancellationSource::new();
+    /// let shutdown = CancellationSource::new();
+    /// let request = CancellationSource::linked([&user.token(), &shutdown.token()]);
+    /// request.cancel();
+    /// assert!(!user.is_cancelled() && !shutdown.is_cancelled());
+    ///
+    /// let request = CancellationSource::linked([&user.token(), &shutdown.token()]);
+    /// shutdown.cancel();
+    /// assert!(request.is_cancelled());
+    /// ```
+    pub fn linked<'a>(
+        parents: impl IntoIterator<Item = &'a CancellationToken>,
+    ) -> CancellationSource {
+        let none = StateRef::none();
+        let mut inline: [&StateRef; INLINE_PARENTS] = [&none; INLINE_PARENTS];
+        let mut count = 0;
+        let mut spill: Vec<&StateRef> = Vec::new();
+        for token in parents {
+            let state = token.state();
+            if state.is_none() {
+                continue;
+            }
+            if spill.is_empty() {
+                if inline[..count].iter().any(|p| p.addr() == state.addr()) {
+                    continue;
+                }
+                if count < INLINE_PARENTS {
+                    inline[count] = state;
+                    count += 1;
+                    continue;
+                }
+                spill.extend_from_slice(&inline);
+            }
+            spill.push(state);
+        }
+        let parents: &[&StateRef] = if spill.is_empty() {
+            &inline[..count]
+        } else {
+            spill.sort_unstable_by_key(|p| p.addr());
+            spill.dedup_by_key(|p| p.addr());
+            &spill
+        };
+        CancellationSource::from_state(StateRef::new_linked(parents))
+    }
+
+    /// Cancels with a cause of the caller's own; `token.reason()` then
+    /// returns [`CancelReason::Custom`](crate::CancelReason::Custom) holding
+    /// it. Like [`cancel`](Self::cancel), returns `true` only for the call
+    /// that performed the cancellation; a later cause is dropped.
+    ///
+    /// ```
+    /// use cancel_core::{CancelReason, CancellationSource};
+    ///
+    /// let source = CancellationSource::new();
+    /// let err = std::io::Error::other("client went away");
+    /// assert!(source.cancel_with(err));
+    /// match source.token().reason() {
+    ///     Some(CancelReason::Custom(cause)) => assert_eq!(cause.to_string(), "client went away"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn cancel_with<E: Error + Send + Sync + 'static>(&self, cause: E) -> bool {
+        if self.is_cancelled() {
+            return false;
+        }
+        self.cancel_reason(Reason::custom(cause))
+    }
+}
+
+impl CancellationToken {
+    /// A new source cancelled whenever this token is; the same as
+    /// [`CancellationSource::linked([token])`](CancellationSource::linked).
+    /// One allocation.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let parent = CancellationSource::new();
+    /// let child = parent.token().child();
+    /// parent.cancel();
+    /// assert!(child.is_cancelled());
+    /// ```
+    pub fn child(&self) -> CancellationSource {
+        let state = self.state();
+        if state.is_none() {
+            return CancellationSource::new();
+        }
+        CancellationSource::from_state(StateRef::new_linked(&[state]))
+    }
+}

@@ -1,0 +1,128 @@
+//! A non-owning view of an intrusive doubly linked list: pointer surgery only.
+//!
+//! No atomics, no locking, no knowledge of what a node is. Every function is
+//! `unsafe` because the caller must hold the lock that guards the list and
+//! every node in it (for cancel-core: the state word's bit lock).
+
+use core::ptr::{self, NonNull};
+
+use crate::sync::UnsafeCell;
+
+/// The two pointers a node needs to be in a list. Embedded first in every node.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Links {
+    next: UnsafeCell<*mut Links>,
+    prev: UnsafeCell<*mut Links>,
+}
+
+/// The list's head pointer; null when empty.
+pub(crate) type Head = UnsafeCell<*mut Links>;
+
+impl Links {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Self {
+            next: UnsafeCell::new(ptr::null_mut()),
+            prev: UnsafeCell::new(ptr::null_mut()),
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self {
+            next: UnsafeCell::new(ptr::null_mut()),
+            prev: UnsafeCell::new(ptr::null_mut()),
+        }
+    }
+
+    /// Once a node is off every list its `next` pointer is free; the cancel
+    /// loop uses it to chain the nodes it is working through (a stack).
+    ///
+    /// # Safety
+    /// The node is in no list and the caller has exclusive use of it.
+    pub(crate) unsafe fn set_spare(&self, value: *mut Links) {
+        // SAFETY: exclusive use of an unlisted node (the caller's contract).
+        self.next.with_mut(|p| unsafe { *p = value });
+    }
+
+    /// Reads what `set_spare` stored.
+    ///
+    /// # Safety
+    /// As for `set_spare`.
+    pub(crate) unsafe fn spare(&self) -> *mut Links {
+        // SAFETY: exclusive use of an unlisted node (the caller's contract).
+        self.next.with(|p| unsafe { *p })
+    }
+}
+
+/// Inserts `node` at the front (so the list pops LIFO).
+///
+/// # Safety
+/// The caller holds the list's lock; `node` is valid and in no list.
+pub(crate) unsafe fn push_front(head: &Head, node: NonNull<Links>) {
+    // SAFETY: the lock gives us exclusive access to `head` and to the links
+    // of every listed node; `node` is valid and unlisted (caller's contract).
+    unsafe {
+        let old = head.with(|h| *h);
+        let n = node.as_ref();
+        n.next.with_mut(|p| *p = old);
+        n.prev.with_mut(|p| *p = ptr::null_mut());
+        if let Some(old) = NonNull::new(old) {
+            old.as_ref().prev.with_mut(|p| *p = node.as_ptr());
+        }
+        head.with_mut(|h| *h = node.as_ptr());
+    }
+}
+
+/// Removes and returns the front node, if any.
+///
+/// # Safety
+/// The caller holds the list's lock.
+pub(crate) unsafe fn pop_front(head: &Head) -> Option<NonNull<Links>> {
+    // SAFETY: the lock gives us exclusive access to `head` and to the links of
+    // every listed node; listed nodes are valid (their owners unlink them
+    // under the same lock before freeing them).
+    unsafe {
+        let first = NonNull::new(head.with(|h| *h))?;
+        let next = first.as_ref().next.with(|p| *p);
+        if let Some(next) = NonNull::new(next) {
+            next.as_ref().prev.with_mut(|p| *p = ptr::null_mut());
+        }
+        head.with_mut(|h| *h = next);
+        first.as_ref().next.with_mut(|p| *p = ptr::null_mut());
+        Some(first)
+    }
+}
+
+/// Unlinks `node` from anywhere in the list in O(1).
+///
+/// # Safety
+/// The caller holds the list's lock and `node` is in this list.
+pub(crate) unsafe fn remove(head: &Head, node: NonNull<Links>) {
+    // SAFETY: as for `pop_front`; `node` is listed here (caller's contract),
+    // so its neighbours are listed and valid too.
+    unsafe {
+        let n = node.as_ref();
+        let next = n.next.with(|p| *p);
+        let prev = n.prev.with(|p| *p);
+        match NonNull::new(prev) {
+            Some(prev) => prev.as_ref().next.with_mut(|p| *p = next),
+            None => head.with_mut(|h| *h = next),
+        }
+        if let Some(next) = NonNull::new(next) {
+            next.as_ref().prev.with_mut(|p| *p = prev);
+        }
+        n.next.with_mut(|p| *p = ptr::null_mut());
+        n.prev.with_mut(|p| *p = ptr::null_mut());
+    }
+}
+
+/// The front node, without removing it.
+///
+/// # Safety
+/// The caller holds the list's lock.
+pub(crate) unsafe fn front(head: &Head) -> Option<NonNull<Links>> {
+    // SAFETY: reading the head under the lock (caller's contract).
+    head.with(|h| NonNull::new(unsafe { *h }))
+}

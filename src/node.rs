@@ -1,0 +1,343 @@
+//! The nodes of a source's list: one header shared by every kind of observer,
+//! and the four kinds (callback, waker, blocked thread, link to a child).
+//!
+//! A node's `status` says who may touch it:
+//!
+//! ```text
+//!  IDLE ──attach──▶ LINKED ──canceller pops──▶ RUNNING ──callback returns──▶ DONE
+//!                     │                  (callbacks only)
+//!                     │                 └─────────────────────────────────▶ DONE
+//!                     └──owner unlinks──▶ DETACHED             (other kinds)
+//! ```
+//!
+//! Every transition happens under the source's bit lock, except the waker
+//! owner's BUSY flag (see [`WaiterNode`]). Once a node is DONE the canceller
+//! never touches it again, so its owner may free or reuse it; ORPHAN marks a
+//! callback whose owner gave it up while it ran, so the canceller frees it.
+
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+use core::task::Waker;
+
+use alloc::boxed::Box;
+
+use crate::list::Links;
+use crate::state::State;
+use crate::sync::{AtomicU8, Backoff, Ordering, UnsafeCell};
+
+pub(crate) const IDLE: u8 = 0;
+pub(crate) const LINKED: u8 = 1;
+pub(crate) const RUNNING: u8 = 2;
+pub(crate) const DONE: u8 = 3;
+pub(crate) const DETACHED: u8 = 4;
+pub(crate) const STATE_MASK: u8 = 0b111;
+/// The owner of a waker node is reading or replacing its waker.
+pub(crate) const BUSY: u8 = 1 << 4;
+/// The owner of a running callback is gone; the canceller frees the node.
+pub(crate) const ORPHAN: u8 = 1 << 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Callback,
+    Waiter,
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    Thread,
+    Link,
+}
+
+/// The header every node starts with (`repr(C)`, so a `*mut Links` popped
+/// from the list is also a `*mut Node` and a pointer to the whole node).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Node {
+    pub(crate) links: Links,
+    pub(crate) status: AtomicU8,
+    pub(crate) kind: Kind,
+    /// Link nodes: this is the child's last link.
+    pub(crate) last: bool,
+    /// Link nodes: position in the child's link array.
+    pub(crate) index: u32,
+}
+
+impl Node {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self {
+            links: Links::new(),
+            status: AtomicU8::new(IDLE),
+            kind,
+            last: false,
+            index: 0,
+        }
+    }
+
+    /// Status bits without flags. Callers that race with nothing (they hold
+    /// the lock, or the node is theirs alone) may use `Relaxed`.
+    pub(crate) fn state(&self, order: Ordering) -> u8 {
+        self.status.load(order) & STATE_MASK
+    }
+
+    /// Sets the state bits, keeping flags. Only under the source's lock.
+    /// `Release`, so an owner that reads DONE with `Acquire` outside the lock
+    /// sees everything the canceller did to the node before.
+    pub(crate) fn set_state(&self, state: u8) {
+        let old = self.status.load(Ordering::Relaxed);
+        self.status
+            .store((old & !STATE_MASK) | state, Ordering::Release);
+    }
+}
+
+// ---------------------------------------------------------------- callbacks
+
+/// Type-erased operations on a `CallbackNode<F>`.
+pub(crate) struct CallbackVTable {
+    /// Moves the closure out and calls it. The node keeps no closure after.
+    call: unsafe fn(NonNull<CallbackHeader>),
+    /// Moves the closure out and drops it without calling it.
+    drop_closure: unsafe fn(NonNull<CallbackHeader>),
+    dealloc: unsafe fn(NonNull<CallbackHeader>),
+}
+
+/// The part of a callback node that does not depend on the closure's type.
+#[repr(C)]
+pub(crate) struct CallbackHeader {
+    pub(crate) node: Node,
+    vtable: &'static CallbackVTable,
+    /// `thread_key()` of the thread running the callback; set with RUNNING.
+    #[cfg(feature = "std")]
+    pub(crate) runner: UnsafeCell<usize>,
+    /// A thread waiting in `Registration::drop` for the callback to finish.
+    #[cfg(feature = "std")]
+    pub(crate) parker: UnsafeCell<Option<crate::sync::park::Thread>>,
+}
+
+#[repr(C)]
+struct CallbackNode<F> {
+    header: CallbackHeader,
+    f: UnsafeCell<MaybeUninit<F>>,
+}
+
+impl CallbackHeader {
+    /// Allocates a node holding `f`: the one allocation of `register`.
+    pub(crate) fn alloc<F: FnOnce() + Send + 'static>(f: F) -> NonNull<CallbackHeader> {
+        struct Ops<F>(F);
+        impl<F: FnOnce() + Send + 'static> Ops<F> {
+            const VTABLE: CallbackVTable = CallbackVTable {
+                call: Self::call,
+                drop_closure: Self::drop_closure,
+                dealloc: Self::dealloc,
+            };
+            unsafe fn take(h: NonNull<CallbackHeader>) -> F {
+                let node = h.cast::<CallbackNode<F>>();
+                // SAFETY: `h` came from `alloc::<F>`, so it is a CallbackNode<F>;
+                // the caller guarantees the closure is still there and that
+                // it has exclusive use of it; reading it out leaves it moved.
+                unsafe { (*node.as_ptr()).f.with(|p| (*p).assume_init_read()) }
+            }
+            unsafe fn call(h: NonNull<CallbackHeader>) {
+                // SAFETY: forwarded contract of `CallbackVTable::call`.
+                let f = unsafe { Self::take(h) };
+                f();
+            }
+            unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
+                // SAFETY: forwarded contract of `CallbackVTable::drop_closure`.
+                drop(unsafe { Self::take(h) });
+            }
+            unsafe fn dealloc(h: NonNull<CallbackHeader>) {
+                // SAFETY: `h` was made by `Box::into_raw` of a CallbackNode<F>
+                // in `alloc`, and the caller gives up its last use of it. The
+                // closure is `MaybeUninit`, so this does not drop it again.
+                drop(unsafe { Box::from_raw(h.cast::<CallbackNode<F>>().as_ptr()) });
+            }
+        }
+
+        let node = Box::new(CallbackNode {
+            header: CallbackHeader {
+                node: Node::new(Kind::Callback),
+                vtable: &Ops::<F>::VTABLE,
+                #[cfg(feature = "std")]
+                runner: UnsafeCell::new(0),
+                #[cfg(feature = "std")]
+                parker: UnsafeCell::new(None),
+            },
+            f: UnsafeCell::new(MaybeUninit::new(f)),
+        });
+        // `Box::into_raw` keeps provenance over the whole node.
+        NonNull::from(Box::leak(node)).cast::<CallbackHeader>()
+    }
+
+    /// Calls and consumes the closure.
+    ///
+    /// # Safety
+    /// `h` is a live callback node whose closure is still there, and the
+    /// caller has exclusive use of the closure (it set RUNNING under the lock,
+    /// or it never published the node).
+    pub(crate) unsafe fn call(h: NonNull<CallbackHeader>) {
+        // SAFETY: caller's contract; the vtable matches the node's type.
+        unsafe { ((*h.as_ptr()).vtable.call)(h) }
+    }
+
+    /// Drops the closure without calling it.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call).
+    pub(crate) unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
+        // SAFETY: caller's contract; the vtable matches the node's type.
+        unsafe { ((*h.as_ptr()).vtable.drop_closure)(h) }
+    }
+
+    /// Frees the node (its closure must already be called or dropped).
+    ///
+    /// # Safety
+    /// `h` is a live callback node that no list and no other thread can reach.
+    pub(crate) unsafe fn dealloc(h: NonNull<CallbackHeader>) {
+        // SAFETY: caller's contract; the vtable matches the node's type.
+        unsafe { ((*h.as_ptr()).vtable.dealloc)(h) }
+    }
+}
+
+// ------------------------------------------------------------------ wakers
+
+/// A future's node: lives inside the pinned future, holds one waker slot.
+///
+/// The slot is shared by the future (owner) and the canceller. The owner may
+/// touch it (1) while the node is IDLE (nobody else can see it), (2) under the
+/// bit lock, or (3) holding the BUSY flag, which it can only take while the
+/// node is LINKED. The canceller takes the waker under the bit lock, after
+/// moving the node from LINKED to DONE, which waits out a BUSY owner: the
+/// owner's BUSY section is a pointer compare or a swap, never user code.
+/// So a re-poll with the same waker costs one CAS on the node, no lock.
+#[repr(C)]
+pub(crate) struct WaiterNode {
+    pub(crate) node: Node,
+    waker: UnsafeCell<Option<Waker>>,
+}
+
+impl WaiterNode {
+    pub(crate) fn new() -> Self {
+        Self {
+            node: Node::new(Kind::Waiter),
+            waker: UnsafeCell::new(None),
+        }
+    }
+
+    /// Stores the first waker while the node is IDLE or while the caller holds
+    /// the lock. Returns the previous waker so it is dropped outside the lock.
+    ///
+    /// # Safety
+    /// The node is IDLE and owned by the caller, or the caller holds the lock
+    /// of the list the node is in.
+    pub(crate) unsafe fn set_waker(&self, waker: Waker) -> Option<Waker> {
+        // SAFETY: exclusive access to the slot (caller's contract).
+        self.waker.with_mut(|p| unsafe { (*p).replace(waker) })
+    }
+
+    /// The owner's re-poll of a LINKED node. Returns `false` if the node has
+    /// left the LINKED state (the canceller has it: the future is ready).
+    /// Never takes the bit lock; the clone of a new waker happens before
+    /// BUSY and the drop of the old one after.
+    pub(crate) fn update_waker(&self, waker: &Waker) -> bool {
+        if !self.try_busy() {
+            return false;
+        }
+        // SAFETY: we hold BUSY on a LINKED node, which excludes the canceller.
+        let same = self
+            .waker
+            .with(|p| unsafe { (*p).as_ref().is_some_and(|w| w.will_wake(waker)) });
+        self.clear_busy();
+        if same {
+            return true;
+        }
+        let new = waker.clone();
+        if !self.try_busy() {
+            return false;
+        }
+        // SAFETY: as above, BUSY on a LINKED node.
+        let old = self.waker.with_mut(|p| unsafe { (*p).replace(new) });
+        self.clear_busy();
+        drop(old);
+        true
+    }
+
+    fn try_busy(&self) -> bool {
+        // Acquire: see the slot as the canceller or our last swap left it.
+        self.node
+            .status
+            .compare_exchange(LINKED, LINKED | BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn clear_busy(&self) {
+        // Release: our slot write happens-before the canceller's take.
+        self.node.status.store(LINKED, Ordering::Release);
+    }
+
+    /// The canceller's side: LINKED → DONE, waiting out a BUSY owner, then
+    /// moves the waker out (it is woken after the lock is released).
+    ///
+    /// # Safety
+    /// The caller holds the lock and has just popped this node from the list.
+    pub(crate) unsafe fn take_for_wake(&self) -> Option<Waker> {
+        let backoff = Backoff::new();
+        while self
+            .node
+            .status
+            .compare_exchange_weak(LINKED, DONE, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            backoff.snooze();
+        }
+        // SAFETY: the node is DONE and we hold the lock: the owner can touch
+        // the slot only under the lock from now on.
+        self.waker.with_mut(|p| unsafe { (*p).take() })
+    }
+
+    /// Moves the waker out (for the owner's drop or after completion).
+    ///
+    /// # Safety
+    /// As for [`set_waker`](Self::set_waker), or the node is DONE/DETACHED.
+    pub(crate) unsafe fn take_waker(&self) -> Option<Waker> {
+        // SAFETY: exclusive access to the slot (caller's contract).
+        self.waker.with_mut(|p| unsafe { (*p).take() })
+    }
+}
+
+// ---------------------------------------------------------- blocked threads
+
+/// A blocked thread's node: lives on the waiting thread's stack.
+#[cfg(feature = "std")]
+#[repr(C)]
+pub(crate) struct ThreadNode {
+    pub(crate) node: Node,
+    thread: UnsafeCell<Option<crate::sync::park::Thread>>,
+}
+
+#[cfg(feature = "std")]
+impl ThreadNode {
+    pub(crate) fn new() -> Self {
+        Self {
+            node: Node::new(Kind::Thread),
+            thread: UnsafeCell::new(Some(crate::sync::park::current())),
+        }
+    }
+
+    /// Moves the thread handle out; the caller unparks it after unlocking.
+    ///
+    /// # Safety
+    /// The caller holds the lock and has just popped this node.
+    pub(crate) unsafe fn take_thread(&self) -> Option<crate::sync::park::Thread> {
+        // SAFETY: under the lock, the canceller has exclusive use of the slot.
+        self.thread.with_mut(|p| unsafe { (*p).take() })
+    }
+}
+
+// -------------------------------------------------------------------- links
+
+/// A child's node in one parent's list. It lives in the child's allocation,
+/// right after the child's `State`, and holds a counted reference to the
+/// parent, released when the child is destroyed.
+#[repr(C)]
+pub(crate) struct LinkNode {
+    pub(crate) node: Node,
+    pub(crate) parent: NonNull<State>,
+}

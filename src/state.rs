@@ -1,0 +1,1021 @@
+//! The algorithm. One `State` per source: the word, the list of observer
+//! nodes, the custom reason; counted references to it (`StateRef`); and the
+//! operations over them: cancel (claim + drain), attach, detach, link.
+//!
+//! Rules every function here keeps (argued in `docs/design.md`):
+//! - under a bit lock: pointer surgery and status changes only; no user code,
+//!   no allocation, no deallocation, no waker call, no drop of user data;
+//! - at most one bit lock is held at a time, so no lock order exists to break;
+//! - a node is touched by the canceller only between popping it (under the
+//!   lock) and marking it DONE (under the lock); its owner frees it only when
+//!   it is not LINKED and not RUNNING, which it checks under the same lock;
+//! - a `State` is freed when its count of references reaches zero; tokens,
+//!   sources, registrations, owned futures and children's links each hold one.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use core::task::Waker;
+
+use alloc::sync::Arc;
+
+use crate::list::{self, Head, Links};
+use crate::node::{
+    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, Node, ORPHAN, RUNNING, WaiterNode,
+};
+use crate::reason::{CancelReason, CustomCause, Reason};
+use crate::sync::{AtomicUsize, Ordering, UnsafeCell, fence};
+use crate::word::{
+    CANCELLED, HAS_LINKS, REASON_CUSTOM, REASON_MASK, REASON_REQUESTED, REASON_SHIFT,
+    REASON_TIMED_OUT, SOURCE_ONE, SOURCE_SHIFT, Word,
+};
+
+/// Shared state of one source. A linked child's allocation continues with
+/// its `LinkNode`s (one per parent), see [`layout`].
+#[repr(C)]
+pub(crate) struct State {
+    word: Word,
+    refs: AtomicUsize,
+    head: Head,
+    /// The custom reason; written once, under the lock, before CANCELLED.
+    custom: UnsafeCell<Option<Arc<CustomCause>>>,
+}
+
+// SAFETY: every field is an atomic or is guarded: `head` and the nodes by the
+// bit lock, `custom` by the CANCELLED publication protocol (written once
+// before the Release that sets CANCELLED, read only after an Acquire that saw
+// it). Nothing in a State is tied to a thread.
+unsafe impl Send for State {}
+// SAFETY: as above.
+unsafe impl Sync for State {}
+
+/// The state behind `CancellationToken::none()`: never cancelled, no source,
+/// never written (every writer checks `can_be_cancelled` or `is_none` first).
+#[cfg(not(loom))]
+static NONE: State = State {
+    word: Word::new(0),
+    refs: AtomicUsize::new(1),
+    head: UnsafeCell::new(ptr::null_mut()),
+    custom: UnsafeCell::new(None),
+};
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref NONE: State = State {
+        word: Word::new(0),
+        refs: AtomicUsize::new(1),
+        head: UnsafeCell::new(ptr::null_mut()),
+        custom: UnsafeCell::new(None),
+    };
+}
+
+/// Layout of a state followed by `links` link nodes, and the links' offset.
+fn layout(links: usize) -> (Layout, usize) {
+    let array = Layout::array::<LinkNode>(links).expect("cancel-core: too many parents");
+    let (layout, offset) = Layout::new::<State>()
+        .extend(array)
+        .expect("cancel-core: too many parents");
+    (layout.pad_to_align(), offset)
+}
+
+fn links_offset() -> usize {
+    layout(0).1
+}
+
+/// Pointer to link `i` of a linked state, with the allocation's provenance.
+///
+/// # Safety
+/// `this` was allocated by `alloc_state` with more than `i` links.
+unsafe fn link_at(this: NonNull<State>, i: usize) -> NonNull<LinkNode> {
+    let offset = links_offset() + i * core::mem::size_of::<LinkNode>();
+    // SAFETY: within the allocation (caller's contract).
+    unsafe { this.cast::<u8>().add(offset).cast::<LinkNode>() }
+}
+
+/// The child state a link node belongs to.
+///
+/// # Safety
+/// `link` is link number `link.index` of a state made by `alloc_state`.
+unsafe fn state_of_link(link: NonNull<LinkNode>) -> NonNull<State> {
+    // SAFETY: `index` is immutable after creation and the pointer has the
+    // whole allocation's provenance (links are only ever reached through
+    // pointers derived from the allocation pointer).
+    unsafe {
+        let index = (*link.as_ptr()).node.index as usize;
+        let offset = links_offset() + index * core::mem::size_of::<LinkNode>();
+        link.cast::<u8>().sub(offset).cast::<State>()
+    }
+}
+
+/// Calls `f` on each link of a linked state.
+///
+/// # Safety
+/// `this` is a live state; its links are initialised.
+unsafe fn for_each_link(this: NonNull<State>, mut f: impl FnMut(NonNull<LinkNode>)) -> usize {
+    // SAFETY: the caller's contract; HAS_LINKS is constant after creation.
+    unsafe {
+        if this.as_ref().word.load() & HAS_LINKS == 0 {
+            return 0;
+        }
+        let mut i = 0;
+        loop {
+            let link = link_at(this, i);
+            let last = (*link.as_ptr()).node.last;
+            f(link);
+            i += 1;
+            if last {
+                return i;
+            }
+        }
+    }
+}
+
+/// Allocates and initialises a state with `links` uninitialised link slots.
+fn alloc_state(links: usize, word: usize) -> NonNull<State> {
+    let (layout, _) = layout(links);
+    // SAFETY: the layout has a non-zero size (State is not a ZST).
+    let raw = unsafe { alloc::alloc::alloc(layout) };
+    let Some(ptr) = NonNull::new(raw.cast::<State>()) else {
+        alloc::alloc::handle_alloc_error(layout)
+    };
+    // SAFETY: freshly allocated, suitably aligned for State.
+    unsafe {
+        ptr.as_ptr().write(State {
+            word: Word::new(word),
+            refs: AtomicUsize::new(1),
+            head: UnsafeCell::new(ptr::null_mut()),
+            custom: UnsafeCell::new(None),
+        });
+    }
+    ptr
+}
+
+/// Reads the reason of a state whose word `w` (loaded with Acquire) has
+/// CANCELLED set.
+///
+/// # Safety
+/// `st` is live and `w` was loaded from it with Acquire and has CANCELLED.
+unsafe fn reason_of(st: &State, w: usize) -> Reason {
+    match (w & REASON_MASK) >> REASON_SHIFT {
+        REASON_TIMED_OUT => Reason::TimedOut,
+        REASON_CUSTOM => {
+            // SAFETY: written once before the Release that set CANCELLED,
+            // which our Acquire load observed; never written again.
+            let cause = st.custom.with(|p| unsafe { (*p).clone() });
+            match cause {
+                Some(cause) => Reason::Custom(cause),
+                None => Reason::Requested,
+            }
+        }
+        REASON_REQUESTED => Reason::Requested,
+        _ => Reason::Requested,
+    }
+}
+
+/// Takes one more reference unless the count is already zero (the state is
+/// being destroyed). Used by a canceller that found a child through a link.
+///
+/// # Safety
+/// `this` points to memory that stays allocated for the call (the caller
+/// holds the lock of the list the link is in, so the child, which must unlink
+/// the link under that lock before it is freed, cannot be freed meanwhile).
+unsafe fn try_acquire(this: NonNull<State>) -> bool {
+    // SAFETY: see the contract.
+    let refs = unsafe { &this.as_ref().refs };
+    let mut n = refs.load(Ordering::Relaxed);
+    loop {
+        if n == 0 {
+            return false;
+        }
+        if n > isize::MAX as usize {
+            crate::sync::abort();
+        }
+        // Acquire, as in `Weak::upgrade`: we will read the child's state.
+        match refs.compare_exchange_weak(n, n + 1, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(actual) => n = actual,
+        }
+    }
+}
+
+/// Drops one reference; the last one destroys the state.
+///
+/// # Safety
+/// The caller owns one counted reference to `this` and gives it up.
+unsafe fn release(this: NonNull<State>) {
+    // SAFETY: we own a reference, so the state is live.
+    let refs = unsafe { &this.as_ref().refs };
+    // Release/Acquire as in `Arc::drop`: every use of the state through other
+    // references happens-before its destruction.
+    if refs.fetch_sub(1, Ordering::Release) != 1 {
+        return;
+    }
+    fence(Ordering::Acquire);
+    // SAFETY: we dropped the last reference.
+    unsafe { destroy(this) }
+}
+
+/// Frees a state with no references left, and with it its links; a parent
+/// whose last reference was such a link is freed in the same loop (never by
+/// recursion, so dropping a chain of any depth needs constant stack).
+///
+/// # Safety
+/// `first` has no references left.
+unsafe fn destroy(first: NonNull<State>) {
+    // Dead states waiting to be freed are chained through their `head`
+    // field: a state with no references has an empty list (every node in it
+    // belongs to a handle or a child link, and each holds a reference).
+    let mut todo: *mut State = first.as_ptr();
+    // SAFETY: `first` has no references; nobody else can reach it.
+    unsafe { first.as_ref().head.with_mut(|h| *h = ptr::null_mut()) };
+    while let Some(this) = NonNull::new(todo) {
+        // SAFETY: `this` is on the dead list: unreachable by anyone else.
+        unsafe {
+            let st = this.as_ref();
+            todo = st.head.with(|h| *h).cast::<State>();
+            let links = for_each_link(this, |link| {
+                let node = &(*link.as_ptr()).node;
+                let parent = (*link.as_ptr()).parent;
+                let pst = parent.as_ref();
+                let guard = pst.word.lock();
+                if node.state(Ordering::Relaxed) == LINKED {
+                    list::remove(&pst.head, link.cast::<Links>());
+                    node.set_state(DETACHED);
+                }
+                drop(guard);
+                // The link's reference to its parent.
+                if pst.refs.fetch_sub(1, Ordering::Release) == 1 {
+                    fence(Ordering::Acquire);
+                    pst.head.with_mut(|h| *h = todo.cast::<Links>());
+                    todo = parent.as_ptr();
+                }
+            });
+            let custom = st.custom.with_mut(|p| (*p).take());
+            ptr::drop_in_place(this.as_ptr());
+            alloc::alloc::dealloc(this.as_ptr().cast::<u8>(), layout(links).0);
+            // User data (the cause's destructor) runs after the free.
+            drop(custom);
+        }
+    }
+}
+
+/// Takes the lock of `this` unless it is cancelled, records `reason` and sets
+/// CANCELLED. Returns true if this call made the transition.
+///
+/// # Safety
+/// `this` is live for the call.
+unsafe fn claim(this: NonNull<State>, reason: &Reason) -> bool {
+    // SAFETY: caller's contract.
+    let st = unsafe { this.as_ref() };
+    let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
+        return false;
+    };
+    if let Reason::Custom(cause) = reason {
+        // Cloning an Arc is an atomic increment, not an allocation.
+        let cause = cause.clone();
+        // SAFETY: CANCELLED is not set and we hold the lock: no reader may
+        // look at `custom` yet and no other writer exists. The old value is
+        // `None`, so the write drops nothing.
+        st.custom
+            .with_mut(|p| unsafe { ptr::write(p, Some(cause)) });
+    }
+    guard.set_cancelled(reason.kind());
+    drop(guard);
+    true
+}
+
+/// Takes the links of a cancelled child out of its parents' lists: once
+/// cancelled it needs nothing more from them (the seeds' "linked sources
+/// must not leak" rule).
+///
+/// # Safety
+/// `this` is live.
+unsafe fn detach_links(this: NonNull<State>) {
+    // SAFETY: `this` is live, its parents are kept alive by the links' refs.
+    unsafe {
+        for_each_link(this, |link| {
+            let node = &(*link.as_ptr()).node;
+            let pst = (*link.as_ptr()).parent.as_ref();
+            let guard = pst.word.lock();
+            if node.state(Ordering::Relaxed) == LINKED {
+                list::remove(&pst.head, link.cast::<Links>());
+                node.set_state(DETACHED);
+            }
+            drop(guard);
+        });
+    }
+}
+
+/// How many wakers the canceller takes per lock hold before waking them.
+const WAKE_BATCH: usize = 32;
+
+/// Runs every observer of `root` (just claimed by this thread) and, through
+/// link nodes, of every descendant, depth first, each list in LIFO order.
+///
+/// Iterative: the path from `root` to the child being drained is a stack
+/// threaded through the popped link nodes' spare pointers, and each child on
+/// it is held by a reference taken when its link was popped.
+///
+/// # Safety
+/// `root` is live for the call and this thread claimed it.
+unsafe fn drain(root: NonNull<State>, reason: &Reason) {
+    #[cfg(feature = "std")]
+    let mut first_panic: Option<alloc::boxed::Box<dyn core::any::Any + Send>> = None;
+    #[cfg(feature = "std")]
+    let me = crate::sync::park::thread_key();
+
+    let mut cur = root;
+    let mut frames: *mut Links = ptr::null_mut();
+    // SAFETY: `root` is live (contract).
+    unsafe { detach_links(cur) };
+    loop {
+        // SAFETY: `cur` is root (live by contract) or a child we hold a
+        // reference to.
+        let st = unsafe { cur.as_ref() };
+        let guard = st.word.lock();
+        // SAFETY: we hold the lock.
+        let Some(popped) = (unsafe { list::pop_front(&st.head) }) else {
+            drop(guard);
+            let Some(frame) = NonNull::new(frames) else {
+                break;
+            };
+            // SAFETY: `frame` is a popped link of the child `cur`, which we
+            // hold; we stored its spare pointer ourselves.
+            unsafe {
+                frames = frame.as_ref().spare();
+                let parent = frame.cast::<LinkNode>().as_ref().parent;
+                let child = cur;
+                cur = parent;
+                release(child);
+            }
+            continue;
+        };
+        let node = popped.cast::<Node>();
+        // SAFETY: listed nodes are live; `kind` is immutable.
+        match unsafe { node.as_ref().kind } {
+            Kind::Callback => {
+                let cb = node.cast::<CallbackHeader>();
+                // SAFETY: popped under the lock; until we mark it DONE the
+                // owner cannot free it (it sees RUNNING and waits or orphans).
+                unsafe {
+                    node.as_ref().set_state(RUNNING);
+                    #[cfg(feature = "std")]
+                    cb.as_ref().runner.with_mut(|p| *p = me);
+                }
+                drop(guard);
+
+                #[cfg(feature = "std")]
+                {
+                    // SAFETY: RUNNING gives us the closure.
+                    let result =
+                        std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| unsafe {
+                            CallbackHeader::call(cb)
+                        }));
+                    if let Err(payload) = result {
+                        if first_panic.is_none() {
+                            first_panic = Some(payload);
+                        }
+                    }
+                }
+                #[cfg(not(feature = "std"))]
+                // SAFETY: RUNNING gives us the closure.
+                unsafe {
+                    CallbackHeader::call(cb)
+                };
+
+                let guard = st.word.lock();
+                // SAFETY: the node is RUNNING: still ours until DONE.
+                unsafe {
+                    let node = node.as_ref();
+                    if node.status.load(Ordering::Relaxed) & ORPHAN != 0 {
+                        drop(guard);
+                        CallbackHeader::dealloc(cb);
+                    } else {
+                        #[cfg(feature = "std")]
+                        let parker = cb.as_ref().parker.with_mut(|p| (*p).take());
+                        node.set_state(DONE);
+                        drop(guard);
+                        #[cfg(feature = "std")]
+                        if let Some(thread) = parker {
+                            thread.unpark();
+                        }
+                    }
+                }
+            }
+            Kind::Waiter => {
+                let mut batch: [Option<Waker>; WAKE_BATCH] = [const { None }; WAKE_BATCH];
+                let mut taken = 0;
+                let mut next = Some(popped);
+                while let Some(p) = next {
+                    // SAFETY: popped under the lock just now.
+                    batch[taken] = unsafe { p.cast::<WaiterNode>().as_ref().take_for_wake() };
+                    taken += 1;
+                    next = None;
+                    if taken < WAKE_BATCH {
+                        // SAFETY: we hold the lock; listed nodes are live.
+                        unsafe {
+                            if let Some(front) = list::front(&st.head) {
+                                if front.cast::<Node>().as_ref().kind == Kind::Waiter {
+                                    next = list::pop_front(&st.head);
+                                }
+                            }
+                        }
+                    }
+                }
+                drop(guard);
+                for waker in batch.iter_mut().take(taken) {
+                    if let Some(waker) = waker.take() {
+                        waker.wake();
+                    }
+                }
+            }
+            Kind::Thread => {
+                #[cfg(feature = "std")]
+                {
+                    // SAFETY: popped under the lock; the handle is moved out
+                    // before DONE, after which the waiting thread may return.
+                    let thread = unsafe {
+                        let thread = node
+                            .cast::<crate::node::ThreadNode>()
+                            .as_ref()
+                            .take_thread();
+                        node.as_ref().set_state(DONE);
+                        thread
+                    };
+                    drop(guard);
+                    if let Some(thread) = thread {
+                        thread.unpark();
+                    }
+                }
+                #[cfg(not(feature = "std"))]
+                unreachable!("thread nodes exist only with std");
+            }
+            Kind::Link => {
+                let link = node.cast::<LinkNode>();
+                // SAFETY: the link is live while listed, and its child cannot
+                // be freed while we hold this lock (it must unlink first).
+                let child = unsafe { state_of_link(link) };
+                // SAFETY: as above: the child is allocated while we hold the
+                // lock of the list its link is in.
+                let alive = unsafe { try_acquire(child) };
+                // SAFETY: under the lock.
+                unsafe { node.as_ref().set_state(DONE) };
+                drop(guard);
+                if !alive {
+                    // The child is being destroyed: nothing left to cancel.
+                    continue;
+                }
+                // SAFETY: we hold a reference to `child`.
+                if unsafe { claim(child, reason) } {
+                    // SAFETY: the popped link is DONE and its child is held:
+                    // nobody else touches its spare pointer.
+                    unsafe {
+                        popped.as_ref().set_spare(frames);
+                        detach_links(child);
+                    }
+                    frames = popped.as_ptr();
+                    cur = child;
+                } else {
+                    // Already cancelled (by itself or another parent).
+                    // SAFETY: the reference taken above.
+                    unsafe { release(child) };
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// A counted reference to a state; `Clone` and `Drop` adjust the count.
+/// The reference to [`NONE`] is not counted.
+pub(crate) struct StateRef {
+    ptr: NonNull<State>,
+}
+
+// SAFETY: a StateRef is a counted pointer to a Send + Sync State.
+unsafe impl Send for StateRef {}
+// SAFETY: as above.
+unsafe impl Sync for StateRef {}
+
+impl StateRef {
+    /// The never-cancelled state shared by every `CancellationToken::none()`.
+    #[cfg(not(loom))]
+    pub(crate) const fn none() -> Self {
+        Self {
+            // SAFETY: the address of a static is never null.
+            ptr: unsafe { NonNull::new_unchecked(&raw const NONE as *mut State) },
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn none() -> Self {
+        Self {
+            ptr: NonNull::from(&*NONE),
+        }
+    }
+
+    #[inline]
+    fn none_ptr() -> *const State {
+        #[cfg(not(loom))]
+        return &raw const NONE;
+        #[cfg(loom)]
+        return &*NONE as *const State;
+    }
+
+    /// A new source's state: one reference, one source handle.
+    pub(crate) fn new_source() -> Self {
+        Self {
+            ptr: alloc_state(0, SOURCE_ONE),
+        }
+    }
+
+    /// A new source's state, cancelled from birth with `reason`.
+    pub(crate) fn new_cancelled(reason: &Reason) -> Self {
+        let this = Self::new_source();
+        // SAFETY: the state is ours alone; claim cannot fail on a new state.
+        let claimed = unsafe { claim(this.ptr, reason) };
+        debug_assert!(claimed);
+        this
+    }
+
+    /// A new child linked to each of `parents` (none of them `none()`, no
+    /// duplicates): one allocation holding the state and one link per parent.
+    /// If a parent is already cancelled the child is born cancelled with that
+    /// parent's reason and linked to nothing.
+    pub(crate) fn new_linked(parents: &[&StateRef]) -> Self {
+        for parent in parents {
+            if let Some(reason) = parent.raw_reason() {
+                return Self::new_cancelled(&reason);
+            }
+        }
+        if parents.is_empty() {
+            return Self::new_source();
+        }
+        let n = parents.len();
+        let this = alloc_state(n, SOURCE_ONE | HAS_LINKS);
+        for (i, parent) in parents.iter().enumerate() {
+            debug_assert!(!parent.is_none());
+            // The link's own reference to its parent, released by `destroy`.
+            core::mem::forget(StateRef::clone(parent));
+            let mut node = Node::new(Kind::Link);
+            node.index = u32::try_from(i).expect("cancel-core: too many parents");
+            node.last = i + 1 == n;
+            // SAFETY: slot `i` is inside the allocation and uninitialised.
+            unsafe {
+                link_at(this, i).as_ptr().write(LinkNode {
+                    node,
+                    parent: parent.ptr,
+                });
+            }
+        }
+        let child = Self { ptr: this };
+        for i in 0..n {
+            // SAFETY: initialised above; parents are live (links hold refs).
+            unsafe {
+                let link = link_at(this, i);
+                let pst = (*link.as_ptr()).parent.as_ref();
+                match pst.word.lock_unless(|w| w & CANCELLED != 0) {
+                    Ok(guard) => {
+                        list::push_front(&pst.head, link.cast::<Links>());
+                        (*link.as_ptr()).node.set_state(LINKED);
+                        drop(guard);
+                    }
+                    Err(w) => {
+                        // The parent was cancelled after our check: so is the
+                        // child, unless a parent's canceller got there first.
+                        let reason = reason_of(pst, w);
+                        if claim(this, &reason) {
+                            drain(this, &reason);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        child
+    }
+
+    #[inline(always)]
+    fn st(&self) -> &State {
+        // SAFETY: a StateRef holds a counted reference (or points to NONE).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn is_none(&self) -> bool {
+        ptr::eq(self.ptr.as_ptr(), Self::none_ptr())
+    }
+
+    /// Identity, for `Eq` and `Hash`.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// The poll: one Acquire load.
+    #[inline(always)]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.st().word.load() & CANCELLED != 0
+    }
+
+    fn raw_reason(&self) -> Option<Reason> {
+        let w = self.st().word.load();
+        if w & CANCELLED == 0 {
+            return None;
+        }
+        // SAFETY: loaded with Acquire and CANCELLED is set.
+        Some(unsafe { reason_of(self.st(), w) })
+    }
+
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        Some(match self.raw_reason()? {
+            Reason::Requested => CancelReason::Requested,
+            Reason::TimedOut => CancelReason::TimedOut,
+            Reason::Custom(cause) => CancelReason::Custom(cause.0.clone()),
+        })
+    }
+
+    /// Whether anything can still cancel this state: it is cancelled, a
+    /// source handle is alive, or a linked parent can be cancelled.
+    pub(crate) fn can_be_cancelled(&self) -> bool {
+        /// Deeper than this through several-parent links, answer "yes": a
+        /// conservative answer, and no unbounded recursion.
+        const MAX_FORKS: u32 = 64;
+        fn walk(mut this: NonNull<State>, forks: u32) -> bool {
+            loop {
+                // SAFETY: `this` is the caller's state or an ancestor kept
+                // alive by a link of a live descendant.
+                let st = unsafe { this.as_ref() };
+                let w = st.word.load();
+                if w & CANCELLED != 0 || w >> SOURCE_SHIFT != 0 {
+                    return true;
+                }
+                if w & HAS_LINKS == 0 {
+                    return false;
+                }
+                let mut next: Option<NonNull<State>> = None;
+                let mut found = false;
+                // SAFETY: `this` is live; links and `parent` are immutable.
+                unsafe {
+                    for_each_link(this, |link| {
+                        if found || (*link.as_ptr()).node.state(Ordering::Acquire) != LINKED {
+                            return;
+                        }
+                        let parent = (*link.as_ptr()).parent;
+                        if let Some(other) = next.replace(parent) {
+                            found = forks >= MAX_FORKS || walk(other, forks + 1);
+                        }
+                    });
+                }
+                if found {
+                    return true;
+                }
+                match next {
+                    Some(parent) => this = parent,
+                    None => return false,
+                }
+            }
+        }
+        walk(self.ptr, 0)
+    }
+
+    pub(crate) fn add_source(&self) {
+        self.st().word.add_source();
+    }
+
+    pub(crate) fn remove_source(&self) {
+        self.st().word.remove_source();
+    }
+
+    /// Cancels with `reason`; true for the one call that made the transition.
+    /// Returns after every observer of the state and of its linked
+    /// descendants has been run, woken or cancelled.
+    pub(crate) fn cancel(&self, reason: Reason) -> bool {
+        if self.is_none() {
+            return false;
+        }
+        // SAFETY: we hold a reference to the state.
+        unsafe {
+            if !claim(self.ptr, &reason) {
+                return false;
+            }
+            drain(self.ptr, &reason);
+        }
+        true
+    }
+
+    /// Registers `f`; see `CancellationToken::register`.
+    pub(crate) fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> RawRegistration {
+        if self.is_cancelled() {
+            f();
+            return RawRegistration::inert();
+        }
+        if !self.can_be_cancelled() {
+            drop(f);
+            return RawRegistration::inert();
+        }
+        let node = CallbackHeader::alloc(f);
+        let handle = self.clone();
+        let st = self.st();
+        let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
+            // Cancelled since the check: run inline, like any late register.
+            // SAFETY: the node was never published; the closure is ours.
+            unsafe {
+                CallbackHeader::call(node);
+                CallbackHeader::dealloc(node);
+            }
+            return RawRegistration::inert();
+        };
+        // SAFETY: we hold the lock; the node is new and unlisted.
+        unsafe {
+            list::push_front(&st.head, node.cast::<Links>());
+            node.as_ref().node.set_state(LINKED);
+        }
+        drop(guard);
+        RawRegistration {
+            state: handle,
+            node: Some(node),
+        }
+    }
+
+    /// First poll of a waiter: stores `waker` and links the node, unless the
+    /// state is cancelled (returns `Attach::Cancelled`) or can never be
+    /// (returns `Attach::Never`: nothing is stored).
+    ///
+    /// # Safety
+    /// `node` is IDLE, owned by the caller, and stays at its address until
+    /// `detach_waiter` is called with it (pinned inside the future).
+    pub(crate) unsafe fn attach_waiter(&self, node: NonNull<WaiterNode>, waker: &Waker) -> Attach {
+        if self.is_cancelled() {
+            return Attach::Cancelled;
+        }
+        if !self.can_be_cancelled() {
+            return Attach::Never;
+        }
+        // Clone outside the lock: a waker clone is user code.
+        let waker = waker.clone();
+        let st = self.st();
+        let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
+            return Attach::Cancelled;
+        };
+        // SAFETY: the node is IDLE and ours; we hold the lock.
+        let old = unsafe {
+            let old = node.as_ref().set_waker(waker);
+            list::push_front(&st.head, node.cast::<Links>());
+            node.as_ref().node.set_state(LINKED);
+            old
+        };
+        drop(guard);
+        drop(old);
+        Attach::Attached
+    }
+
+    /// Takes a waiter out of the list if it is still there. After this the
+    /// canceller will not touch the node again.
+    ///
+    /// # Safety
+    /// `node` was attached to this state with `attach_waiter`.
+    pub(crate) unsafe fn detach_waiter(&self, node: NonNull<WaiterNode>) {
+        let st = self.st();
+        let guard = st.word.lock();
+        // SAFETY: we hold the lock; the node is ours and live.
+        let waker = unsafe {
+            let n = &node.as_ref().node;
+            if n.state(Ordering::Relaxed) == LINKED {
+                list::remove(&st.head, node.cast::<Links>());
+                n.set_state(DETACHED);
+            }
+            node.as_ref().take_waker()
+        };
+        drop(guard);
+        drop(waker);
+    }
+
+    /// Blocks the calling thread until the state is cancelled or `deadline`
+    /// passes; true if cancelled. The node lives on this stack frame.
+    #[cfg(feature = "std")]
+    pub(crate) fn wait(&self, deadline: Option<std::time::Instant>) -> bool {
+        use crate::node::ThreadNode;
+        if self.is_cancelled() {
+            return true;
+        }
+        let node = ThreadNode::new();
+        let ptr = NonNull::from(&node);
+        let st = self.st();
+        if !self.can_be_cancelled() {
+            // Nothing can cancel it: sleep out the deadline, or forever.
+            loop {
+                match deadline {
+                    None => crate::sync::park::park(),
+                    Some(deadline) => {
+                        let now = std::time::Instant::now();
+                        if now >= deadline {
+                            return self.is_cancelled();
+                        }
+                        crate::sync::park::park_timeout(deadline - now);
+                    }
+                }
+            }
+        }
+        let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
+            return true;
+        };
+        // SAFETY: the node is new, on our stack, and outlives its listing:
+        // we return only after it is DONE or we unlinked it.
+        unsafe {
+            list::push_front(&st.head, ptr.cast::<Links>());
+            node.node.set_state(LINKED);
+        }
+        drop(guard);
+        loop {
+            // Acquire pairs with the canceller's Release store of DONE.
+            if node.node.state(Ordering::Acquire) == DONE {
+                return true;
+            }
+            match deadline {
+                None => crate::sync::park::park(),
+                Some(deadline) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    crate::sync::park::park_timeout(deadline - now);
+                }
+            }
+        }
+        let guard = st.word.lock();
+        let linked = node.node.state(Ordering::Relaxed) == LINKED;
+        if linked {
+            // SAFETY: we hold the lock and the node is listed here.
+            unsafe { list::remove(&st.head, ptr.cast::<Links>()) };
+            node.node.set_state(DETACHED);
+        }
+        drop(guard);
+        // Not linked means the canceller popped it (it is DONE).
+        !linked
+    }
+}
+
+/// What `attach_waiter` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attach {
+    Attached,
+    Cancelled,
+    Never,
+}
+
+impl Clone for StateRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        if !self.is_none() {
+            // Relaxed, as in `Arc::clone`: we already hold a reference.
+            let old = self.st().refs.fetch_add(1, Ordering::Relaxed);
+            if old > isize::MAX as usize {
+                crate::sync::abort();
+            }
+        }
+        Self { ptr: self.ptr }
+    }
+}
+
+impl Drop for StateRef {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.is_none() {
+            // SAFETY: we own a counted reference and give it up.
+            unsafe { release(self.ptr) }
+        }
+    }
+}
+
+/// A callback node's owner: the core of `Registration`.
+pub(crate) struct RawRegistration {
+    state: StateRef,
+    node: Option<NonNull<CallbackHeader>>,
+}
+
+// SAFETY: the node is reached only under the state's lock or after the
+// canceller is done with it; the closure is `Send`.
+unsafe impl Send for RawRegistration {}
+// SAFETY: `&RawRegistration` exposes nothing that touches the node.
+unsafe impl Sync for RawRegistration {}
+
+impl RawRegistration {
+    pub(crate) fn inert() -> Self {
+        Self {
+            state: StateRef::none(),
+            node: None,
+        }
+    }
+
+    /// Removes the callback if it has not started; never waits.
+    pub(crate) fn unregister(mut self) -> bool {
+        self.detach(false)
+    }
+
+    /// True while the callback is registered and has not started.
+    pub(crate) fn is_pending(&self) -> bool {
+        match self.node {
+            // SAFETY: our node is live until we free it.
+            Some(node) => unsafe { node.as_ref().node.state(Ordering::Acquire) == LINKED },
+            None => false,
+        }
+    }
+
+    fn detach(&mut self, wait: bool) -> bool {
+        let Some(cb) = self.node.take() else {
+            return false;
+        };
+        let st = self.state.st();
+        let guard = st.word.lock();
+        // SAFETY: our node stays allocated until we free it or orphan it;
+        // status changes happen under the lock we hold.
+        unsafe {
+            let node = &cb.as_ref().node;
+            match node.state(Ordering::Relaxed) {
+                LINKED => {
+                    list::remove(&st.head, cb.cast::<Links>());
+                    node.set_state(DETACHED);
+                    drop(guard);
+                    CallbackHeader::drop_closure(cb);
+                    CallbackHeader::dealloc(cb);
+                    true
+                }
+                RUNNING => {
+                    #[cfg(feature = "std")]
+                    let must_wait =
+                        wait && cb.as_ref().runner.with(|p| *p) != crate::sync::park::thread_key();
+                    #[cfg(not(feature = "std"))]
+                    let must_wait = {
+                        let _ = wait;
+                        false
+                    };
+                    if !must_wait {
+                        // Inside its own callback, or from any callback on
+                        // the cancelling thread (waiting would deadlock), or
+                        // `unregister`: the canceller frees the node.
+                        node.status.fetch_or(ORPHAN, Ordering::Relaxed);
+                        drop(guard);
+                        return false;
+                    }
+                    drop(guard);
+                    #[cfg(feature = "std")]
+                    Self::wait_done(st, cb);
+                    false
+                }
+                state => {
+                    debug_assert!(state == DONE, "unexpected node state {state}");
+                    drop(guard);
+                    CallbackHeader::dealloc(cb);
+                    false
+                }
+            }
+        }
+    }
+
+    /// Waits until the canceller marks the running callback DONE, spinning
+    /// briefly and then parking, and frees the node.
+    #[cfg(feature = "std")]
+    fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
+        use crate::sync::{Backoff, park};
+        // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
+        // parker slot is guarded by the state's lock, like its status.
+        unsafe {
+            let node = &cb.as_ref().node;
+            let backoff = Backoff::new();
+            while !backoff.is_completed() {
+                if node.state(Ordering::Acquire) == DONE {
+                    CallbackHeader::dealloc(cb);
+                    return;
+                }
+                backoff.snooze();
+            }
+            // Get the handle outside the lock: it may allocate.
+            let me = park::current();
+            let guard = st.word.lock();
+            if node.state(Ordering::Relaxed) == DONE {
+                drop(guard);
+                drop(me);
+                CallbackHeader::dealloc(cb);
+                return;
+            }
+            let old = cb.as_ref().parker.with_mut(|p| (*p).replace(me));
+            drop(guard);
+            drop(old);
+            // Acquire pairs with the canceller's Release store of DONE; park
+            // may return spuriously, hence the loop.
+            while node.state(Ordering::Acquire) != DONE {
+                park::park();
+            }
+            CallbackHeader::dealloc(cb);
+        }
+    }
+}
+
+impl Drop for RawRegistration {
+    fn drop(&mut self) {
+        self.detach(true);
+    }
+}

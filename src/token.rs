@@ -1,0 +1,155 @@
+//! `CancellationToken`: the observing side. Cheap to clone, one pointer wide.
+
+use core::fmt;
+use core::hash::{Hash, Hasher};
+
+use crate::reason::{CancelReason, Cancelled};
+use crate::registration::Registration;
+use crate::state::StateRef;
+
+/// Observes a [`CancellationSource`](crate::CancellationSource): poll it,
+/// register callbacks on it, await it or block on it. A token cannot cancel
+/// anything; hand tokens, not sources, to the code you want to be able to stop.
+///
+/// Clones share one state; tokens compare and hash by that state's identity.
+///
+/// ```
+/// use cancel_core::{CancellationSource, CancellationToken};
+///
+/// let source = CancellationSource::new();
+/// let token = source.token();
+/// assert_eq!(token, token.clone());
+/// assert!(!token.is_cancelled());
+/// source.cancel();
+/// assert!(token.is_cancelled());
+/// assert!(!CancellationToken::none().can_be_cancelled());
+/// ```
+#[derive(Clone)]
+pub struct CancellationToken {
+    state: StateRef,
+}
+
+impl CancellationToken {
+    /// A token that is never cancelled, for APIs that take a token when the
+    /// caller has none. Allocates nothing; usable in `const` and `static`.
+    #[cfg(not(loom))]
+    pub const fn none() -> Self {
+        Self {
+            state: StateRef::none(),
+        }
+    }
+
+    /// A token that is never cancelled (loom build: not `const`).
+    #[cfg(loom)]
+    pub fn none() -> Self {
+        Self {
+            state: StateRef::none(),
+        }
+    }
+
+    pub(crate) fn from_state(state: StateRef) -> Self {
+        Self { state }
+    }
+
+    pub(crate) fn state(&self) -> &StateRef {
+        &self.state
+    }
+
+    /// Whether the source has been cancelled. One `Acquire` load, wait-free:
+    /// cheap enough to call in a tight loop. When it returns `true`, everything
+    /// the cancelling thread wrote before `cancel()` is visible to the caller.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.state.is_cancelled()
+    }
+
+    /// Whether this token is, or may still become, cancelled: `false` for
+    /// [`none()`](Self::none) and for a token whose every source handle was
+    /// dropped without cancelling (and which no cancellable parent links to).
+    /// Lets code skip setting up cancellation work that could never fire.
+    pub fn can_be_cancelled(&self) -> bool {
+        self.state.can_be_cancelled()
+    }
+
+    /// `Err(Cancelled)` once cancelled, for `?` at the points where an
+    /// operation may stop (the `ThrowIfCancellationRequested` of .NET).
+    #[inline]
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(self.cancelled_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Why the source was cancelled; `None` while it is not. Never `None`
+    /// once [`is_cancelled`](Self::is_cancelled) has returned `true`.
+    pub fn reason(&self) -> Option<CancelReason> {
+        self.state.reason()
+    }
+
+    #[cold]
+    pub(crate) fn cancelled_error(&self) -> Cancelled {
+        Cancelled::new(self.reason().unwrap_or(CancelReason::Requested))
+    }
+
+    /// Runs `f` once when the source is cancelled, on the thread that calls
+    /// `cancel()`, before `cancel()` returns. Callbacks run in reverse order
+    /// of registration. If the token is already cancelled, `f` runs here,
+    /// before `register` returns; if it can never be cancelled (see
+    /// [`can_be_cancelled`](Self::can_be_cancelled)), `f` is dropped unrun.
+    ///
+    /// Dropping the returned [`Registration`] removes the callback, waiting
+    /// for it to return if it is running on another thread. Keep callbacks
+    /// short and non-blocking: they run on the canceller's thread.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let hits = Arc::new(AtomicUsize::new(0));
+    /// let h = hits.clone();
+    /// let registration = source.token().register(move || {
+    ///     h.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// source.cancel();
+    /// assert_eq!(hits.load(Ordering::SeqCst), 1);
+    /// drop(registration);
+    /// ```
+    #[must_use = "dropping the Registration unregisters the callback at once"]
+    pub fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> Registration {
+        Registration::from_raw(self.state.register(f))
+    }
+}
+
+impl Default for CancellationToken {
+    /// [`CancellationToken::none()`].
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl PartialEq for CancellationToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.state.addr() == other.state.addr()
+    }
+}
+
+impl Eq for CancellationToken {}
+
+impl Hash for CancellationToken {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.state.addr().hash(state);
+    }
+}
+
+impl fmt::Debug for CancellationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancellationToken")
+            .field("is_cancelled", &self.is_cancelled())
+            .field("can_be_cancelled", &self.can_be_cancelled())
+            .finish()
+    }
+}

@@ -1,0 +1,50 @@
+//! Blocking waits: the calling thread parks on a node in the token's list.
+
+use std::time::{Duration, Instant};
+
+use crate::token::CancellationToken;
+
+impl CancellationToken {
+    /// Blocks the calling thread until the token is cancelled.
+    ///
+    /// Allocates nothing: the thread's node lives on its own stack. Spurious
+    /// wake-ups are absorbed. A token that can never be cancelled
+    /// ([`can_be_cancelled`](Self::can_be_cancelled) is `false`) blocks
+    /// forever: use [`wait_timeout`](Self::wait_timeout) where that can happen.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// let waiter = std::thread::spawn(move || token.wait());
+    /// source.cancel();
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn wait(&self) {
+        self.state().wait(None);
+    }
+
+    /// Blocks until the token is cancelled or `timeout` has passed; `true`
+    /// if cancelled. A timeout too large to add to `Instant::now()` waits
+    /// without a limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// assert!(!source.token().wait_timeout(Duration::from_millis(1)));
+    /// source.cancel();
+    /// assert!(source.token().wait_timeout(Duration::from_secs(3600)));
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.state().wait(Instant::now().checked_add(timeout))
+    }
+
+    /// Blocks until the token is cancelled or `deadline` is reached; `true`
+    /// if cancelled. A deadline in the past only checks.
+    pub fn wait_deadline(&self, deadline: Instant) -> bool {
+        self.state().wait(Some(deadline))
+    }
+}

@@ -1,0 +1,133 @@
+//! The state word: one `AtomicUsize` per source holding the cancelled flag,
+//! the list lock, the reason's kind and the count of live source handles.
+//!
+//! ```text
+//!  bit 0      CANCELLED   set once, never cleared
+//!  bit 1      LOCKED      the bit lock guarding the source's node list
+//!  bit 2      HAS_LINKS   the state is a linked child (constant after creation)
+//!  bits 3-4   REASON      kind of the reason, written with CANCELLED
+//!  bits 5..   SOURCES     number of live `CancellationSource` handles
+//! ```
+//!
+//! This module knows nothing of lists or nodes: it offers loads, the source
+//! count and a bit lock that can give up (for "lock unless cancelled").
+
+use crate::sync::{AtomicUsize, Backoff, Ordering};
+
+pub(crate) const CANCELLED: usize = 1 << 0;
+pub(crate) const LOCKED: usize = 1 << 1;
+pub(crate) const HAS_LINKS: usize = 1 << 2;
+pub(crate) const REASON_SHIFT: u32 = 3;
+pub(crate) const REASON_MASK: usize = 0b11 << REASON_SHIFT;
+pub(crate) const SOURCE_SHIFT: u32 = 5;
+pub(crate) const SOURCE_ONE: usize = 1 << SOURCE_SHIFT;
+
+/// Reason kinds as stored in the REASON bits.
+pub(crate) const REASON_REQUESTED: usize = 1;
+pub(crate) const REASON_TIMED_OUT: usize = 2;
+pub(crate) const REASON_CUSTOM: usize = 3;
+
+#[derive(Debug)]
+pub(crate) struct Word(AtomicUsize);
+
+impl Word {
+    #[cfg(not(loom))]
+    pub(crate) const fn new(bits: usize) -> Self {
+        Self(AtomicUsize::new(bits))
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new(bits: usize) -> Self {
+        Self(AtomicUsize::new(bits))
+    }
+
+    /// The poll: one load. `Acquire` pairs with the `Release` that set
+    /// CANCELLED, so whatever the canceller wrote before is visible.
+    #[inline(always)]
+    pub(crate) fn load(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Adds a source handle. The caller already holds one (or is creating the
+    /// first), so the count cannot be observed passing through zero: `Relaxed`.
+    pub(crate) fn add_source(&self) {
+        let old = self.0.fetch_add(SOURCE_ONE, Ordering::Relaxed);
+        if old >> SOURCE_SHIFT >= (usize::MAX >> SOURCE_SHIFT) - 1 {
+            crate::sync::abort();
+        }
+    }
+
+    /// Removes a source handle and returns the word as it was before.
+    pub(crate) fn remove_source(&self) -> usize {
+        self.0.fetch_sub(SOURCE_ONE, Ordering::Release)
+    }
+
+    /// Takes the bit lock unless `give_up` says otherwise for the word's current
+    /// value, in which case that value is returned (read with `Acquire`).
+    ///
+    /// Spins with backoff while another thread holds the lock; critical
+    /// sections are O(1), so the spin is bounded unless the holder is preempted.
+    #[inline]
+    pub(crate) fn lock_unless(
+        &self,
+        give_up: impl Fn(usize) -> bool,
+    ) -> Result<WordGuard<'_>, usize> {
+        let backoff = Backoff::new();
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if give_up(cur) {
+                return Err(cur);
+            }
+            if cur & LOCKED != 0 {
+                backoff.snooze();
+                cur = self.0.load(Ordering::Acquire);
+                continue;
+            }
+            // Acquire: everything the previous holder did under the lock
+            // (released by its unlock) is visible to us.
+            match self.0.compare_exchange_weak(
+                cur,
+                cur | LOCKED,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(WordGuard { word: self }),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Takes the bit lock unconditionally.
+    #[inline]
+    pub(crate) fn lock(&self) -> WordGuard<'_> {
+        match self.lock_unless(|_| false) {
+            Ok(guard) => guard,
+            Err(_) => unreachable!("lock_unless(false) never gives up"),
+        }
+    }
+}
+
+/// Proof that the bit lock is held; unlocks on drop.
+#[derive(Debug)]
+pub(crate) struct WordGuard<'a> {
+    word: &'a Word,
+}
+
+impl WordGuard<'_> {
+    /// Sets CANCELLED and the reason kind. `Release`: everything before this
+    /// (the caller's writes before `cancel()`, the custom reason stored under
+    /// the lock) happens-before any `Acquire` load that sees CANCELLED.
+    pub(crate) fn set_cancelled(&self, reason_kind: usize) {
+        self.word
+            .0
+            .fetch_or(CANCELLED | (reason_kind << REASON_SHIFT), Ordering::Release);
+    }
+}
+
+impl Drop for WordGuard<'_> {
+    fn drop(&mut self) {
+        // Release: the next locker sees our list updates. `fetch_and`, not a
+        // store, because the source count may change while we hold the lock.
+        self.word.0.fetch_and(!LOCKED, Ordering::Release);
+    }
+}

@@ -1,0 +1,224 @@
+//! Allocation budgets, counted per thread by a wrapping global allocator
+//! (per thread, so the test harness's own allocations never leak in).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use cancel_core::{CancellationSource, CancellationToken};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    static BYTES: Cell<usize> = const { Cell::new(0) };
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to `System`; the counters are plain thread-locals with
+// const initialisers (no allocation, no destructor).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        let _ = BYTES.try_with(|c| c.set(c.get() + layout.size()));
+        let _ = LIVE.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE.try_with(|c| c.set(c.get() - 1));
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// (allocations, bytes, net live allocations) made by this thread in `f`.
+fn measure<R>(f: impl FnOnce() -> R) -> (usize, usize, isize, R) {
+    let (a0, b0, l0) = (ALLOCS.get(), BYTES.get(), LIVE.get());
+    let r = f();
+    (ALLOCS.get() - a0, BYTES.get() - b0, LIVE.get() - l0, r)
+}
+
+fn allocs<R>(f: impl FnOnce() -> R) -> usize {
+    measure(f).0
+}
+
+#[test]
+fn token_operations_allocate_nothing() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    assert_eq!(allocs(CancellationToken::none), 0);
+    assert_eq!(allocs(|| drop(token.clone())), 0);
+    assert_eq!(allocs(|| drop(source.token())), 0);
+    assert_eq!(allocs(|| token.is_cancelled()), 0);
+    assert_eq!(allocs(|| token.check().is_ok()), 0);
+    assert_eq!(allocs(|| CancellationToken::none().check().is_ok()), 0);
+}
+
+#[test]
+fn new_source_is_one_allocation_and_register_is_one() {
+    let (n, bytes, _, source) = measure(CancellationSource::new);
+    assert_eq!(n, 1);
+    println!("bytes per source: {bytes}");
+    let token = source.token();
+    let big = [7u8; 64];
+    let (n, _, _, reg) = measure(|| {
+        token.register(move || {
+            std::hint::black_box(big);
+        })
+    });
+    assert_eq!(n, 1, "node and closure together");
+    drop(reg);
+}
+
+#[test]
+fn cancel_allocates_nothing_whatever_the_number_of_callbacks() {
+    for count in [1usize, 10, 1_000] {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let regs: Vec<_> = (0..count)
+            .map(|i| {
+                token.register(move || {
+                    std::hint::black_box(i);
+                })
+            })
+            .collect();
+        assert_eq!(allocs(|| source.cancel()), 0, "{count} callbacks");
+        drop(regs);
+    }
+}
+
+#[test]
+fn child_with_one_parent_is_one_allocation_of_at_most_64_bytes() {
+    let parent = CancellationSource::new();
+    let token = parent.token();
+    let (n, bytes, _, child) = measure(|| token.child());
+    assert_eq!(n, 1);
+    assert!(bytes <= 64, "bytes per child: {bytes}");
+    println!("bytes per child: {bytes}");
+    drop(child);
+    let (n, _, _, child) = measure(|| CancellationSource::linked([&token]));
+    assert_eq!(n, 1);
+    drop(child);
+    // Several parents: still one allocation (state + one link per parent).
+    let others: Vec<_> = (0..5).map(|_| CancellationSource::new()).collect();
+    let tokens: Vec<_> = others.iter().map(|s| s.token()).collect();
+    let (n, _, _, child) = measure(|| CancellationSource::linked(tokens.iter()));
+    assert_eq!(n, 1);
+    drop(child);
+}
+
+#[test]
+fn a_million_children_created_and_dropped_leave_nothing_behind() {
+    let parent = CancellationSource::new();
+    let token = parent.token();
+    let n = if cfg!(miri) { 1_000 } else { 1_000_000 };
+    let (_, _, live, ()) = measure(|| {
+        for _ in 0..n {
+            let child = token.child();
+            let t = child.token();
+            drop(child);
+            drop(t);
+        }
+    });
+    assert_eq!(live, 0);
+    // The parent's list is empty: a registration is the only node and
+    // cancelling runs exactly it.
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = ran.clone();
+    let _reg = token.register(move || {
+        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    parent.cancel();
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn children_churned_from_two_threads_leave_nothing_behind() {
+    let parent = CancellationSource::new();
+    let n = if cfg!(miri) { 200 } else { 500_000 };
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let token = parent.token();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (_, _, live, ()) = measure(|| {
+                    for _ in 0..n {
+                        drop(token.child());
+                    }
+                });
+                live
+            })
+        })
+        .collect();
+    let live: isize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(live, 0);
+    assert!(parent.cancel());
+}
+
+#[test]
+fn cancelled_future_allocates_nothing() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let waker = Waker::noop();
+    let n = allocs(|| {
+        let mut fut = pin!(token.cancelled());
+        for _ in 0..10 {
+            assert!(
+                fut.as_mut()
+                    .poll(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
+        }
+    });
+    assert_eq!(n, 0);
+    let n = allocs(|| {
+        let mut fut = pin!(token.clone().cancelled_owned());
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
+    });
+    assert_eq!(n, 0);
+    let mut fut = Box::pin(token.cancelled());
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_pending()
+    );
+    let n = allocs(|| source.cancel());
+    assert_eq!(n, 0);
+    assert_eq!(
+        fut.as_mut().poll(&mut Context::from_waker(waker)),
+        Poll::Ready(())
+    );
+}
+
+#[test]
+fn blocking_wait_allocates_nothing() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let b = barrier.clone();
+    let waiter = std::thread::spawn(move || {
+        b.wait();
+        allocs(|| token.wait())
+    });
+    barrier.wait();
+    source.cancel();
+    assert_eq!(waiter.join().unwrap(), 0);
+    assert_eq!(
+        allocs(|| source
+            .token()
+            .wait_timeout(std::time::Duration::from_secs(1))),
+        0
+    );
+}

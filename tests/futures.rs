@@ -1,0 +1,357 @@
+//! Issue-4 semantics: futures, adapters, blocking waits, runtimes.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cancel_core::{
+    CancellationSource, CancellationToken, FutureExt, RunUntilCancelled, RunUntilCancelledOwned,
+    WaitForCancellation, WaitForCancellationOwned,
+};
+
+#[derive(Default)]
+struct CountWaker(AtomicUsize);
+impl Wake for CountWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+fn count_waker() -> (Arc<CountWaker>, Waker) {
+    let c = Arc::new(CountWaker::default());
+    (c.clone(), Waker::from(c))
+}
+
+fn poll_once<F: Future>(f: Pin<&mut F>, w: &Waker) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(w))
+}
+
+#[test]
+fn types_are_nameable_send_sync_and_must_use() {
+    static_assertions::assert_impl_all!(WaitForCancellation<'static>: Send, Sync, Future<Output = ()>);
+    static_assertions::assert_impl_all!(WaitForCancellationOwned: Send, Sync, Future<Output = ()>);
+    static_assertions::assert_impl_all!(RunUntilCancelled<'static, std::future::Ready<u8>>: Send, Sync);
+    static_assertions::assert_impl_all!(RunUntilCancelledOwned<std::future::Ready<u8>>: Send, Sync);
+    fn _static(t: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+        t.cancelled_owned()
+    }
+}
+
+#[test]
+fn pending_future_is_woken_exactly_once_and_unpolled_one_is_ready() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (count, waker) = count_waker();
+    let mut polled = pin!(token.cancelled());
+    let mut never_polled = pin!(token.cancelled());
+    assert!(poll_once(polled.as_mut(), &waker).is_pending());
+    assert!(poll_once(polled.as_mut(), &waker).is_pending());
+    source.cancel();
+    assert_eq!(count.0.load(SeqCst), 1);
+    assert!(poll_once(polled.as_mut(), &waker).is_ready());
+    assert!(poll_once(never_polled.as_mut(), &waker).is_ready());
+    assert_eq!(count.0.load(SeqCst), 1);
+}
+
+#[test]
+fn a_new_waker_replaces_the_old_one_and_only_it_is_woken() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (c1, w1) = count_waker();
+    let (c2, w2) = count_waker();
+    let mut fut = pin!(token.cancelled());
+    assert!(poll_once(fut.as_mut(), &w1).is_pending());
+    for _ in 0..100 {
+        assert!(poll_once(fut.as_mut(), &w2).is_pending());
+    }
+    // Strong count tells the slot holds one clone of w2 and none of w1.
+    assert_eq!(Arc::strong_count(&c1), 2, "old waker dropped");
+    assert_eq!(
+        Arc::strong_count(&c2),
+        3,
+        "one stored clone, never a growing list"
+    );
+    source.cancel();
+    assert_eq!(c1.0.load(SeqCst), 0);
+    assert_eq!(c2.0.load(SeqCst), 1);
+    assert_eq!(Arc::strong_count(&c2), 2, "the woken waker was consumed");
+}
+
+#[test]
+fn dropping_pending_futures_empties_the_list() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (_c, waker) = count_waker();
+    for _ in 0..if cfg!(miri) { 1_000 } else { 1_000_000 } {
+        let mut fut = pin!(token.cancelled());
+        assert!(poll_once(fut.as_mut(), &waker).is_pending());
+    }
+    // The list is empty again: a single callback is the only thing cancel runs
+    // (a leftover node would be a dangling pointer, which Miri would catch).
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let _reg = token.register(move || {
+        r.fetch_add(1, SeqCst);
+    });
+    source.cancel();
+    assert_eq!(ran.load(SeqCst), 1);
+}
+
+#[test]
+fn none_token_future_stays_pending_without_storing_a_waker() {
+    let token = CancellationToken::none();
+    let (c, waker) = count_waker();
+    let mut fut = pin!(token.cancelled());
+    assert!(poll_once(fut.as_mut(), &waker).is_pending());
+    assert_eq!(Arc::strong_count(&c), 2, "no waker stored");
+}
+
+struct ReentrantWaker {
+    token: CancellationToken,
+    woke: AtomicUsize,
+}
+impl Wake for ReentrantWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Re-enter the token from inside wake(): no lock may be held here.
+        assert!(self.token.is_cancelled());
+        let child = self.token.child();
+        assert!(child.is_cancelled());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let _reg = self.token.register(move || {
+            r.fetch_add(1, SeqCst);
+        });
+        assert_eq!(ran.load(SeqCst), 1);
+        self.woke.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn a_waker_may_reenter_the_token() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let rw = Arc::new(ReentrantWaker {
+        token: token.clone(),
+        woke: AtomicUsize::new(0),
+    });
+    let waker = Waker::from(rw.clone());
+    let mut fut = pin!(token.cancelled());
+    assert!(poll_once(fut.as_mut(), &waker).is_pending());
+    let child = token.child();
+    let mut child_fut = pin!(child.token().cancelled_owned());
+    assert!(poll_once(child_fut.as_mut(), &waker).is_pending());
+    source.cancel();
+    assert_eq!(rw.woke.load(SeqCst), 2);
+}
+
+#[test]
+fn run_until_cancelled_already_cancelled_never_polls_the_inner_future() {
+    let source = CancellationSource::new();
+    source.cancel();
+    let polled = Arc::new(AtomicUsize::new(0));
+    let p = polled.clone();
+    let inner = std::future::poll_fn(move |_| {
+        p.fetch_add(1, SeqCst);
+        Poll::Ready(5)
+    });
+    let (_c, waker) = count_waker();
+    let token = source.token();
+    let mut fut = pin!(token.run_until_cancelled(inner));
+    assert!(matches!(
+        poll_once(fut.as_mut(), &waker),
+        Poll::Ready(Err(_))
+    ));
+    assert_eq!(polled.load(SeqCst), 0);
+}
+
+#[test]
+fn run_until_cancelled_is_biased_to_the_inner_future_and_drops_it_when_cancelled() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (count, waker) = count_waker();
+    // Inner future pending on first poll, ready on the second: the bias
+    // gives Ok even though cancel happened in between.
+    let mut ready = false;
+    let inner = std::future::poll_fn(move |_| {
+        if ready {
+            Poll::Ready(1)
+        } else {
+            ready = true;
+            Poll::Pending
+        }
+    });
+    let racing = CancellationSource::new();
+    let racing_token = racing.token();
+    let mut fut = pin!(racing_token.run_until_cancelled(inner));
+    assert!(poll_once(fut.as_mut(), &waker).is_pending());
+    racing.cancel();
+    // Both are ready at the second poll: the inner future wins.
+    assert!(matches!(
+        poll_once(fut.as_mut(), &waker),
+        Poll::Ready(Ok(1))
+    ));
+
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let flag = Flag(dropped.clone());
+    let inner = async move {
+        let _flag = flag;
+        std::future::pending::<()>().await
+    };
+    let mut fut = pin!(inner.with_cancellation(&token));
+    assert!(poll_once(fut.as_mut(), &waker).is_pending());
+    source.cancel();
+    assert!(count.0.load(SeqCst) >= 1);
+    assert!(matches!(
+        poll_once(fut.as_mut(), &waker),
+        Poll::Ready(Err(_))
+    ));
+    assert_eq!(
+        dropped.load(SeqCst),
+        1,
+        "inner future dropped when cancellation won"
+    );
+}
+
+#[test]
+fn owned_adapters() {
+    let source = CancellationSource::new();
+    let out = futures::executor::block_on(async { 3 }.with_cancellation_owned(source.token()));
+    assert_eq!(out.unwrap(), 3);
+    let t = source.token();
+    let h = thread::spawn(move || {
+        futures::executor::block_on(t.run_until_cancelled_owned(std::future::pending::<()>()))
+    });
+    source.cancel();
+    assert!(h.join().unwrap().is_err());
+}
+
+#[test]
+fn cancel_wakes_a_hundred_thousand_waiters() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (count, waker) = count_waker();
+    let n = if cfg!(miri) { 100 } else { 100_000 };
+    let mut futs: Vec<_> = (0..n).map(|_| Box::pin(token.cancelled())).collect();
+    for f in &mut futs {
+        assert!(poll_once(f.as_mut(), &waker).is_pending());
+    }
+    source.cancel();
+    assert_eq!(count.0.load(SeqCst), n);
+    assert!(
+        futs.iter_mut()
+            .all(|f| poll_once(f.as_mut(), &waker).is_ready())
+    );
+}
+
+#[test]
+fn blocking_wait_returns_when_another_thread_cancels_and_times_out_otherwise() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    assert!(!token.wait_timeout(Duration::from_millis(5)));
+    assert!(!token.wait_deadline(Instant::now()));
+    assert!(!CancellationToken::none().wait_timeout(Duration::from_millis(1)));
+    let barrier = Arc::new(Barrier::new(2));
+    let (t, b) = (token.clone(), barrier.clone());
+    let waiter = thread::spawn(move || {
+        b.wait();
+        t.wait_timeout(Duration::from_secs(3600))
+    });
+    barrier.wait();
+    source.cancel();
+    assert!(waiter.join().unwrap());
+    token.wait();
+    assert!(
+        token.wait_timeout(Duration::MAX),
+        "a huge timeout does not panic"
+    );
+}
+
+#[test]
+fn blocking_wait_absorbs_spurious_unparks() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let t = token.clone();
+    let waiter = thread::spawn(move || {
+        t.wait();
+        t.is_cancelled()
+    });
+    for _ in 0..100 {
+        waiter.thread().unpark();
+        thread::yield_now();
+    }
+    assert!(!waiter.is_finished() || source.is_cancelled());
+    source.cancel();
+    assert!(waiter.join().unwrap());
+}
+
+#[cfg(not(miri))]
+#[test]
+fn works_on_tokio_multi_thread_with_cancel_from_a_plain_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let source = CancellationSource::new();
+    let token = source.token();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let t = token.clone();
+            rt.spawn(async move {
+                t.cancelled().await;
+                let r = t.run_until_cancelled(std::future::pending::<()>()).await;
+                r.is_err()
+            })
+        })
+        .collect();
+    let canceller = thread::spawn(move || source.cancel());
+    assert!(canceller.join().unwrap());
+    rt.block_on(async {
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+    });
+}
+
+#[cfg(not(miri))]
+#[test]
+fn works_on_smol() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let task = smol::spawn(async move {
+        token.clone().cancelled_owned().await;
+        token.is_cancelled()
+    });
+    let canceller = thread::spawn(move || source.cancel());
+    assert!(smol::block_on(task));
+    assert!(canceller.join().unwrap());
+}
+
+#[test]
+fn works_on_futures_executor_across_threads() {
+    let source = CancellationSource::new();
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let t = source.token();
+            thread::spawn(move || futures::executor::block_on(t.cancelled()))
+        })
+        .collect();
+    source.cancel();
+    for w in waiters {
+        w.join().unwrap();
+    }
+}
