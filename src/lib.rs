@@ -34,6 +34,7 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
@@ -50,6 +51,7 @@ mod state;
 mod sync;
 #[allow(unsafe_code)]
 mod waiter;
+#[allow(unsafe_code)]
 mod word;
 
 // The public faces: safe code over the core.
@@ -59,6 +61,9 @@ mod link;
 mod reason;
 mod registration;
 mod source;
+#[cfg(feature = "stream")]
+mod stream;
+mod timer;
 mod token;
 #[cfg(feature = "std")]
 mod wait;
@@ -71,4 +76,10 @@ pub use guard::DropGuard;
 pub use reason::{CancelReason, Cancelled};
 pub use registration::Registration;
 pub use source::CancellationSource;
+#[cfg(feature = "stream")]
+pub use stream::{CancellationStreamExt, TakeUntilCancelled};
+pub use timer::ManualClock;
+#[doc(hidden)]
+#[cfg(feature = "std")]
+pub use timer::default_timer_armed;
 pub use token::CancellationToken;

@@ -75,6 +75,27 @@ pub(crate) unsafe fn push_front(head: &Head, node: NonNull<Links>) {
     }
 }
 
+/// Inserts `node` right after `anchor`.
+///
+/// # Safety
+/// The caller holds the list's lock; `anchor` is in this list; `node` is
+/// valid and in no list.
+pub(crate) unsafe fn insert_after(anchor: NonNull<Links>, node: NonNull<Links>) {
+    // SAFETY: the lock gives exclusive access to the links of every listed
+    // node; `anchor` is listed and `node` is valid (caller's contract).
+    unsafe {
+        let a = anchor.as_ref();
+        let n = node.as_ref();
+        let next = a.next.with(|p| *p);
+        n.prev.with_mut(|p| *p = anchor.as_ptr());
+        n.next.with_mut(|p| *p = next);
+        if let Some(next) = NonNull::new(next) {
+            next.as_ref().prev.with_mut(|p| *p = node.as_ptr());
+        }
+        a.next.with_mut(|p| *p = node.as_ptr());
+    }
+}
+
 /// Removes and returns the front node, if any.
 ///
 /// # Safety

@@ -44,6 +44,7 @@ pub(crate) enum Kind {
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     Thread,
     Link,
+    Timer,
 }
 
 /// The header every node starts with (`repr(C)`, so a `*mut Links` popped
@@ -330,6 +331,35 @@ impl ThreadNode {
         self.thread.with_mut(|p| unsafe { (*p).take() })
     }
 }
+
+// ------------------------------------------------------------------- timers
+
+/// A source's timeout: kept at the front of the source's list (new nodes go
+/// behind it), so it is found in O(1) and popped first by `cancel()`, which
+/// disarms it. It lives in an `Arc`: the list holds one count (taken with
+/// `Arc::into_raw` when linked), the clock's queue one while armed, and a
+/// re-arming thread one for the duration of the call. It does not keep the
+/// source alive: `state` is not a counted reference. The clock's queue holds
+/// a node only while its status is LINKED (a popper removes it under the
+/// clock's lock after marking it DONE), and the state is freed only after
+/// that removal, so the clock may read `state` under its lock while armed.
+#[repr(C)]
+pub(crate) struct TimerNode {
+    pub(crate) node: Node,
+    pub(crate) clock: alloc::sync::Arc<crate::timer::ClockShared>,
+    pub(crate) state: NonNull<State>,
+    /// Position in the clock's queue, or `NOT_QUEUED`; only changed under
+    /// the clock's lock (atomic so that reads elsewhere are not races).
+    pub(crate) queue_index: crate::sync::AtomicUsize,
+}
+
+pub(crate) const NOT_QUEUED: usize = usize::MAX;
+
+// SAFETY: `state` is only dereferenced under the clock's lock while the node
+// is queued (see above); everything else is atomic or immutable.
+unsafe impl Send for TimerNode {}
+// SAFETY: as above.
+unsafe impl Sync for TimerNode {}
 
 // -------------------------------------------------------------------- links
 

@@ -46,6 +46,10 @@ impl CancellationSource {
         Self { state }
     }
 
+    pub(crate) fn state(&self) -> &StateRef {
+        &self.state
+    }
+
     /// A token observing this source. No allocation.
     pub fn token(&self) -> CancellationToken {
         CancellationToken::from_state(self.state.clone())

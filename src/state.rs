@@ -20,10 +20,12 @@ use alloc::sync::Arc;
 
 use crate::list::{self, Head, Links};
 use crate::node::{
-    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, Node, ORPHAN, RUNNING, WaiterNode,
+    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, NOT_QUEUED, Node, ORPHAN, RUNNING,
+    TimerNode, WaiterNode,
 };
 use crate::reason::{CancelReason, CustomCause, Reason};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell, fence};
+use crate::timer::{ClockShared, Queue};
 use crate::word::{
     CANCELLED, HAS_LINKS, REASON_CUSTOM, REASON_MASK, REASON_REQUESTED, REASON_SHIFT,
     REASON_TIMED_OUT, SOURCE_ONE, SOURCE_SHIFT, Word,
@@ -214,16 +216,29 @@ unsafe fn release(this: NonNull<State>) {
     unsafe { destroy(this) }
 }
 
+/// Frees states with no references left, starting with `first`.
+///
+/// # Safety
+/// `first` has no references left.
+unsafe fn destroy(first: NonNull<State>) {
+    // SAFETY: forwarded.
+    unsafe {
+        drop_timer_of_dead(first);
+        destroy_chain(first);
+    }
+}
+
 /// Frees a state with no references left, and with it its links; a parent
 /// whose last reference was such a link is freed in the same loop (never by
 /// recursion, so dropping a chain of any depth needs constant stack).
 ///
 /// # Safety
-/// `first` has no references left.
-unsafe fn destroy(first: NonNull<State>) {
+/// `first` has no references left and its timer node is gone.
+unsafe fn destroy_chain(first: NonNull<State>) {
     // Dead states waiting to be freed are chained through their `head`
-    // field: a state with no references has an empty list (every node in it
-    // belongs to a handle or a child link, and each holds a reference).
+    // field: a state with no references has an empty list once its timer is
+    // gone (every other node belongs to a handle or a child link, and each
+    // holds a reference).
     let mut todo: *mut State = first.as_ptr();
     // SAFETY: `first` has no references; nobody else can reach it.
     unsafe { first.as_ref().head.with_mut(|h| *h = ptr::null_mut()) };
@@ -245,6 +260,7 @@ unsafe fn destroy(first: NonNull<State>) {
                 // The link's reference to its parent.
                 if pst.refs.fetch_sub(1, Ordering::Release) == 1 {
                     fence(Ordering::Acquire);
+                    drop_timer_of_dead(parent);
                     pst.head.with_mut(|h| *h = todo.cast::<Links>());
                     todo = parent.as_ptr();
                 }
@@ -281,6 +297,43 @@ unsafe fn claim(this: NonNull<State>, reason: &Reason) -> bool {
     guard.set_cancelled(reason.kind());
     drop(guard);
     true
+}
+
+/// Links an observer node: at the front (so the list runs LIFO), but behind
+/// the source's timer node if it has one (which stays first, see node.rs).
+///
+/// # Safety
+/// The caller holds `st`'s lock; `node` is valid and in no list.
+unsafe fn push_observer(st: &State, node: NonNull<Links>) {
+    // SAFETY: caller's contract; listed nodes are live.
+    unsafe {
+        match list::front(&st.head) {
+            Some(front) if front.cast::<Node>().as_ref().kind == Kind::Timer => {
+                list::insert_after(front, node)
+            }
+            _ => list::push_front(&st.head, node),
+        }
+    }
+}
+
+/// Takes a dead state's timer node (the only node a state with no
+/// references can still have) out of its list, disarms and releases it.
+///
+/// # Safety
+/// `this` has no references left and its list has not been reused.
+unsafe fn drop_timer_of_dead(this: NonNull<State>) {
+    // SAFETY: nobody else can reach a dead state; a listed timer node holds
+    // one `Arc` count, taken with `into_raw` when it was linked.
+    unsafe {
+        let st = this.as_ref();
+        if let Some(front) = list::pop_front(&st.head) {
+            debug_assert!(front.cast::<Node>().as_ref().kind == Kind::Timer);
+            debug_assert!(list::front(&st.head).is_none());
+            front.cast::<Node>().as_ref().set_state(DONE);
+            let timer = Arc::from_raw(front.cast::<TimerNode>().as_ptr());
+            crate::timer::disarm(&timer);
+        }
+    }
 }
 
 /// Takes the links of a cancelled child out of its parents' lists: once
@@ -449,6 +502,17 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
                 #[cfg(not(feature = "std"))]
                 unreachable!("thread nodes exist only with std");
             }
+            Kind::Timer => {
+                // SAFETY: popped under the lock: the list's `Arc` count is
+                // now ours. DONE keeps re-armers from queueing it again.
+                let timer = unsafe {
+                    node.as_ref().set_state(DONE);
+                    Arc::from_raw(node.cast::<TimerNode>().as_ptr())
+                };
+                drop(guard);
+                crate::timer::disarm(&timer);
+                drop(timer);
+            }
             Kind::Link => {
                 let link = node.cast::<LinkNode>();
                 // SAFETY: the link is live while listed, and its child cannot
@@ -579,7 +643,7 @@ impl StateRef {
                 let pst = (*link.as_ptr()).parent.as_ref();
                 match pst.word.lock_unless(|w| w & CANCELLED != 0) {
                     Ok(guard) => {
-                        list::push_front(&pst.head, link.cast::<Links>());
+                        push_observer(pst, link.cast::<Links>());
                         (*link.as_ptr()).node.set_state(LINKED);
                         drop(guard);
                     }
@@ -730,7 +794,7 @@ impl StateRef {
         };
         // SAFETY: we hold the lock; the node is new and unlisted.
         unsafe {
-            list::push_front(&st.head, node.cast::<Links>());
+            push_observer(st, node.cast::<Links>());
             node.as_ref().node.set_state(LINKED);
         }
         drop(guard);
@@ -763,7 +827,7 @@ impl StateRef {
         // SAFETY: the node is IDLE and ours; we hold the lock.
         let old = unsafe {
             let old = node.as_ref().set_waker(waker);
-            list::push_front(&st.head, node.cast::<Links>());
+            push_observer(st, node.cast::<Links>());
             node.as_ref().node.set_state(LINKED);
             old
         };
@@ -825,7 +889,7 @@ impl StateRef {
         // SAFETY: the node is new, on our stack, and outlives its listing:
         // we return only after it is DONE or we unlinked it.
         unsafe {
-            list::push_front(&st.head, ptr.cast::<Links>());
+            push_observer(st, ptr.cast::<Links>());
             node.node.set_state(LINKED);
         }
         drop(guard);
@@ -855,6 +919,132 @@ impl StateRef {
         drop(guard);
         // Not linked means the canceller popped it (it is DONE).
         !linked
+    }
+}
+
+impl StateRef {
+    /// This source's timer node on `clock`, creating and linking one if it
+    /// has none, or replacing one on another clock. `None` if the source is
+    /// cancelled (or is `none()`). The returned `Arc` pins the node.
+    pub(crate) fn timer_on(&self, clock: &Arc<ClockShared>) -> Option<Arc<TimerNode>> {
+        if self.is_none() {
+            return None;
+        }
+        let st = self.st();
+        let mut fresh: Option<Arc<TimerNode>> = None;
+        loop {
+            let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
+                return None;
+            };
+            // SAFETY: we hold the lock; a listed timer node holds an `Arc`
+            // count, so incrementing it and making a new `Arc` is sound.
+            let existing = unsafe {
+                list::front(&st.head)
+                    .filter(|f| f.cast::<Node>().as_ref().kind == Kind::Timer)
+                    .map(|f| f.cast::<TimerNode>())
+            };
+            if let Some(old) = existing {
+                // SAFETY: listed, so live.
+                if unsafe { Arc::ptr_eq(&old.as_ref().clock, clock) } {
+                    // SAFETY: see above.
+                    let pinned = unsafe {
+                        Arc::increment_strong_count(old.as_ptr());
+                        Arc::from_raw(old.as_ptr())
+                    };
+                    drop(guard);
+                    return Some(pinned);
+                }
+            }
+            let Some(new) = fresh.take() else {
+                drop(guard);
+                // Allocate outside the lock, then look again.
+                fresh = Some(Arc::new(TimerNode {
+                    node: Node::new(Kind::Timer),
+                    clock: clock.clone(),
+                    state: self.ptr,
+                    queue_index: AtomicUsize::new(NOT_QUEUED),
+                }));
+                continue;
+            };
+            // SAFETY: we hold the lock. The list's count is taken with
+            // `into_raw` (an increment, no allocation); a replaced node's
+            // count is given back after the unlock.
+            let replaced = unsafe {
+                let replaced = existing.map(|old| {
+                    list::remove(&st.head, old.cast::<Links>());
+                    old.as_ref().node.set_state(DONE);
+                    Arc::from_raw(old.as_ptr())
+                });
+                let raw = Arc::into_raw(Arc::clone(&new));
+                list::push_front(&st.head, NonNull::from(&(*raw).node.links));
+                new.node.set_state(LINKED);
+                replaced
+            };
+            drop(guard);
+            if let Some(old) = replaced {
+                crate::timer::disarm(&old);
+            }
+            return Some(new);
+        }
+    }
+
+    /// This source's timer node, if it has one linked.
+    pub(crate) fn timer(&self) -> Option<Arc<TimerNode>> {
+        if self.is_none() {
+            return None;
+        }
+        let st = self.st();
+        let guard = st.word.lock();
+        // SAFETY: under the lock; a listed timer node holds an `Arc` count.
+        let timer = unsafe {
+            list::front(&st.head)
+                .filter(|f| f.cast::<Node>().as_ref().kind == Kind::Timer)
+                .map(|f| {
+                    Arc::increment_strong_count(f.cast::<TimerNode>().as_ptr());
+                    Arc::from_raw(f.cast::<TimerNode>().as_ptr())
+                })
+        };
+        drop(guard);
+        timer
+    }
+
+    /// The states this one is linked to (live links only): for walks up the
+    /// links, such as the earliest deadline.
+    #[cfg(feature = "std")]
+    pub(crate) fn parents(&self) -> alloc::vec::Vec<StateRef> {
+        let mut out = alloc::vec::Vec::new();
+        if self.is_none() {
+            return out;
+        }
+        // SAFETY: we hold a reference; links are immutable; a live link
+        // holds a reference to its parent, so cloning it is sound.
+        unsafe {
+            for_each_link(self.ptr, |link| {
+                if (*link.as_ptr()).node.state(Ordering::Acquire) == LINKED {
+                    let parent = core::mem::ManuallyDrop::new(StateRef {
+                        ptr: (*link.as_ptr()).parent,
+                    });
+                    out.push(StateRef::clone(&parent));
+                }
+            });
+        }
+        out
+    }
+}
+
+impl TimerNode {
+    /// The source this timer cancels, if it is still alive. `queue` must be
+    /// the node's own clock's queue (the borrow proves its lock is held);
+    /// the node must be in it, which is checked. A queued node's state is
+    /// still allocated: it is freed only after its timer left the queue.
+    pub(crate) fn upgrade(&self, queue: &Queue) -> Option<StateRef> {
+        let index = self.queue_index.load(Ordering::Relaxed);
+        if !queue.holds(index, self) {
+            return None;
+        }
+        // SAFETY: queued under the lock we hold, so the state is allocated
+        // (see above); `try_acquire` refuses a state already being destroyed.
+        unsafe { try_acquire(self.state).then_some(StateRef { ptr: self.state }) }
     }
 }
 

@@ -131,3 +131,37 @@ impl Drop for WordGuard<'_> {
         self.word.0.fetch_and(!LOCKED, Ordering::Release);
     }
 }
+
+/// A lock over data, built on the same bit lock: used by the timer queue,
+/// which needs a lock in `no_std` builds too. Critical sections are run as
+/// closures, so no guard can escape.
+pub(crate) struct SpinLock<T> {
+    word: Word,
+    data: crate::sync::UnsafeCell<T>,
+}
+
+// SAFETY: the data is reached only inside `with`, under the bit lock, which
+// gives one thread at a time exclusive access; `T: Send` lets it move between
+// the threads that take turns.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub(crate) fn new(data: T) -> Self {
+        Self {
+            word: Word::new(0),
+            data: crate::sync::UnsafeCell::new(data),
+        }
+    }
+
+    /// Runs `f` with exclusive access to the data.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let guard = self.word.lock();
+        // SAFETY: we hold the bit lock, so no other `&mut T` exists; the
+        // reference does not outlive the closure, which ends before the guard.
+        let result = self.data.with_mut(|p| f(unsafe { &mut *p }));
+        drop(guard);
+        result
+    }
+}

@@ -355,3 +355,44 @@ fn works_on_futures_executor_across_threads() {
         w.join().unwrap();
     }
 }
+
+#[cfg(feature = "stream")]
+#[test]
+fn take_until_cancelled_ends_the_stream_and_drops_nothing_yielded() {
+    use cancel_core::CancellationStreamExt;
+    use futures::StreamExt;
+
+    struct Item(u32, Arc<AtomicUsize>);
+    impl Drop for Item {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    let source = CancellationSource::new();
+    let stream = futures::stream::iter(0..).map(move |i| Item(i, d.clone()));
+    let mut stream = Box::pin(stream.take_until_cancelled(source.token()));
+    futures::executor::block_on(async {
+        let a = stream.next().await.unwrap();
+        let b = stream.next().await.unwrap();
+        assert_eq!((a.0, b.0), (0, 1));
+        assert_eq!(
+            dropped.load(SeqCst),
+            0,
+            "yielded items belong to the consumer"
+        );
+        source.cancel();
+        assert!(stream.next().await.is_none());
+        assert!(stream.next().await.is_none(), "stays ended");
+        assert_eq!(dropped.load(SeqCst), 0, "nothing pulled after cancellation");
+        drop((a, b));
+    });
+    // A pending stream is woken and ended by cancel from another thread.
+    let source = CancellationSource::new();
+    let mut pending =
+        Box::pin(futures::stream::pending::<u8>().take_until_cancelled(source.token()));
+    let h = thread::spawn(move || futures::executor::block_on(pending.next()));
+    source.cancel();
+    assert!(h.join().unwrap().is_none());
+}

@@ -1,0 +1,102 @@
+//! `take_until_cancelled`: end a `futures_core::Stream` on cancellation.
+
+use core::fmt;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+
+use crate::token::CancellationToken;
+use crate::waiter::Waiter;
+
+pin_project! {
+    /// Yields the inner stream's items until the token is cancelled, then
+    /// ends. Made by [`CancellationStreamExt::take_until_cancelled`].
+    ///
+    /// Cancellation is checked before each poll of the inner stream, so no
+    /// item is pulled after cancellation is seen; an item the inner stream
+    /// has produced is always handed on, never dropped.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct TakeUntilCancelled<S> {
+        #[pin]
+        stream: S,
+        #[pin]
+        waiter: Waiter<CancellationToken>,
+        done: bool,
+    }
+}
+
+/// Adds [`take_until_cancelled`](Self::take_until_cancelled) to every
+/// [`Stream`]. Requires the `stream` feature.
+///
+/// ```
+/// use cancel_core::{CancellationSource, CancellationStreamExt};
+/// use futures::StreamExt;
+///
+/// let source = CancellationSource::new();
+/// let mut numbers = std::pin::pin!(futures::stream::iter(0..).take_until_cancelled(source.token()));
+/// futures::executor::block_on(async {
+///     assert_eq!(numbers.next().await, Some(0));
+///     source.cancel();
+///     assert_eq!(numbers.next().await, None);
+/// });
+/// ```
+pub trait CancellationStreamExt: Stream + Sized {
+    /// Ends the stream when `token` is cancelled.
+    fn take_until_cancelled(self, token: CancellationToken) -> TakeUntilCancelled<Self> {
+        TakeUntilCancelled {
+            stream: self,
+            waiter: Waiter::new(token),
+            done: false,
+        }
+    }
+}
+
+impl<S: Stream> CancellationStreamExt for S {}
+
+impl<S: Stream> Stream for TakeUntilCancelled<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        if this.waiter.token().is_cancelled() {
+            *this.done = true;
+            return Poll::Ready(None);
+        }
+        match this.stream.poll_next(cx) {
+            Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        match this.waiter.poll_cancelled(cx) {
+            Poll::Ready(()) => {
+                *this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            (0, Some(0))
+        } else {
+            (0, self.stream.size_hint().1)
+        }
+    }
+}
+
+impl<S> fmt::Debug for TakeUntilCancelled<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TakeUntilCancelled")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
