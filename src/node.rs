@@ -261,10 +261,13 @@ impl WaiterNode {
     }
 
     fn try_busy(&self) -> bool {
-        // Acquire: see the slot as the canceller or our last swap left it.
+        // Acquire on success: see the slot as our last swap left it. Acquire
+        // on failure too: a failure means the canceller moved the node to
+        // DONE (AcqRel), after it set CANCELLED; the owner then reports Ready
+        // and must see the cancellation and everything before it.
         self.node
             .status
-            .compare_exchange(LINKED, LINKED | BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(LINKED, LINKED | BUSY, Ordering::Acquire, Ordering::Acquire)
             .is_ok()
     }
 
@@ -283,7 +286,7 @@ impl WaiterNode {
         while self
             .node
             .status
-            .compare_exchange_weak(LINKED, DONE, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange_weak(LINKED, DONE, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
             backoff.snooze();

@@ -236,9 +236,10 @@ unsafe fn destroy(first: NonNull<State>) {
 /// `first` has no references left and its timer node is gone.
 unsafe fn destroy_chain(first: NonNull<State>) {
     // Dead states waiting to be freed are chained through their `head`
-    // field: a state with no references has an empty list once its timer is
-    // gone (every other node belongs to a handle or a child link, and each
-    // holds a reference).
+    // field: once its timer is gone, a state with no references has nothing
+    // in its list that anyone will look at again (every live node belongs to
+    // a handle or a child link, and each holds a reference; see
+    // `drop_timer_of_dead` for leaked futures).
     let mut todo: *mut State = first.as_ptr();
     // SAFETY: `first` has no references; nobody else can reach it.
     unsafe { first.as_ref().head.with_mut(|h| *h = ptr::null_mut()) };
@@ -316,23 +317,29 @@ unsafe fn push_observer(st: &State, node: NonNull<Links>) {
     }
 }
 
-/// Takes a dead state's timer node (the only node a state with no
-/// references can still have) out of its list, disarms and releases it.
+/// Takes a dead state's timer node out of its list, disarms and releases it.
+///
+/// A dead state's list holds nothing else, except nodes of borrowing futures
+/// that were leaked with `mem::forget` (their memory is never freed, so
+/// leaving them is harmless; nobody walks a dead state's list).
 ///
 /// # Safety
 /// `this` has no references left and its list has not been reused.
 unsafe fn drop_timer_of_dead(this: NonNull<State>) {
-    // SAFETY: nobody else can reach a dead state; a listed timer node holds
-    // one `Arc` count, taken with `into_raw` when it was linked.
+    // SAFETY: nobody else can reach a dead state; listed nodes are live; a
+    // listed timer node holds one `Arc` count, taken with `into_raw`.
     unsafe {
         let st = this.as_ref();
-        if let Some(front) = list::pop_front(&st.head) {
-            debug_assert!(front.cast::<Node>().as_ref().kind == Kind::Timer);
-            debug_assert!(list::front(&st.head).is_none());
-            front.cast::<Node>().as_ref().set_state(DONE);
-            let timer = Arc::from_raw(front.cast::<TimerNode>().as_ptr());
-            crate::timer::disarm(&timer);
+        let Some(front) = list::front(&st.head) else {
+            return;
+        };
+        if front.cast::<Node>().as_ref().kind != Kind::Timer {
+            return;
         }
+        list::remove(&st.head, front);
+        front.cast::<Node>().as_ref().set_state(DONE);
+        let timer = Arc::from_raw(front.cast::<TimerNode>().as_ptr());
+        crate::timer::disarm(&timer);
     }
 }
 
@@ -477,6 +484,16 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
                 drop(guard);
                 for waker in batch.iter_mut().take(taken) {
                     if let Some(waker) = waker.take() {
+                        // A panicking waker must not strand the rest.
+                        #[cfg(feature = "std")]
+                        if let Err(payload) =
+                            std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| waker.wake()))
+                        {
+                            if first_panic.is_none() {
+                                first_panic = Some(payload);
+                            }
+                        }
+                        #[cfg(not(feature = "std"))]
                         waker.wake();
                     }
                 }
@@ -643,6 +660,14 @@ impl StateRef {
                 let pst = (*link.as_ptr()).parent.as_ref();
                 match pst.word.lock_unless(|w| w & CANCELLED != 0) {
                     Ok(guard) => {
+                        // A parent linked earlier may have cancelled the
+                        // child meanwhile; its claim detaches every LINKED
+                        // link, and takes this lock to do so, so checking
+                        // here (under the lock) leaves no link behind.
+                        if this.as_ref().word.load() & CANCELLED != 0 {
+                            drop(guard);
+                            break;
+                        }
                         push_observer(pst, link.cast::<Links>());
                         (*link.as_ptr()).node.set_state(LINKED);
                         drop(guard);
@@ -704,10 +729,10 @@ impl StateRef {
     /// Whether anything can still cancel this state: it is cancelled, a
     /// source handle is alive, or a linked parent can be cancelled.
     pub(crate) fn can_be_cancelled(&self) -> bool {
-        /// Deeper than this through several-parent links, answer "yes": a
-        /// conservative answer, and no unbounded recursion.
-        const MAX_FORKS: u32 = 64;
-        fn walk(mut this: NonNull<State>, forks: u32) -> bool {
+        /// After this many branchings into a second parent anywhere in the
+        /// walk, answer "yes": conservative, and bounded work on any DAG.
+        const FORK_BUDGET: u32 = 64;
+        fn walk(mut this: NonNull<State>, budget: &mut u32) -> bool {
             loop {
                 // SAFETY: `this` is the caller's state or an ancestor kept
                 // alive by a link of a live descendant.
@@ -724,12 +749,24 @@ impl StateRef {
                 // SAFETY: `this` is live; links and `parent` are immutable.
                 unsafe {
                     for_each_link(this, |link| {
-                        if found || (*link.as_ptr()).node.state(Ordering::Acquire) != LINKED {
+                        if found {
+                            return;
+                        }
+                        if (*link.as_ptr()).node.state(Ordering::Acquire) != LINKED {
+                            // Popped by a cancelling parent, detached by the
+                            // child's own claim, or never linked because the
+                            // child was born cancelled: it is (being) cancelled.
+                            found = true;
                             return;
                         }
                         let parent = (*link.as_ptr()).parent;
                         if let Some(other) = next.replace(parent) {
-                            found = forks >= MAX_FORKS || walk(other, forks + 1);
+                            if *budget == 0 {
+                                found = true;
+                                return;
+                            }
+                            *budget -= 1;
+                            found = walk(other, budget);
                         }
                     });
                 }
@@ -742,7 +779,8 @@ impl StateRef {
                 }
             }
         }
-        walk(self.ptr, 0)
+        let mut budget = FORK_BUDGET;
+        walk(self.ptr, &mut budget)
     }
 
     pub(crate) fn add_source(&self) {
@@ -896,6 +934,10 @@ impl StateRef {
         loop {
             // Acquire pairs with the canceller's Release store of DONE.
             if node.node.state(Ordering::Acquire) == DONE {
+                // The canceller may still be inside the store's call (it
+                // holds the lock): pass through the lock before this frame,
+                // and the node in it, goes away.
+                drop(st.word.lock());
                 return true;
             }
             match deadline {
@@ -1008,8 +1050,8 @@ impl StateRef {
         timer
     }
 
-    /// The states this one is linked to (live links only): for walks up the
-    /// links, such as the earliest deadline.
+    /// The states this one was linked to (whether or not the link is still
+    /// in the parent's list): for walks up the links, such as the deadline.
     #[cfg(feature = "std")]
     pub(crate) fn parents(&self) -> alloc::vec::Vec<StateRef> {
         let mut out = alloc::vec::Vec::new();
@@ -1020,12 +1062,10 @@ impl StateRef {
         // holds a reference to its parent, so cloning it is sound.
         unsafe {
             for_each_link(self.ptr, |link| {
-                if (*link.as_ptr()).node.state(Ordering::Acquire) == LINKED {
-                    let parent = core::mem::ManuallyDrop::new(StateRef {
-                        ptr: (*link.as_ptr()).parent,
-                    });
-                    out.push(StateRef::clone(&parent));
-                }
+                let parent = core::mem::ManuallyDrop::new(StateRef {
+                    ptr: (*link.as_ptr()).parent,
+                });
+                out.push(StateRef::clone(&parent));
             });
         }
         out
@@ -1177,6 +1217,8 @@ impl RawRegistration {
             let backoff = Backoff::new();
             while !backoff.is_completed() {
                 if node.state(Ordering::Acquire) == DONE {
+                    // See below: let the canceller leave the lock first.
+                    drop(st.word.lock());
                     CallbackHeader::dealloc(cb);
                     return;
                 }
@@ -1199,6 +1241,10 @@ impl RawRegistration {
             while node.state(Ordering::Acquire) != DONE {
                 park::park();
             }
+            // The canceller stores DONE while holding the lock and is still
+            // inside that store's call when we may see it: pass through the
+            // lock so it has returned before the node is freed.
+            drop(st.word.lock());
             CallbackHeader::dealloc(cb);
         }
     }

@@ -79,6 +79,13 @@ impl Backoff {
 pub(crate) mod park {
     #[cfg(loom)]
     pub(crate) use loom::thread::{Thread, current, park};
+
+    /// loom has no timed park; a timed park may return early anyway, and
+    /// loom models do not use timeouts.
+    #[cfg(loom)]
+    pub(crate) fn park_timeout(_: std::time::Duration) {
+        loom::thread::yield_now();
+    }
     #[cfg(not(loom))]
     pub(crate) use std::thread::{Thread, current, park, park_timeout};
 

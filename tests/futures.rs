@@ -396,3 +396,58 @@ fn take_until_cancelled_ends_the_stream_and_drops_nothing_yielded() {
     source.cancel();
     assert!(h.join().unwrap().is_none());
 }
+
+#[test]
+fn a_leaked_borrowing_future_does_not_break_the_last_drop() {
+    // `mem::forget` of a pinned box keeps the pin promise (never freed); the
+    // source's state must still be destroyed cleanly, with or without a timer.
+    for timed in [false, true] {
+        let clock = cancel_core::ManualClock::new();
+        let source = if timed {
+            clock.with_timeout(Duration::from_secs(5))
+        } else {
+            CancellationSource::new()
+        };
+        let token = source.token();
+        let (_c, waker) = count_waker();
+        let mut fut = Box::pin(token.cancelled());
+        assert!(poll_once(fut.as_mut(), &waker).is_pending());
+        std::mem::forget(fut);
+        drop(token);
+        drop(source);
+        assert_eq!(clock.armed(), 0);
+    }
+}
+
+struct PanicWaker;
+impl Wake for PanicWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("waker panics");
+    }
+}
+
+#[test]
+fn a_panicking_waker_does_not_strand_the_other_observers() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let _reg = token.register(move || {
+        r.fetch_add(1, SeqCst);
+    });
+    let child = token.child();
+    let (good, good_waker) = count_waker();
+    let mut good_fut = pin!(token.cancelled());
+    assert!(poll_once(good_fut.as_mut(), &good_waker).is_pending());
+    let bad_waker = Waker::from(Arc::new(PanicWaker));
+    let mut bad_fut = pin!(token.cancelled());
+    assert!(poll_once(bad_fut.as_mut(), &bad_waker).is_pending());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.cancel()));
+    assert!(
+        result.is_err(),
+        "the waker's panic is resumed after the drain"
+    );
+    assert_eq!(good.0.load(SeqCst), 1);
+    assert_eq!(ran.load(SeqCst), 1);
+    assert!(child.is_cancelled());
+}
