@@ -59,8 +59,13 @@ impl CancellationSource {
     ///
     /// Returns `true` only for the call that performed the cancellation; any
     /// number of threads may call it at once. Before it returns, every
-    /// callback registered on the source (and on linked children) has run on
-    /// this thread, and every waiting future and thread has been woken.
+    /// callback registered on the source and on its linked descendants has
+    /// run on this thread, every waiting future and thread has been woken,
+    /// and every descendant is cancelled. The one exception is a part of the
+    /// subtree that another thread cancelled first: that thread runs it, and
+    /// this call does not wait for it (a `cancel()` that returns `false` does
+    /// not wait either), as with .NET's `Cancel` and C++'s `request_stop`.
+    /// Waiting there could deadlock a callback that cancels another source.
     ///
     /// With `std`, a panicking callback does not stop the others: all of them
     /// run, the source ends fully cancelled, and then the first panic resumes
