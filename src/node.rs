@@ -10,10 +10,10 @@
 //!                     └──owner unlinks──▶ DETACHED             (other kinds)
 //! ```
 //!
-//! Every transition happens under the source's bit lock, except the waker
-//! owner's BUSY flag (see [`WaiterNode`]). Once a node is DONE the canceller
-//! never touches it again, so its owner may free or reuse it; ORPHAN marks a
-//! callback whose owner gave it up while it ran, so the canceller frees it.
+//! Every transition happens under the source's bit lock. Once a node is DONE
+//! the canceller never touches it again, so its owner may free or reuse it;
+//! ORPHAN marks a callback whose owner gave it up while it ran, so the
+//! canceller frees it.
 
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
@@ -23,7 +23,7 @@ use alloc::boxed::Box;
 
 use crate::list::Links;
 use crate::state::State;
-use crate::sync::{AtomicU8, Backoff, Ordering, UnsafeCell};
+use crate::sync::{AtomicU8, Ordering, UnsafeCell};
 
 pub(crate) const IDLE: u8 = 0;
 pub(crate) const LINKED: u8 = 1;
@@ -31,8 +31,6 @@ pub(crate) const RUNNING: u8 = 2;
 pub(crate) const DONE: u8 = 3;
 pub(crate) const DETACHED: u8 = 4;
 pub(crate) const STATE_MASK: u8 = 0b111;
-/// The owner of a waker node is reading or replacing its waker.
-pub(crate) const BUSY: u8 = 1 << 4;
 /// The owner of a running callback is gone; the canceller frees the node.
 pub(crate) const ORPHAN: u8 = 1 << 5;
 
@@ -199,15 +197,10 @@ impl CallbackHeader {
 
 // ------------------------------------------------------------------ wakers
 
-/// A future's node: lives inside the pinned future, holds one waker slot.
-///
-/// The slot is shared by the future (owner) and the canceller. The owner may
-/// touch it (1) while the node is IDLE (nobody else can see it), (2) under the
-/// bit lock, or (3) holding the BUSY flag, which it can only take while the
-/// node is LINKED. The canceller takes the waker under the bit lock, after
-/// moving the node from LINKED to DONE, which waits out a BUSY owner: the
-/// owner's BUSY section is a pointer compare or a swap, never user code.
-/// So a re-poll with the same waker costs one CAS on the node, no lock.
+/// A future's node: lives inside the pinned future, holds one waker slot,
+/// guarded by the source's bit lock like the node's links. (The future keeps
+/// a private copy of the stored waker's identity, so a re-poll with the same
+/// waker needs neither the slot nor the lock; see `waiter.rs`.)
 #[repr(C)]
 pub(crate) struct WaiterNode {
     pub(crate) node: Node,
@@ -222,87 +215,16 @@ impl WaiterNode {
         }
     }
 
-    /// Stores the first waker while the node is IDLE or while the caller holds
-    /// the lock. Returns the previous waker so it is dropped outside the lock.
+    /// Replaces the waker; returns the old one, to be dropped after the
+    /// lock is released.
     ///
     /// # Safety
     /// The node is IDLE and owned by the caller, or the caller holds the lock
-    /// of the list the node is in.
-    pub(crate) unsafe fn set_waker(&self, waker: Waker) -> Option<Waker> {
+    /// of the list the node is in (or was in).
+    pub(crate) unsafe fn replace_waker(&self, waker: Option<Waker>) -> Option<Waker> {
         // SAFETY: exclusive access to the slot (caller's contract).
-        self.waker.with_mut(|p| unsafe { (*p).replace(waker) })
-    }
-
-    /// The owner's re-poll of a LINKED node. Returns `false` if the node has
-    /// left the LINKED state (the canceller has it: the future is ready).
-    /// Never takes the bit lock; the clone of a new waker happens before
-    /// BUSY and the drop of the old one after.
-    pub(crate) fn update_waker(&self, waker: &Waker) -> bool {
-        if !self.try_busy() {
-            return false;
-        }
-        // SAFETY: we hold BUSY on a LINKED node, which excludes the canceller.
-        let same = self
-            .waker
-            .with(|p| unsafe { (*p).as_ref().is_some_and(|w| w.will_wake(waker)) });
-        self.clear_busy();
-        if same {
-            return true;
-        }
-        let new = waker.clone();
-        if !self.try_busy() {
-            return false;
-        }
-        // SAFETY: as above, BUSY on a LINKED node.
-        let old = self.waker.with_mut(|p| unsafe { (*p).replace(new) });
-        self.clear_busy();
-        drop(old);
-        true
-    }
-
-    fn try_busy(&self) -> bool {
-        // Acquire on success: see the slot as our last swap left it. Acquire
-        // on failure too: a failure means the canceller moved the node to
-        // DONE (AcqRel), after it set CANCELLED; the owner then reports Ready
-        // and must see the cancellation and everything before it.
-        self.node
-            .status
-            .compare_exchange(LINKED, LINKED | BUSY, Ordering::Acquire, Ordering::Acquire)
-            .is_ok()
-    }
-
-    fn clear_busy(&self) {
-        // Release: our slot write happens-before the canceller's take.
-        self.node.status.store(LINKED, Ordering::Release);
-    }
-
-    /// The canceller's side: LINKED → DONE, waiting out a BUSY owner, then
-    /// moves the waker out (it is woken after the lock is released).
-    ///
-    /// # Safety
-    /// The caller holds the lock and has just popped this node from the list.
-    pub(crate) unsafe fn take_for_wake(&self) -> Option<Waker> {
-        let backoff = Backoff::new();
-        while self
-            .node
-            .status
-            .compare_exchange_weak(LINKED, DONE, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            backoff.snooze();
-        }
-        // SAFETY: the node is DONE and we hold the lock: the owner can touch
-        // the slot only under the lock from now on.
-        self.waker.with_mut(|p| unsafe { (*p).take() })
-    }
-
-    /// Moves the waker out (for the owner's drop or after completion).
-    ///
-    /// # Safety
-    /// As for [`set_waker`](Self::set_waker), or the node is DONE/DETACHED.
-    pub(crate) unsafe fn take_waker(&self) -> Option<Waker> {
-        // SAFETY: exclusive access to the slot (caller's contract).
-        self.waker.with_mut(|p| unsafe { (*p).take() })
+        self.waker
+            .with_mut(|p| unsafe { core::mem::replace(&mut *p, waker) })
     }
 }
 

@@ -28,7 +28,7 @@ use crate::sync::{AtomicUsize, Ordering, UnsafeCell, fence};
 use crate::timer::{ClockShared, Queue};
 use crate::word::{
     CANCELLED, HAS_LINKS, REASON_CUSTOM, REASON_MASK, REASON_REQUESTED, REASON_SHIFT,
-    REASON_TIMED_OUT, SOURCE_ONE, SOURCE_SHIFT, Word,
+    REASON_TIMED_OUT, SOURCE_ONE, SOURCE_SHIFT, Word, WordGuard,
 };
 
 /// Shared state of one source. A linked child's allocation continues with
@@ -276,28 +276,27 @@ unsafe fn destroy_chain(first: NonNull<State>) {
 }
 
 /// Takes the lock of `this` unless it is cancelled, records `reason` and sets
-/// CANCELLED. Returns true if this call made the transition.
+/// CANCELLED. Returns the held lock if this call made the transition.
 ///
 /// # Safety
-/// `this` is live for the call.
-unsafe fn claim(this: NonNull<State>, reason: &Reason) -> bool {
+/// `this` is live for `'a`.
+unsafe fn claim<'a>(this: NonNull<State>, reason: &Reason) -> Option<WordGuard<'a>> {
     // SAFETY: caller's contract.
-    let st = unsafe { this.as_ref() };
-    let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
-        return false;
+    let st: &'a State = unsafe { &*this.as_ptr() };
+    let Reason::Custom(cause) = reason else {
+        // One CAS: lock, CANCELLED and the reason kind together.
+        return st.word.lock_and_cancel(reason.kind()).ok();
     };
-    if let Reason::Custom(cause) = reason {
-        // Cloning an Arc is an atomic increment, not an allocation.
-        let cause = cause.clone();
-        // SAFETY: CANCELLED is not set and we hold the lock: no reader may
-        // look at `custom` yet and no other writer exists. The old value is
-        // `None`, so the write drops nothing.
-        st.custom
-            .with_mut(|p| unsafe { ptr::write(p, Some(cause)) });
-    }
+    let guard = st.word.lock_unless(|w| w & CANCELLED != 0).ok()?;
+    // Cloning an Arc is an atomic increment, not an allocation.
+    let cause = cause.clone();
+    // SAFETY: CANCELLED is not set and we hold the lock: no reader may look
+    // at `custom` yet and no other writer exists. The old value is `None`,
+    // so the write drops nothing.
+    st.custom
+        .with_mut(|p| unsafe { ptr::write(p, Some(cause)) });
     guard.set_cancelled(reason.kind());
-    drop(guard);
-    true
+    Some(guard)
 }
 
 /// Links an observer node: at the front (so the list runs LIFO), but behind
@@ -354,6 +353,13 @@ unsafe fn detach_links(this: NonNull<State>) {
     unsafe {
         for_each_link(this, |link| {
             let node = &(*link.as_ptr()).node;
+            // DONE and DETACHED are final: no need to lock the parent to see
+            // that the link is already out of its list. (IDLE and LINKED
+            // must be checked under the parent's lock: see `new_linked`.)
+            let seen = node.state(Ordering::Acquire);
+            if seen == DONE || seen == DETACHED {
+                return;
+            }
             let pst = (*link.as_ptr()).parent.as_ref();
             let guard = pst.word.lock();
             if node.state(Ordering::Relaxed) == LINKED {
@@ -368,16 +374,21 @@ unsafe fn detach_links(this: NonNull<State>) {
 /// How many wakers the canceller takes per lock hold before waking them.
 const WAKE_BATCH: usize = 32;
 
-/// Runs every observer of `root` (just claimed by this thread) and, through
-/// link nodes, of every descendant, depth first, each list in LIFO order.
+/// Runs every observer of `root` (just claimed by this thread, whose lock
+/// `root_guard` still holds) and, through link nodes, of every descendant,
+/// depth first, each list in LIFO order.
 ///
 /// Iterative: the path from `root` to the child being drained is a stack
 /// threaded through the popped link nodes' spare pointers, and each child on
 /// it is held by a reference taken when its link was popped.
 ///
+/// A cancelled state accepts no new node (every attach uses `lock_unless`
+/// CANCELLED), so once its list is seen empty under the lock it stays empty:
+/// the drain then finishes that state without locking it again.
+///
 /// # Safety
 /// `root` is live for the call and this thread claimed it.
-unsafe fn drain(root: NonNull<State>, reason: &Reason) {
+unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard<'a>) {
     #[cfg(feature = "std")]
     let mut first_panic: Option<alloc::boxed::Box<dyn core::any::Any + Send>> = None;
     #[cfg(feature = "std")]
@@ -385,16 +396,32 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
 
     let mut cur = root;
     let mut frames: *mut Links = ptr::null_mut();
-    // SAFETY: `root` is live (contract).
-    unsafe { detach_links(cur) };
+    let mut held: Option<WordGuard<'a>> = Some(root_guard);
+    let mut known_empty = false;
     loop {
         // SAFETY: `cur` is root (live by contract) or a child we hold a
         // reference to.
-        let st = unsafe { cur.as_ref() };
-        let guard = st.word.lock();
-        // SAFETY: we hold the lock.
-        let Some(popped) = (unsafe { list::pop_front(&st.head) }) else {
-            drop(guard);
+        let st: &'a State = unsafe { &*cur.as_ptr() };
+        let popped = if known_empty {
+            debug_assert!(held.is_none());
+            None
+        } else {
+            let guard = held.take().unwrap_or_else(|| st.word.lock());
+            // SAFETY: we hold the lock.
+            match unsafe { list::pop_front(&st.head) } {
+                Some(popped) => Some((popped, guard)),
+                None => {
+                    drop(guard);
+                    None
+                }
+            }
+        };
+        let Some((popped, guard)) = popped else {
+            // `cur` is drained: take its links out of other parents' lists,
+            // then go back up to the parent it was reached from.
+            known_empty = false;
+            // SAFETY: `cur` is live (see above).
+            unsafe { detach_links(cur) };
             let Some(frame) = NonNull::new(frames) else {
                 break;
             };
@@ -453,11 +480,14 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
                         #[cfg(feature = "std")]
                         let parker = cb.as_ref().parker.with_mut(|p| (*p).take());
                         node.set_state(DONE);
-                        drop(guard);
                         #[cfg(feature = "std")]
                         if let Some(thread) = parker {
+                            drop(guard);
                             thread.unpark();
+                            continue;
                         }
+                        // Keep the lock for the next pop.
+                        held = Some(guard);
                     }
                 }
             }
@@ -466,8 +496,13 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
                 let mut taken = 0;
                 let mut next = Some(popped);
                 while let Some(p) = next {
-                    // SAFETY: popped under the lock just now.
-                    batch[taken] = unsafe { p.cast::<WaiterNode>().as_ref().take_for_wake() };
+                    // SAFETY: popped under the lock just now; the slot is
+                    // guarded by the lock; DONE hands the node back.
+                    unsafe {
+                        let waiter = p.cast::<WaiterNode>().as_ref();
+                        batch[taken] = waiter.replace_waker(None);
+                        waiter.node.set_state(DONE);
+                    }
                     taken += 1;
                     next = None;
                     if taken < WAKE_BATCH {
@@ -481,6 +516,8 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
                         }
                     }
                 }
+                // SAFETY: we hold the lock.
+                known_empty = unsafe { list::front(&st.head).is_none() };
                 drop(guard);
                 for waker in batch.iter_mut().take(taken) {
                     if let Some(waker) = waker.take() {
@@ -546,19 +583,18 @@ unsafe fn drain(root: NonNull<State>, reason: &Reason) {
                     continue;
                 }
                 // SAFETY: we hold a reference to `child`.
-                if unsafe { claim(child, reason) } {
-                    // SAFETY: the popped link is DONE and its child is held:
-                    // nobody else touches its spare pointer.
-                    unsafe {
-                        popped.as_ref().set_spare(frames);
-                        detach_links(child);
+                match unsafe { claim(child, reason) } {
+                    Some(child_guard) => {
+                        // SAFETY: the popped link is DONE and its child is
+                        // held: nobody else touches its spare pointer.
+                        unsafe { popped.as_ref().set_spare(frames) };
+                        frames = popped.as_ptr();
+                        cur = child;
+                        held = Some(child_guard);
                     }
-                    frames = popped.as_ptr();
-                    cur = child;
-                } else {
                     // Already cancelled (by itself or another parent).
                     // SAFETY: the reference taken above.
-                    unsafe { release(child) };
+                    None => unsafe { release(child) },
                 }
             }
         }
@@ -618,7 +654,8 @@ impl StateRef {
         let this = Self::new_source();
         // SAFETY: the state is ours alone; claim cannot fail on a new state.
         let claimed = unsafe { claim(this.ptr, reason) };
-        debug_assert!(claimed);
+        debug_assert!(claimed.is_some());
+        drop(claimed);
         this
     }
 
@@ -676,8 +713,8 @@ impl StateRef {
                         // The parent was cancelled after our check: so is the
                         // child, unless a parent's canceller got there first.
                         let reason = reason_of(pst, w);
-                        if claim(this, &reason) {
-                            drain(this, &reason);
+                        if let Some(guard) = claim(this, &reason) {
+                            drain(this, &reason, guard);
                         }
                         break;
                     }
@@ -800,10 +837,10 @@ impl StateRef {
         }
         // SAFETY: we hold a reference to the state.
         unsafe {
-            if !claim(self.ptr, &reason) {
+            let Some(guard) = claim(self.ptr, &reason) else {
                 return false;
-            }
-            drain(self.ptr, &reason);
+            };
+            drain(self.ptr, &reason, guard);
         }
         true
     }
@@ -864,7 +901,7 @@ impl StateRef {
         };
         // SAFETY: the node is IDLE and ours; we hold the lock.
         let old = unsafe {
-            let old = node.as_ref().set_waker(waker);
+            let old = node.as_ref().replace_waker(Some(waker));
             push_observer(st, node.cast::<Links>());
             node.as_ref().node.set_state(LINKED);
             old
@@ -889,10 +926,33 @@ impl StateRef {
                 list::remove(&st.head, node.cast::<Links>());
                 n.set_state(DETACHED);
             }
-            node.as_ref().take_waker()
+            node.as_ref().replace_waker(None)
         };
         drop(guard);
         drop(waker);
+    }
+
+    /// A re-poll with a different waker: swaps it into the node if the node
+    /// is still LINKED (returns true); false once the canceller took it.
+    ///
+    /// # Safety
+    /// `node` was attached to this state with `attach_waiter`.
+    pub(crate) unsafe fn replace_waker(&self, node: NonNull<WaiterNode>, waker: &Waker) -> bool {
+        // Clone outside the lock: a waker clone is user code.
+        let waker = waker.clone();
+        let st = self.st();
+        let guard = st.word.lock();
+        // SAFETY: we hold the lock; the node is ours and live.
+        let (linked, old) = unsafe {
+            if node.as_ref().node.state(Ordering::Relaxed) == LINKED {
+                (true, node.as_ref().replace_waker(Some(waker)))
+            } else {
+                (false, Some(waker))
+            }
+        };
+        drop(guard);
+        drop(old);
+        linked
     }
 
     /// Blocks the calling thread until the state is cancelled or `deadline`
@@ -1018,7 +1078,10 @@ impl StateRef {
                     Arc::from_raw(old.as_ptr())
                 });
                 let raw = Arc::into_raw(Arc::clone(&new));
-                list::push_front(&st.head, NonNull::from(&(*raw).node.links));
+                // The node pointer keeps the whole allocation's provenance
+                // (a pointer made from `&node.links` could not reach `kind`).
+                let node = NonNull::new_unchecked(raw.cast_mut()).cast::<Links>();
+                list::push_front(&st.head, node);
                 new.node.set_state(LINKED);
                 replaced
             };

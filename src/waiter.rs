@@ -5,7 +5,7 @@
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr::NonNull;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, RawWakerVTable, Waker};
 
 use crate::node::WaiterNode;
 use crate::state::{Attach, StateRef};
@@ -43,11 +43,20 @@ pub(crate) struct Waiter<T: TokenRef> {
     token: T,
     node: WaiterNode,
     phase: Phase,
+    /// Identity (data, vtable) of the waker stored in the node: what
+    /// `Waker::will_wake` compares. Owner-private, so a re-poll with the same
+    /// waker reads neither the node nor the lock.
+    stored: (*const (), *const RawWakerVTable),
     _pinned: PhantomPinned,
 }
 
+fn identity(waker: &Waker) -> (*const (), *const RawWakerVTable) {
+    (waker.data(), waker.vtable() as *const RawWakerVTable)
+}
+
 // SAFETY: the node's waker slot and links are reached by other threads only
-// through the state's lock / BUSY protocol (node.rs); the rest is `T`.
+// under the state's bit lock (node.rs); `stored` is only compared, never
+// dereferenced; the rest is `T`.
 unsafe impl<T: TokenRef + Send> Send for Waiter<T> {}
 // SAFETY: `&Waiter` gives access to nothing but `&T`; polling needs `Pin<&mut>`.
 unsafe impl<T: TokenRef + Sync> Sync for Waiter<T> {}
@@ -58,6 +67,7 @@ impl<T: TokenRef> Waiter<T> {
             token,
             node: WaiterNode::new(),
             phase: Phase::Idle,
+            stored: (core::ptr::null(), core::ptr::null()),
             _pinned: PhantomPinned,
         }
     }
@@ -71,8 +81,8 @@ impl<T: TokenRef> Waiter<T> {
     }
 
     /// Ready once the token is cancelled. The first poll links the node (one
-    /// lock); later polls compare wakers without the lock and swap only a
-    /// waker that would not wake the same task.
+    /// lock); a later poll with a waker that `will_wake` the stored one is
+    /// one load; a different waker is swapped in under the lock.
     pub(crate) fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: we never move out of `this`; the node stays where it is.
         let this = unsafe { self.get_unchecked_mut() };
@@ -88,6 +98,7 @@ impl<T: TokenRef> Waiter<T> {
                 match unsafe { this.state().attach_waiter(node, cx.waker()) } {
                     Attach::Attached => {
                         this.phase = Phase::Attached;
+                        this.stored = identity(cx.waker());
                         Poll::Pending
                     }
                     Attach::Cancelled => Poll::Ready(()),
@@ -95,7 +106,16 @@ impl<T: TokenRef> Waiter<T> {
                 }
             }
             Phase::Attached => {
-                if this.node.update_waker(cx.waker()) {
+                let waker = cx.waker();
+                if identity(waker) == this.stored {
+                    // The stored waker wakes this task: nothing to do. If the
+                    // canceller took it meanwhile, the wake is on its way.
+                    return Poll::Pending;
+                }
+                let node = NonNull::from(&this.node);
+                // SAFETY: attached to this token's state above.
+                if unsafe { this.state().replace_waker(node, waker) } {
+                    this.stored = identity(waker);
                     Poll::Pending
                 } else {
                     // The canceller took the node: cancelled.

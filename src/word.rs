@@ -97,6 +97,33 @@ impl Word {
         }
     }
 
+    /// Takes the bit lock and sets CANCELLED with the reason kind in one CAS,
+    /// unless the word is already cancelled (then returns it). `AcqRel`:
+    /// Acquire takes the lock; Release publishes everything the caller wrote
+    /// before `cancel()` to whoever sees CANCELLED with Acquire.
+    pub(crate) fn lock_and_cancel(&self, reason_kind: usize) -> Result<WordGuard<'_>, usize> {
+        let backoff = Backoff::new();
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if cur & CANCELLED != 0 {
+                return Err(cur);
+            }
+            if cur & LOCKED != 0 {
+                backoff.snooze();
+                cur = self.0.load(Ordering::Acquire);
+                continue;
+            }
+            let new = cur | LOCKED | CANCELLED | (reason_kind << REASON_SHIFT);
+            match self
+                .0
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(WordGuard { word: self }),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
     /// Takes the bit lock unconditionally.
     #[inline]
     pub(crate) fn lock(&self) -> WordGuard<'_> {
