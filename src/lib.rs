@@ -43,6 +43,8 @@ extern crate std;
 
 // The core: the only modules allowed to use `unsafe`.
 #[allow(unsafe_code)]
+mod inline;
+#[allow(unsafe_code)]
 mod list;
 #[allow(unsafe_code)]
 mod node;
@@ -74,7 +76,7 @@ pub use future::{
 };
 pub use guard::DropGuard;
 pub use reason::{CancelReason, Cancelled};
-pub use registration::Registration;
+pub use registration::{PinnedRegistration, Registration};
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};

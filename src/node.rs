@@ -11,9 +11,11 @@
 //! ```
 //!
 //! Every transition happens under the source's bit lock. Once a node is DONE
-//! the canceller never touches it again, so its owner may free or reuse it;
-//! ORPHAN marks a callback whose owner gave it up while it ran, so the
-//! canceller frees it.
+//! the canceller never touches it again, so its owner may free or reuse it.
+//! An owner may also abandon a RUNNING callback node (C++'s "destroyed"
+//! flag): it sets the flag on the canceller's stack that the node points to,
+//! under the lock, and frees the node at once; the canceller checks its own
+//! flag before touching the node again.
 
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
@@ -31,8 +33,6 @@ pub(crate) const RUNNING: u8 = 2;
 pub(crate) const DONE: u8 = 3;
 pub(crate) const DETACHED: u8 = 4;
 pub(crate) const STATE_MASK: u8 = 0b111;
-/// The owner of a running callback is gone; the canceller frees the node.
-pub(crate) const ORPHAN: u8 = 1 << 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -102,6 +102,9 @@ pub(crate) struct CallbackVTable {
 pub(crate) struct CallbackHeader {
     pub(crate) node: Node,
     vtable: &'static CallbackVTable,
+    /// While RUNNING: the canceller's stack flag, set by an owner that
+    /// abandons the node (guarded by the lock).
+    pub(crate) abandon: UnsafeCell<*const AtomicU8>,
     /// `thread_key()` of the thread running the callback; set with RUNNING.
     #[cfg(feature = "std")]
     pub(crate) runner: UnsafeCell<usize>,
@@ -110,58 +113,87 @@ pub(crate) struct CallbackHeader {
     pub(crate) parker: UnsafeCell<Option<crate::sync::park::Thread>>,
 }
 
+/// A callback node: header and closure in one block, on the heap
+/// (`register`) or pinned inside its owner (`PinnedRegistration`).
 #[repr(C)]
-struct CallbackNode<F> {
+pub(crate) struct CallbackNode<F> {
     header: CallbackHeader,
     f: UnsafeCell<MaybeUninit<F>>,
 }
 
-impl CallbackHeader {
-    /// Allocates a node holding `f`: the one allocation of `register`.
-    pub(crate) fn alloc<F: FnOnce() + Send + 'static>(f: F) -> NonNull<CallbackHeader> {
-        struct Ops<F>(F);
-        impl<F: FnOnce() + Send + 'static> Ops<F> {
-            const VTABLE: CallbackVTable = CallbackVTable {
-                call: Self::call,
-                drop_closure: Self::drop_closure,
-                dealloc: Self::dealloc,
-            };
-            unsafe fn take(h: NonNull<CallbackHeader>) -> F {
-                let node = h.cast::<CallbackNode<F>>();
-                // SAFETY: `h` came from `alloc::<F>`, so it is a CallbackNode<F>;
-                // the caller guarantees the closure is still there and that
-                // it has exclusive use of it; reading it out leaves it moved.
-                unsafe { (*node.as_ptr()).f.with(|p| (*p).assume_init_read()) }
-            }
-            unsafe fn call(h: NonNull<CallbackHeader>) {
-                // SAFETY: forwarded contract of `CallbackVTable::call`.
-                let f = unsafe { Self::take(h) };
-                f();
-            }
-            unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
-                // SAFETY: forwarded contract of `CallbackVTable::drop_closure`.
-                drop(unsafe { Self::take(h) });
-            }
-            unsafe fn dealloc(h: NonNull<CallbackHeader>) {
-                // SAFETY: `h` was made by `Box::into_raw` of a CallbackNode<F>
-                // in `alloc`, and the caller gives up its last use of it. The
-                // closure is `MaybeUninit`, so this does not drop it again.
-                drop(unsafe { Box::from_raw(h.cast::<CallbackNode<F>>().as_ptr()) });
-            }
-        }
+struct Ops<F>(F);
 
-        let node = Box::new(CallbackNode {
+impl<F: FnOnce() + Send + 'static> Ops<F> {
+    const BOXED: CallbackVTable = CallbackVTable {
+        call: Self::call,
+        drop_closure: Self::drop_closure,
+        dealloc: Self::dealloc,
+    };
+    /// An inline node's memory belongs to its owner: nothing to free.
+    const INLINE: CallbackVTable = CallbackVTable {
+        call: Self::call,
+        drop_closure: Self::drop_closure,
+        dealloc: Self::keep,
+    };
+    unsafe fn keep(_: NonNull<CallbackHeader>) {}
+    unsafe fn take(h: NonNull<CallbackHeader>) -> F {
+        let node = h.cast::<CallbackNode<F>>();
+        // SAFETY: the vtable was chosen for a CallbackNode<F>, so `h` is
+        // one; the caller guarantees the closure is still there and that it
+        // has exclusive use of it; reading it out leaves it moved.
+        unsafe { (*node.as_ptr()).f.with(|p| (*p).assume_init_read()) }
+    }
+    unsafe fn call(h: NonNull<CallbackHeader>) {
+        // SAFETY: forwarded contract of `CallbackVTable::call`.
+        let f = unsafe { Self::take(h) };
+        f();
+    }
+    unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
+        // SAFETY: forwarded contract of `CallbackVTable::drop_closure`.
+        drop(unsafe { Self::take(h) });
+    }
+    unsafe fn dealloc(h: NonNull<CallbackHeader>) {
+        // SAFETY: a BOXED node was made by `Box::leak` of a CallbackNode<F>
+        // in `alloc`, and the caller gives up its last use of it. The
+        // closure is `MaybeUninit`, so this does not drop it again.
+        drop(unsafe { Box::from_raw(h.cast::<CallbackNode<F>>().as_ptr()) });
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> CallbackNode<F> {
+    fn with_vtable(f: F, vtable: &'static CallbackVTable) -> Self {
+        CallbackNode {
             header: CallbackHeader {
                 node: Node::new(Kind::Callback),
-                vtable: &Ops::<F>::VTABLE,
+                vtable,
+                abandon: UnsafeCell::new(core::ptr::null()),
                 #[cfg(feature = "std")]
                 runner: UnsafeCell::new(0),
                 #[cfg(feature = "std")]
                 parker: UnsafeCell::new(None),
             },
             f: UnsafeCell::new(MaybeUninit::new(f)),
-        });
-        // `Box::into_raw` keeps provenance over the whole node.
+        }
+    }
+
+    /// A node to be pinned inside its owner (no allocation, never freed by
+    /// the crate).
+    pub(crate) fn inline(f: F) -> Self {
+        Self::with_vtable(f, &Ops::<F>::INLINE)
+    }
+
+    /// The header pointer of a pinned inline node, with provenance over the
+    /// whole node (closure included).
+    pub(crate) fn header(&self) -> NonNull<CallbackHeader> {
+        NonNull::from(self).cast::<CallbackHeader>()
+    }
+}
+
+impl CallbackHeader {
+    /// Allocates a node holding `f`: the one allocation of `register`.
+    pub(crate) fn alloc<F: FnOnce() + Send + 'static>(f: F) -> NonNull<CallbackHeader> {
+        let node = Box::new(CallbackNode::with_vtable(f, &Ops::<F>::BOXED));
+        // `Box::leak` keeps provenance over the whole node.
         NonNull::from(Box::leak(node)).cast::<CallbackHeader>()
     }
 

@@ -1,8 +1,13 @@
 //! `Registration`: the RAII handle of a registered callback.
 
 use core::fmt;
+use core::pin::Pin;
 
+use pin_project_lite::pin_project;
+
+use crate::inline::{InlineCallback, Phase};
 use crate::state::RawRegistration;
+use crate::token::CancellationToken;
 
 /// Keeps a callback registered. Dropping it removes the callback; returned
 /// by [`CancellationToken::register`](crate::CancellationToken::register).
@@ -59,5 +64,100 @@ impl fmt::Debug for Registration {
         f.debug_struct("Registration")
             .field("is_pending", &self.is_pending())
             .finish()
+    }
+}
+
+pin_project! {
+    /// An allocation-free callback registration for callers that can pin it:
+    /// the closure and the list node live inside this value (the role of
+    /// C++'s in-place `std::stop_callback`). For runtimes and libraries that
+    /// register a callback per operation and want no allocation for it.
+    ///
+    /// # Rules
+    /// - Pin it (`std::pin::pin!`, `Box::pin`, or inside a pinned future),
+    ///   then call [`register`](Self::register). Before `register` nothing is
+    ///   linked and the closure cannot run.
+    /// - Dropping it unregisters, with the guarantees of [`Registration`]:
+    ///   with `std`, if the callback is running on another thread the drop
+    ///   waits for it to return; from inside its own callback (or any
+    ///   callback on the cancelling thread) it returns at once. Without
+    ///   `std` a drop never waits; the running callback finishes on its own.
+    /// - Leaking it (`mem::forget` of a `Pin<Box<_>>`) is safe: the node stays
+    ///   allocated and registered, like a leaked `Registration`. The closure
+    ///   is `'static`, so it never borrows anything a leak could outlive.
+    /// - Everything else is as for [`CancellationToken::register`]: it runs
+    ///   once, on the cancelling thread, in LIFO order with the other
+    ///   callbacks; registering on a cancelled token runs it inline.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use cancel_core::{CancellationSource, PinnedRegistration};
+    ///
+    /// let source = CancellationSource::new();
+    /// let fired = Arc::new(AtomicBool::new(false));
+    /// let f = fired.clone();
+    /// let mut registration = pin!(PinnedRegistration::new(source.token(), move || {
+    ///     f.store(true, Ordering::SeqCst);
+    /// }));
+    /// registration.as_mut().register();
+    /// assert!(registration.is_pending());
+    /// source.cancel();
+    /// assert!(fired.load(Ordering::SeqCst));
+    /// ```
+    #[must_use = "a PinnedRegistration does nothing until pinned and registered"]
+    pub struct PinnedRegistration<F>
+    where
+        F: FnOnce(),
+        F: Send,
+        F: 'static,
+    {
+        #[pin]
+        inner: InlineCallback<F>,
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
+    /// A registration of `f` on `token`, not linked yet: pin it and call
+    /// [`register`](Self::register).
+    pub fn new(token: CancellationToken, f: F) -> Self {
+        Self {
+            inner: InlineCallback::new(token, f),
+        }
+    }
+
+    /// Links the callback without allocating. If the token is already
+    /// cancelled the callback runs now, before this returns; if it can never
+    /// be cancelled nothing is linked. Returns whether the callback is now
+    /// pending. Calling it again does nothing.
+    pub fn register(self: Pin<&mut Self>) -> bool {
+        self.project().inner.register() == Phase::Attached
+    }
+
+    /// Removes the callback without waiting; `true` iff it was removed
+    /// before it started (see [`Registration::unregister`]). Afterwards
+    /// `register` does nothing.
+    pub fn unregister(self: Pin<&mut Self>) -> bool {
+        self.project().inner.detach(false)
+    }
+
+    /// Whether the callback is registered and has not been taken by a
+    /// cancellation yet (a snapshot).
+    pub fn is_pending(&self) -> bool {
+        self.inner.phase() == Phase::Attached && !self.inner.token().is_cancelled()
+    }
+
+    /// The token this registration observes.
+    pub fn token(&self) -> &CancellationToken {
+        self.inner.token()
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> fmt::Debug for PinnedRegistration<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedRegistration")
+            .field("is_pending", &self.is_pending())
+            .finish_non_exhaustive()
     }
 }

@@ -20,8 +20,8 @@ use alloc::sync::Arc;
 
 use crate::list::{self, Head, Links};
 use crate::node::{
-    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, NOT_QUEUED, Node, ORPHAN, RUNNING,
-    TimerNode, WaiterNode,
+    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, NOT_QUEUED, Node, RUNNING, TimerNode,
+    WaiterNode,
 };
 use crate::reason::{CancelReason, CustomCause, Reason};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell, fence};
@@ -441,10 +441,14 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
         match unsafe { node.as_ref().kind } {
             Kind::Callback => {
                 let cb = node.cast::<CallbackHeader>();
+                // Set by an owner that abandons the node while it runs.
+                let abandoned = crate::sync::AtomicU8::new(0);
                 // SAFETY: popped under the lock; until we mark it DONE the
-                // owner cannot free it (it sees RUNNING and waits or orphans).
+                // owner frees it only after setting `abandoned`, under the
+                // lock, which we check before touching the node again.
                 unsafe {
                     node.as_ref().set_state(RUNNING);
+                    cb.as_ref().abandon.with_mut(|p| *p = &abandoned);
                     #[cfg(feature = "std")]
                     cb.as_ref().runner.with_mut(|p| *p = me);
                 }
@@ -470,26 +474,28 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                 };
 
                 let guard = st.word.lock();
-                // SAFETY: the node is RUNNING: still ours until DONE.
+                // The lock orders the owner's store before this load.
+                if abandoned.load(Ordering::Relaxed) != 0 {
+                    // The node is gone; keep the lock for the next pop.
+                    held = Some(guard);
+                    continue;
+                }
+                // SAFETY: not abandoned, so the node is still RUNNING and
+                // ours until DONE.
                 unsafe {
-                    let node = node.as_ref();
-                    if node.status.load(Ordering::Relaxed) & ORPHAN != 0 {
+                    cb.as_ref().abandon.with_mut(|p| *p = ptr::null());
+                    #[cfg(feature = "std")]
+                    let parker = cb.as_ref().parker.with_mut(|p| (*p).take());
+                    node.as_ref().set_state(DONE);
+                    #[cfg(feature = "std")]
+                    if let Some(thread) = parker {
                         drop(guard);
-                        CallbackHeader::dealloc(cb);
-                    } else {
-                        #[cfg(feature = "std")]
-                        let parker = cb.as_ref().parker.with_mut(|p| (*p).take());
-                        node.set_state(DONE);
-                        #[cfg(feature = "std")]
-                        if let Some(thread) = parker {
-                            drop(guard);
-                            thread.unpark();
-                            continue;
-                        }
-                        // Keep the lock for the next pop.
-                        held = Some(guard);
+                        thread.unpark();
+                        continue;
                     }
                 }
+                // Keep the lock for the next pop.
+                held = Some(guard);
             }
             Kind::Waiter => {
                 let mut batch: [Option<Waker>; WAKE_BATCH] = [const { None }; WAKE_BATCH];
@@ -1221,95 +1227,170 @@ impl RawRegistration {
         let Some(cb) = self.node.take() else {
             return false;
         };
-        let st = self.state.st();
-        let guard = st.word.lock();
-        // SAFETY: our node stays allocated until we free it or orphan it;
-        // status changes happen under the lock we hold.
+        // SAFETY: the node was attached to this state by `register` and is
+        // ours; `detach_callback` leaves it freed.
+        unsafe { detach_callback(self.state.st(), cb, wait) }
+    }
+}
+
+/// What `attach_callback` did with a node that is not attached yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AttachCallback {
+    /// Linked: it runs on cancel, or until detached.
+    Linked,
+    /// The source was already cancelled: the closure ran, here.
+    RanInline,
+    /// Nothing can cancel the source: nothing stored, the closure kept.
+    Never,
+}
+
+impl StateRef {
+    /// Links a callback node the caller owns and keeps pinned (the inline,
+    /// allocation-free registration).
+    ///
+    /// # Safety
+    /// `cb` is an unattached callback node with its closure, at a stable
+    /// address until `detach_callback` has returned for it.
+    pub(crate) unsafe fn attach_callback(&self, cb: NonNull<CallbackHeader>) -> AttachCallback {
+        if self.is_cancelled() {
+            // SAFETY: unpublished node: the closure is ours.
+            unsafe { CallbackHeader::call(cb) };
+            return AttachCallback::RanInline;
+        }
+        if !self.can_be_cancelled() {
+            return AttachCallback::Never;
+        }
+        let st = self.st();
+        let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
+            // SAFETY: as above.
+            unsafe { CallbackHeader::call(cb) };
+            return AttachCallback::RanInline;
+        };
+        // SAFETY: we hold the lock; the node is unlisted and stays put.
         unsafe {
-            let node = &cb.as_ref().node;
-            match node.state(Ordering::Relaxed) {
-                LINKED => {
-                    list::remove(&st.head, cb.cast::<Links>());
-                    node.set_state(DETACHED);
-                    drop(guard);
-                    CallbackHeader::drop_closure(cb);
-                    CallbackHeader::dealloc(cb);
-                    true
-                }
-                RUNNING => {
-                    #[cfg(feature = "std")]
-                    let must_wait =
-                        wait && cb.as_ref().runner.with(|p| *p) != crate::sync::park::thread_key();
-                    #[cfg(not(feature = "std"))]
-                    let must_wait = {
-                        let _ = wait;
-                        false
-                    };
-                    if !must_wait {
-                        // Inside its own callback, or from any callback on
-                        // the cancelling thread (waiting would deadlock), or
-                        // `unregister`: the canceller frees the node.
-                        node.status.fetch_or(ORPHAN, Ordering::Relaxed);
-                        drop(guard);
-                        return false;
-                    }
-                    drop(guard);
-                    #[cfg(feature = "std")]
-                    Self::wait_done(st, cb);
+            push_observer(st, cb.cast::<Links>());
+            cb.as_ref().node.set_state(LINKED);
+        }
+        drop(guard);
+        AttachCallback::Linked
+    }
+
+    /// Detaches a node attached with `attach_callback`; see
+    /// [`detach_callback`].
+    ///
+    /// # Safety
+    /// As for `detach_callback`.
+    pub(crate) unsafe fn detach_callback(&self, cb: NonNull<CallbackHeader>, wait: bool) -> bool {
+        // SAFETY: forwarded.
+        unsafe { detach_callback(self.st(), cb, wait) }
+    }
+}
+
+/// Takes a callback node out of `st`'s list, or out of the canceller's hands.
+/// Returns true iff it was removed before it started. Afterwards the node is
+/// freed (inline nodes: free to reuse) and its closure dropped or consumed:
+/// - LINKED: unlinked; the closure is dropped unrun;
+/// - DONE: the callback ran;
+/// - RUNNING on another thread, `wait` (a drop) and `std`: waits until it
+///   returns, spinning briefly and then parking;
+/// - RUNNING otherwise (inside its own callback, inside any callback of this
+///   thread's cancel, `unregister`, or no `std`): abandons the node: sets the
+///   canceller's flag, so the canceller never touches it again.
+///
+/// # Safety
+/// `cb` is attached to `st` and owned by the caller, which gives it up.
+unsafe fn detach_callback(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -> bool {
+    let guard = st.word.lock();
+    // SAFETY: our node stays allocated until we free it; status, links,
+    // `abandon` and `runner` change only under the lock we hold.
+    unsafe {
+        let node = &cb.as_ref().node;
+        match node.state(Ordering::Relaxed) {
+            LINKED => {
+                list::remove(&st.head, cb.cast::<Links>());
+                node.set_state(DETACHED);
+                drop(guard);
+                CallbackHeader::drop_closure(cb);
+                CallbackHeader::dealloc(cb);
+                true
+            }
+            RUNNING => {
+                #[cfg(feature = "std")]
+                let must_wait =
+                    wait && cb.as_ref().runner.with(|p| *p) != crate::sync::park::thread_key();
+                #[cfg(not(feature = "std"))]
+                let must_wait = {
+                    let _ = wait;
                     false
-                }
-                state => {
-                    debug_assert!(state == DONE, "unexpected node state {state}");
+                };
+                if !must_wait {
+                    // The closure was moved out before it was called, so the
+                    // node holds nothing the running callback needs.
+                    let flag = cb.as_ref().abandon.with(|p| *p);
+                    (*flag).store(1, Ordering::Relaxed);
                     drop(guard);
                     CallbackHeader::dealloc(cb);
-                    false
+                    return false;
                 }
+                drop(guard);
+                #[cfg(feature = "std")]
+                wait_done(st, cb);
+                false
+            }
+            state => {
+                debug_assert!(state == DONE, "unexpected node state {state}");
+                drop(guard);
+                CallbackHeader::dealloc(cb);
+                false
             }
         }
     }
+}
 
-    /// Waits until the canceller marks the running callback DONE, spinning
-    /// briefly and then parking, and frees the node.
-    #[cfg(feature = "std")]
-    fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
-        use crate::sync::{Backoff, park};
-        // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
-        // parker slot is guarded by the state's lock, like its status.
-        unsafe {
-            let node = &cb.as_ref().node;
-            let backoff = Backoff::new();
-            while !backoff.is_completed() {
-                if node.state(Ordering::Acquire) == DONE {
-                    // See below: let the canceller leave the lock first.
-                    drop(st.word.lock());
-                    CallbackHeader::dealloc(cb);
-                    return;
-                }
-                backoff.snooze();
-            }
-            // Get the handle outside the lock: it may allocate.
-            let me = park::current();
-            let guard = st.word.lock();
-            if node.state(Ordering::Relaxed) == DONE {
-                drop(guard);
-                drop(me);
+/// Waits until the canceller marks the running callback DONE, spinning
+/// briefly and then parking, and frees the node.
+///
+/// # Safety
+/// `cb` is RUNNING on another thread in `st`'s drain and owned by the caller.
+#[cfg(feature = "std")]
+unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
+    use crate::sync::{Backoff, park};
+    // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
+    // parker slot is guarded by the state's lock, like its status.
+    unsafe {
+        let node = &cb.as_ref().node;
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if node.state(Ordering::Acquire) == DONE {
+                // See below: let the canceller leave the lock first.
+                drop(st.word.lock());
                 CallbackHeader::dealloc(cb);
                 return;
             }
-            let old = cb.as_ref().parker.with_mut(|p| (*p).replace(me));
-            drop(guard);
-            drop(old);
-            // Acquire pairs with the canceller's Release store of DONE; park
-            // may return spuriously, hence the loop.
-            while node.state(Ordering::Acquire) != DONE {
-                park::park();
-            }
-            // The canceller stores DONE while holding the lock and is still
-            // inside that store's call when we may see it: pass through the
-            // lock so it has returned before the node is freed.
-            drop(st.word.lock());
-            CallbackHeader::dealloc(cb);
+            backoff.snooze();
         }
+        // Get the handle outside the lock: it may allocate.
+        let me = park::current();
+        let guard = st.word.lock();
+        if node.state(Ordering::Relaxed) == DONE {
+            drop(guard);
+            drop(me);
+            CallbackHeader::dealloc(cb);
+            return;
+        }
+        let old = cb.as_ref().parker.with_mut(|p| (*p).replace(me));
+        drop(guard);
+        drop(old);
+        // Acquire pairs with the canceller's Release store of DONE; park
+        // may return spuriously, hence the loop.
+        while node.state(Ordering::Acquire) != DONE {
+            park::park();
+        }
+        // The canceller stores DONE while holding the lock and is still
+        // inside that store's call when we may see it: pass through the
+        // lock so it has returned before the node is freed.
+        drop(st.word.lock());
+        CallbackHeader::dealloc(cb);
     }
 }
 

@@ -222,3 +222,23 @@ fn blocking_wait_allocates_nothing() {
         0
     );
 }
+
+#[test]
+fn pinned_registration_allocates_nothing() {
+    let source = CancellationSource::new();
+    let token = source.token();
+    let n = allocs(|| {
+        for _ in 0..10 {
+            let mut r = std::pin::pin!(cancel_core::PinnedRegistration::new(token.clone(), || {
+                std::hint::black_box(1);
+            }));
+            assert!(r.as_mut().register());
+        }
+        let mut kept = std::pin::pin!(cancel_core::PinnedRegistration::new(token.clone(), || {
+            std::hint::black_box(2);
+        }));
+        kept.as_mut().register();
+        source.cancel();
+    });
+    assert_eq!(n, 0);
+}
