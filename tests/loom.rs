@@ -1,0 +1,1273 @@
+//! Loom models of the concurrency core.
+//!
+//! Run with `scripts/loom.sh`, which gives `--cfg loom` to this crate only
+//! (a global `RUSTFLAGS="--cfg loom"` breaks dev-dependencies with loom code
+//! of their own). Under `--cfg loom` the crate's `src/sync.rs` swaps every
+//! atomic, cell, spin and park for loom's, so these models explore the code
+//! that ships.
+//!
+//! Leaks: every model threads a `loom::sync::Arc` through the things the
+//! crate must free (callback closures, custom causes stored in a state,
+//! wakers). Loom fails an execution that ends with a live loom `Arc`, so a
+//! leaked closure, state with a cause, or waker fails the model. Callback
+//! nodes are freed after their closure is gone, so they are counted
+//! separately: every callback closure carries a 512-aligned marker, which
+//! makes its node the only 512-aligned allocation; a counting global
+//! allocator checks that none is live at the end of each execution.
+//!
+//! Structure: the main thread only sets up and joins; the racing operations
+//! run on spawned threads. (Loom explores a race between the main thread and
+//! a thread it has just spawned far less thoroughly: a model of the same
+//! race with the main thread as one party missed a lost wake-up that the
+//! two-spawned-threads form finds at once.)
+#![cfg(loom)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::atomic::AtomicIsize;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use cancel_core::{CancelReason, CancellationSource, CancellationToken, ManualClock};
+use loom::sync::Arc;
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::{Relaxed, SeqCst};
+use loom::thread;
+
+// ------------------------------------------------------------------ helpers
+
+/// Makes the callback node holding a closure that captures it a 512-aligned
+/// allocation, which nothing else in these tests allocates.
+#[repr(align(512))]
+#[derive(Clone, Copy)]
+struct NodeMarker;
+
+const MARKER_ALIGN: usize = std::mem::align_of::<NodeMarker>();
+
+/// Live 512-aligned allocations: callback nodes of marked closures.
+static LIVE_NODES: AtomicIsize = AtomicIsize::new(0);
+
+/// The system allocator, counting the marked callback nodes.
+struct CountingAlloc;
+
+// SAFETY: forwards every call to `System` unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() && layout.align() >= MARKER_ALIGN {
+            LIVE_NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() && layout.align() >= MARKER_ALIGN {
+            LIVE_NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.align() >= MARKER_ALIGN {
+            LIVE_NODES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded contract (the alignment does not change).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// `loom::model`, plus the check that no callback node outlives an
+/// execution (everything the body made has been dropped when it returns).
+fn model<F: Fn() + Sync + Send + 'static>(body: F) {
+    loom::model(move || {
+        body();
+        let live = LIVE_NODES.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(live, 0, "{live} callback node(s) leaked");
+    });
+}
+
+/// Marks a callback closure so that its node is counted (see [`model`]).
+fn marked(f: impl FnOnce() + Send + 'static) -> impl FnOnce() + Send + 'static {
+    let marker = NodeMarker;
+    move || {
+        std::hint::black_box(&marker);
+        f()
+    }
+}
+
+/// A custom cancellation cause that carries a loom `Arc`: if the state that
+/// stores it (or a child that copied it) is never freed, loom reports a leak.
+#[derive(Debug)]
+struct Tagged {
+    tag: &'static str,
+    _track: Arc<()>,
+}
+
+impl Tagged {
+    fn new(tag: &'static str) -> Self {
+        Self {
+            tag,
+            _track: Arc::new(()),
+        }
+    }
+}
+
+impl fmt::Display for Tagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag)
+    }
+}
+
+impl Error for Tagged {}
+
+/// The tag of a token's reason: `None` if not cancelled, "requested" for
+/// `Requested`, the `Tagged` text for a custom cause.
+fn reason_tag(token: &CancellationToken) -> Option<String> {
+    match token.reason()? {
+        CancelReason::Requested => Some("requested".to_string()),
+        CancelReason::Custom(cause) => Some(cause.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// A shared counter; the closure returned by `bump` captures a clone of it,
+/// so a callback node that is never freed leaks a loom `Arc`.
+#[derive(Clone)]
+struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    fn new() -> Self {
+        Self(Arc::new(AtomicUsize::new(0)))
+    }
+
+    fn bump(&self) -> impl FnOnce() + Send + 'static {
+        let c = self.0.clone();
+        marked(move || {
+            c.fetch_add(1, Relaxed);
+        })
+    }
+
+    /// Read after a join (or otherwise after a happens-before edge).
+    fn get(&self) -> usize {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A waker that counts its wake-ups. Holds a loom `Arc` so a waker the crate
+/// forgets to drop is reported as a leak.
+struct CountWaker {
+    wakes: AtomicUsize,
+    _track: Arc<()>,
+}
+
+impl Wake for CountWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.wakes.fetch_add(1, SeqCst);
+    }
+}
+
+fn count_waker() -> (std::sync::Arc<CountWaker>, Waker) {
+    let inner = std::sync::Arc::new(CountWaker {
+        wakes: AtomicUsize::new(0),
+        _track: Arc::new(()),
+    });
+    let waker = Waker::from(inner.clone());
+    (inner, waker)
+}
+
+/// A loom `UnsafeCell` that may be shared between threads: the models use it
+/// for data whose accesses must be ordered by the crate (loom reports a race
+/// if they are not).
+struct Cell(loom::cell::UnsafeCell<usize>);
+
+// SAFETY: every access goes through loom's checked `with`/`with_mut`; an
+// unsynchronised pair of accesses is a reported model failure.
+unsafe impl Sync for Cell {}
+
+impl Cell {
+    fn new() -> Arc<Self> {
+        Arc::new(Cell(loom::cell::UnsafeCell::new(0)))
+    }
+
+    fn get(&self) -> usize {
+        // SAFETY: loom checks the access.
+        self.0.with(|p| unsafe { *p })
+    }
+
+    fn set(&self, value: usize) {
+        // SAFETY: loom checks the access.
+        self.0.with_mut(|p| unsafe { *p = value });
+    }
+
+    fn incr(&self) {
+        // SAFETY: loom checks the access.
+        self.0.with_mut(|p| unsafe { *p += 1 });
+    }
+}
+
+/// Wakes the loom thread blocked in [`block_on`].
+///
+/// A mutex and condition variable rather than `park`/`unpark`: loom 0.7.2
+/// drops an `unpark` aimed at a running thread whose last scheduling event
+/// was a `yield_now` (its state is still "yielded", and `set_unparked` then
+/// just makes it runnable instead of saving the token), so a parking
+/// executor that spun on the crate's bit lock just before could report a
+/// deadlock that real threads cannot have.
+struct Notifier {
+    notified: loom::sync::Mutex<bool>,
+    cond: loom::sync::Condvar,
+    _track: Arc<()>,
+}
+
+impl Wake for Notifier {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        *self.notified.lock().unwrap() = true;
+        self.cond.notify_one();
+    }
+}
+
+/// Polls `fut` to completion on the current loom thread, blocking between
+/// polls. A lost wake-up leaves the thread blocked forever: loom reports a
+/// deadlock.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let notifier = std::sync::Arc::new(Notifier {
+        notified: loom::sync::Mutex::new(false),
+        cond: loom::sync::Condvar::new(),
+        _track: Arc::new(()),
+    });
+    let waker = Waker::from(notifier.clone());
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = poll_once(fut.as_mut(), &waker) {
+            return out;
+        }
+        let mut notified = notifier.notified.lock().unwrap();
+        while !*notified {
+            notified = notifier.cond.wait(notified).unwrap();
+        }
+        *notified = false;
+    }
+}
+
+fn poll_once<F: Future>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(waker))
+}
+
+// ------------------------------------------------- 1-4: callbacks vs cancel
+
+// ------------------------------------------------- 1-4: callbacks vs cancel
+
+/// 1. A register racing a cancel: the callback runs exactly once, either
+/// inline in `register` or on the cancelling thread.
+#[test]
+fn cancel_vs_register() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let hits = Counter::new();
+
+        let h = hits.clone();
+        let registrar = thread::spawn(move || token.register(h.bump()));
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+
+        let registration = registrar.join().unwrap();
+        canceller.join().unwrap();
+        assert_eq!(hits.get(), 1, "the callback must run exactly once");
+        assert!(!registration.is_pending());
+        drop(registration);
+        assert_eq!(hits.get(), 1);
+    });
+}
+
+/// 1b. Two registers racing each other and a cancel (list pushes racing a
+/// push and the drain): each callback runs exactly once. The second
+/// registrar cancels right after registering (two threads: a third thread
+/// spinning on the bit lock makes the model too large for loom).
+#[test]
+fn two_registers_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let hits = Counter::new();
+
+        let (t1, h1) = (source.token(), hits.clone());
+        let a = thread::spawn(move || t1.register(h1.bump()));
+        let (t2, h2) = (source.token(), hits.clone());
+        let b = thread::spawn(move || {
+            let registration = t2.register(h2.bump());
+            assert!(source.cancel());
+            registration
+        });
+
+        let r1 = a.join().unwrap();
+        let r2 = b.join().unwrap();
+        assert_eq!(hits.get(), 2, "each callback must run exactly once");
+        drop((r1, r2));
+    });
+}
+
+/// 2. Two cancels at once (one with a custom cause): exactly one wins, the
+/// callback runs once, and the reason is the winner's.
+#[test]
+fn two_concurrent_cancels() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let s1 = source.clone();
+        let a = thread::spawn(move || s1.cancel());
+        let b = thread::spawn(move || source.cancel_with(Tagged::new("b")));
+
+        let won_a = a.join().unwrap();
+        let won_b = b.join().unwrap();
+        assert!(
+            won_a ^ won_b,
+            "exactly one cancel returns true ({won_a}, {won_b})"
+        );
+        assert_eq!(hits.get(), 1, "the callback must run exactly once");
+        let expected = if won_a { "requested" } else { "b" };
+        assert_eq!(reason_tag(&token).as_deref(), Some(expected));
+        drop(registration);
+    });
+}
+
+/// 3. `unregister` racing a cancel: either the callback was removed before it
+/// started (unregister returns true and it never runs) or it ran; never both,
+/// never neither.
+#[test]
+fn unregister_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || registration.unregister());
+        let b = thread::spawn(move || assert!(source.cancel()));
+
+        let removed = a.join().unwrap();
+        b.join().unwrap();
+        let ran = hits.get();
+        assert_eq!(usize::from(removed) + ran, 1, "removed={removed} ran={ran}");
+    });
+}
+
+/// 4. Dropping a `Registration` while the cancelling thread may be running
+/// its callback: once the drop returns, the callback is not running and
+/// never runs again. The callback writes a loom `UnsafeCell`; the dropping
+/// thread reads it right after the drop, so a drop that returned before the
+/// callback finished is a data race (loom reports it), and a run after the
+/// drop changes the value read after the joins.
+#[test]
+fn registration_drop_vs_running_callback() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let cell = Cell::new();
+        let c = cell.clone();
+        let registration = token.register(marked(move || c.incr()));
+
+        let c = cell.clone();
+        let dropper = thread::spawn(move || {
+            drop(registration);
+            // A race (reported by loom) if the callback could still be running.
+            c.get()
+        });
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+
+        let seen = dropper.join().unwrap();
+        canceller.join().unwrap();
+        assert!(seen <= 1);
+        assert_eq!(
+            seen,
+            cell.get(),
+            "the callback ran after its registration was dropped"
+        );
+        drop(token);
+    });
+}
+
+/// 4b. The same through a link: the callback is on a child's token and runs
+/// inside the parent's cancel (the child is reached through its link node).
+#[test]
+fn registration_drop_vs_callback_run_by_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child = parent.token().child();
+        let cell = Cell::new();
+        let c = cell.clone();
+        let registration = child.token().register(marked(move || c.incr()));
+
+        let c = cell.clone();
+        let dropper = thread::spawn(move || {
+            drop(registration);
+            // A race (reported by loom) if the callback could still be running.
+            c.get()
+        });
+        let canceller = thread::spawn(move || assert!(parent.cancel()));
+
+        let seen = dropper.join().unwrap();
+        canceller.join().unwrap();
+        assert!(child.is_cancelled());
+        assert_eq!(
+            seen,
+            cell.get(),
+            "the callback ran after its registration was dropped"
+        );
+    });
+}
+
+// ------------------------------------------------------- 5: publication
+
+/// 5. What the canceller wrote before `cancel()` is visible to a thread that
+/// saw `is_cancelled()`, and `reason()` is then `Some`. The data is a loom
+/// `UnsafeCell`, so a missing happens-before edge is a reported race.
+#[test]
+fn publication_through_is_cancelled() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let data = Cell::new();
+
+        let d = data.clone();
+        let reader = thread::spawn(move || {
+            while !token.is_cancelled() {
+                thread::yield_now();
+            }
+            // A race (reported by loom) if cancel did not publish the write.
+            assert_eq!(d.get(), 42);
+            assert_eq!(reason_tag(&token).as_deref(), Some("w"));
+            assert!(token.check().is_err());
+        });
+        let d = data.clone();
+        let writer = thread::spawn(move || {
+            d.set(42);
+            assert!(source.cancel_with(Tagged::new("w")));
+        });
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+/// 5b. The same for a plain `cancel()` (reason `Requested`), which claims
+/// the state by another path than a cancel with a custom cause.
+#[test]
+fn publication_through_is_cancelled_plain_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let data = Cell::new();
+
+        let d = data.clone();
+        let reader = thread::spawn(move || {
+            while !token.is_cancelled() {
+                thread::yield_now();
+            }
+            // A race (reported by loom) if cancel did not publish the write.
+            assert_eq!(d.get(), 42);
+            assert_eq!(reason_tag(&token).as_deref(), Some("requested"));
+        });
+        let d = data.clone();
+        let writer = thread::spawn(move || {
+            d.set(42);
+            assert!(source.cancel());
+        });
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+// ------------------------------------------- 6: last-handle drops vs cancel
+
+/// 6a. The last token and the registration are dropped on one thread while
+/// the (last) source cancels with a custom cause and is dropped on another:
+/// whoever is last frees the state, the cause and the callback node.
+#[test]
+fn last_token_and_registration_drop_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || {
+            drop(registration);
+            drop(token);
+        });
+        let b = thread::spawn(move || {
+            assert!(source.cancel_with(Tagged::new("b")));
+            drop(source);
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(hits.get() <= 1);
+    });
+}
+
+/// 6b. One source handle is dropped while another cancels: the cancel still
+/// runs the callback, and the token stays cancelled and "cancellable".
+#[test]
+fn source_drop_vs_cancel() {
+    model(|| {
+        let s1 = CancellationSource::new();
+        let s2 = s1.clone();
+        let token = s1.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || drop(s1));
+        let b = thread::spawn(move || assert!(s2.cancel_with(Tagged::new("b"))));
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(hits.get(), 1);
+        assert!(token.is_cancelled());
+        assert!(token.can_be_cancelled());
+        drop(registration);
+    });
+}
+
+/// 6c. An unregister (owner gives the node up) racing a cancel, with the
+/// last token dropped by the unregistering thread: a node orphaned while
+/// its callback runs must be freed by the canceller (a leak otherwise).
+#[test]
+fn unregister_and_last_token_drop_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || {
+            let removed = registration.unregister();
+            drop(token);
+            removed
+        });
+        let b = thread::spawn(move || assert!(source.cancel_with(Tagged::new("b"))));
+        let removed = a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(usize::from(removed) + hits.get(), 1);
+    });
+}
+
+// ------------------------------------------------------------ 7: linking
+
+/// 7a. A parent cancels while its child's last handles (source and a
+/// registration) are dropped: no leak of the child, of its copy of the cause
+/// or of the callback; the parent ends cancelled.
+#[test]
+fn parent_cancel_vs_child_last_handle_drop() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child = parent.token().child();
+        let hits = Counter::new();
+        let registration = child.token().register(hits.bump());
+
+        let a = thread::spawn(move || {
+            drop(registration);
+            drop(child);
+        });
+        let b = thread::spawn(move || {
+            assert!(parent.cancel_with(Tagged::new("p")));
+            parent
+        });
+        a.join().unwrap();
+        let parent = b.join().unwrap();
+        assert!(parent.is_cancelled());
+        assert!(hits.get() <= 1);
+    });
+}
+
+/// 7b. A parent and its child are cancelled at once with different causes:
+/// the child's reason is the cause of whichever claimed it, and the parent's
+/// reason is its own. The child's callback runs once.
+#[test]
+fn parent_cancel_vs_child_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child = parent.token().child();
+        let parent_token = parent.token();
+        let child_token = child.token();
+        let hits = Counter::new();
+        let registration = child_token.register(hits.bump());
+
+        let a = thread::spawn(move || assert!(parent.cancel_with(Tagged::new("p"))));
+        let b = thread::spawn(move || child.cancel_with(Tagged::new("c")));
+        a.join().unwrap();
+        let child_won = b.join().unwrap();
+
+        assert_eq!(hits.get(), 1);
+        assert_eq!(reason_tag(&parent_token).as_deref(), Some("p"));
+        let expected = if child_won { "c" } else { "p" };
+        assert_eq!(reason_tag(&child_token).as_deref(), Some(expected));
+        drop(registration);
+    });
+}
+
+/// 7c. Both parents of a linked source are cancelled at once: the child is
+/// cancelled exactly once (its callback runs once) with one of the causes.
+#[test]
+fn two_parents_cancel_at_once() {
+    model(|| {
+        let p1 = CancellationSource::new();
+        let p2 = CancellationSource::new();
+        let child = CancellationSource::linked([&p1.token(), &p2.token()]);
+        let child_token = child.token();
+        let hits = Counter::new();
+        let registration = child_token.register(hits.bump());
+
+        let a = thread::spawn(move || assert!(p1.cancel_with(Tagged::new("p1"))));
+        let b = thread::spawn(move || assert!(p2.cancel_with(Tagged::new("p2"))));
+        a.join().unwrap();
+        b.join().unwrap();
+
+        assert!(child.is_cancelled());
+        assert_eq!(hits.get(), 1, "the child's callback must run exactly once");
+        let tag = reason_tag(&child_token).unwrap();
+        assert!(tag == "p1" || tag == "p2", "unexpected child reason {tag}");
+        drop(registration);
+    });
+}
+
+/// 7d. A child is linked to a parent while the parent cancels: afterwards
+/// the child is cancelled, with the parent's reason.
+#[test]
+fn link_creation_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let token = parent.token();
+
+        let a = thread::spawn(move || CancellationSource::linked([&token]));
+        let b = thread::spawn(move || assert!(parent.cancel_with(Tagged::new("p"))));
+        let child = a.join().unwrap();
+        b.join().unwrap();
+        assert!(
+            child.is_cancelled(),
+            "a child linked during its parent's cancel must end cancelled"
+        );
+        assert_eq!(reason_tag(&child.token()).as_deref(), Some("p"));
+    });
+}
+
+/// 7d'. Same with two parents, the second cancelling while the child links:
+/// exercises the path where a link is already in the first parent's list
+/// when the second parent is found cancelled.
+#[test]
+fn two_parent_link_creation_vs_second_parent_cancel() {
+    model(|| {
+        let p1 = CancellationSource::new();
+        let p2 = CancellationSource::new();
+        let t1 = p1.token();
+        let t2 = p2.token();
+
+        let a = thread::spawn(move || CancellationSource::linked([&t1, &t2]));
+        let b = thread::spawn(move || assert!(p2.cancel_with(Tagged::new("p2"))));
+        let child = a.join().unwrap();
+        b.join().unwrap();
+        assert!(child.is_cancelled());
+        assert_eq!(reason_tag(&child.token()).as_deref(), Some("p2"));
+        // p1 cancelling later must not disturb the already cancelled child.
+        assert!(p1.cancel());
+        assert_eq!(reason_tag(&child.token()).as_deref(), Some("p2"));
+    });
+}
+
+/// 7e. Reason visibility through a link: a thread that sees the child
+/// cancelled sees its reason (the parent's custom cause), and `check()`
+/// carries it.
+#[test]
+fn child_reason_visible_once_cancelled() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child = parent.token().child();
+        let child_token = child.token();
+
+        let observer = thread::spawn(move || {
+            if child_token.is_cancelled() {
+                assert_eq!(reason_tag(&child_token).as_deref(), Some("p"));
+                let err = child_token.check().unwrap_err();
+                assert!(err.to_string().contains('p'), "{err}");
+            }
+            child_token
+        });
+        let a = thread::spawn(move || assert!(parent.cancel_with(Tagged::new("p"))));
+        let child_token = observer.join().unwrap();
+        a.join().unwrap();
+        assert!(child.is_cancelled());
+        assert_eq!(reason_tag(&child_token).as_deref(), Some("p"));
+    });
+}
+
+/// 7f. A child cancelled through its parent while the child's only source
+/// handle is gone: a callback registered on the child's token at the same
+/// time must run (the token does end cancelled).
+#[test]
+fn register_on_sourceless_child_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child_token = parent.token().child().token(); // child source dropped
+        assert!(child_token.can_be_cancelled());
+        let hits = Counter::new();
+
+        let h = hits.clone();
+        let a = thread::spawn(move || {
+            let registration = child_token.register(h.bump());
+            (registration, child_token)
+        });
+        let b = thread::spawn(move || assert!(parent.cancel()));
+        let (registration, child_token) = a.join().unwrap();
+        b.join().unwrap();
+        assert!(child_token.is_cancelled());
+        assert_eq!(
+            hits.get(),
+            1,
+            "the child token ended cancelled but the callback registered on it never ran"
+        );
+        drop(registration);
+    });
+}
+
+/// 7g. A grandchild through a child cancelled at once by the root and by the
+/// child itself: the grandchild's callback runs once and its reason is the
+/// child's.
+#[test]
+fn grandchild_via_root_cancel_vs_child_cancel() {
+    model(|| {
+        let root = CancellationSource::new();
+        let child = root.token().child();
+        let grandchild = child.token().child();
+        let child_token = child.token();
+        let grandchild_token = grandchild.token();
+        let hits = Counter::new();
+        let registration = grandchild_token.register(hits.bump());
+
+        let a = thread::spawn(move || assert!(root.cancel_with(Tagged::new("r"))));
+        let b = thread::spawn(move || {
+            child.cancel_with(Tagged::new("c"));
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(hits.get(), 1);
+        let child_reason = reason_tag(&child_token).unwrap();
+        assert_eq!(reason_tag(&grandchild_token), Some(child_reason));
+        drop(registration);
+        drop(grandchild);
+    });
+}
+
+/// 7h. A child cancels itself while its parent's last handles are dropped:
+/// the link keeps the parent alive until the child is gone; nothing leaks.
+#[test]
+fn child_cancel_vs_parent_last_handle_drop() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let parent_token = parent.token();
+        let child = parent_token.child();
+        let child_token = child.token();
+
+        let a = thread::spawn(move || {
+            drop(parent);
+            drop(parent_token);
+        });
+        let b = thread::spawn(move || child.cancel_with(Tagged::new("c")));
+        a.join().unwrap();
+        assert!(b.join().unwrap());
+        assert_eq!(reason_tag(&child_token).as_deref(), Some("c"));
+    });
+}
+
+/// 7i. A grandchild is created from a child while the root cancels: the
+/// grandchild either links to the child before the root's cancel reaches the
+/// child (and is then cancelled through the link) or finds the child
+/// cancelled; either way it ends cancelled with the root's reason.
+#[test]
+fn grandchild_creation_vs_root_cancel() {
+    model(|| {
+        let root = CancellationSource::new();
+        let child = root.token().child();
+        let child_token = child.token();
+
+        let a = thread::spawn(move || child_token.child());
+        let b = thread::spawn(move || assert!(root.cancel_with(Tagged::new("r"))));
+        let grandchild = a.join().unwrap();
+        b.join().unwrap();
+        assert!(child.is_cancelled());
+        assert!(
+            grandchild.is_cancelled(),
+            "the grandchild missed the root's cancel"
+        );
+        assert_eq!(reason_tag(&grandchild.token()).as_deref(), Some("r"));
+    });
+}
+
+// ----------------------------------------------------------- 8: futures
+
+/// 8a. A cancel racing the first poll of a cancellation future: if the poll
+/// returned Pending, the waker it was given has been woken by the time the
+/// cancel has returned, and a re-poll is Ready; if it returned Ready, the
+/// canceller's writes are visible.
+#[test]
+fn cancel_vs_first_poll() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (count, waker) = count_waker();
+        let data = Cell::new();
+
+        let d = data.clone();
+        let poller = thread::spawn(move || {
+            let mut fut = Box::pin(token.cancelled_owned());
+            let first = poll_once(fut.as_mut(), &waker);
+            if first.is_ready() {
+                // A race (reported by loom) if Ready did not publish the write.
+                assert_eq!(d.get(), 1);
+            }
+            (first.is_pending(), fut, waker)
+        });
+        let d = data.clone();
+        let canceller = thread::spawn(move || {
+            d.set(1);
+            assert!(source.cancel());
+        });
+        let (pending, mut fut, waker) = poller.join().unwrap();
+        canceller.join().unwrap();
+        if pending {
+            assert!(
+                count.wakes.load(SeqCst) >= 1,
+                "lost wake-up on the first poll"
+            );
+        }
+        assert!(poll_once(fut.as_mut(), &waker).is_ready());
+    });
+}
+
+/// 8b. A cancel racing a re-poll with a different waker: if the re-poll
+/// returned Pending, the new waker is woken (the task is not lost); if it
+/// returned Ready, the canceller's writes are visible.
+#[test]
+fn cancel_vs_repoll_with_new_waker() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (_c1, w1) = count_waker();
+        let (c2, w2) = count_waker();
+        let data = Cell::new();
+
+        let mut fut = Box::pin(token.cancelled_owned());
+        assert!(poll_once(fut.as_mut(), &w1).is_pending());
+        drop(w1);
+
+        let d = data.clone();
+        let poller = thread::spawn(move || {
+            let second = poll_once(fut.as_mut(), &w2);
+            if second.is_ready() {
+                // A race (reported by loom) if Ready did not publish the write.
+                assert_eq!(d.get(), 1);
+            }
+            (second.is_pending(), fut, w2)
+        });
+        let d = data.clone();
+        let canceller = thread::spawn(move || {
+            d.set(1);
+            assert!(source.cancel());
+        });
+        let (pending, mut fut, w2) = poller.join().unwrap();
+        canceller.join().unwrap();
+        if pending {
+            assert!(
+                c2.wakes.load(SeqCst) >= 1,
+                "the waker of the last poll was not woken"
+            );
+        }
+        assert!(poll_once(fut.as_mut(), &w2).is_ready());
+    });
+}
+
+/// 8c. A cancel racing a re-poll with the same waker (the lock-free path):
+/// as 8b.
+#[test]
+fn cancel_vs_repoll_with_same_waker() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (count, waker) = count_waker();
+        let data = Cell::new();
+
+        let mut fut = Box::pin(token.cancelled_owned());
+        assert!(poll_once(fut.as_mut(), &waker).is_pending());
+
+        let d = data.clone();
+        let poller = thread::spawn(move || {
+            let second = poll_once(fut.as_mut(), &waker);
+            if second.is_ready() {
+                // A race (reported by loom) if Ready did not publish the write.
+                assert_eq!(d.get(), 1);
+            }
+            (second.is_pending(), fut, waker)
+        });
+        let d = data.clone();
+        let canceller = thread::spawn(move || {
+            d.set(1);
+            assert!(source.cancel());
+        });
+        let (pending, mut fut, waker) = poller.join().unwrap();
+        canceller.join().unwrap();
+        if pending {
+            assert!(count.wakes.load(SeqCst) >= 1, "lost wake-up on a re-poll");
+        }
+        assert!(poll_once(fut.as_mut(), &waker).is_ready());
+    });
+}
+
+/// 8d. A pending future dropped while the source cancels: no crash, the
+/// stored waker is dropped (loom reports a leak otherwise; the strong count
+/// checks it too) and woken at most once.
+#[test]
+fn cancel_vs_drop_of_pending_future() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (count, waker) = count_waker();
+
+        let mut fut = Box::pin(token.clone().cancelled_owned());
+        assert!(poll_once(fut.as_mut(), &waker).is_pending());
+        drop(waker);
+
+        let dropper = thread::spawn(move || drop(fut));
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+        dropper.join().unwrap();
+        canceller.join().unwrap();
+        assert!(count.wakes.load(SeqCst) <= 1);
+        assert_eq!(
+            std::sync::Arc::strong_count(&count),
+            1,
+            "a waker clone was leaked"
+        );
+        assert!(token.is_cancelled());
+    });
+}
+
+/// 8d'. Two pending futures, one dropped while the cancel wakes them in a
+/// batch: the other one's waker is woken, the dropped one's waker is freed.
+#[test]
+fn cancel_vs_drop_of_one_of_two_pending_futures() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (c1, w1) = count_waker();
+        let (c2, w2) = count_waker();
+
+        let mut f1 = Box::pin(token.clone().cancelled_owned());
+        let mut f2 = Box::pin(token.clone().cancelled_owned());
+        assert!(poll_once(f1.as_mut(), &w1).is_pending());
+        assert!(poll_once(f2.as_mut(), &w2).is_pending());
+        drop(w1);
+
+        let dropper = thread::spawn(move || drop(f1));
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+        dropper.join().unwrap();
+        canceller.join().unwrap();
+        assert!(c1.wakes.load(SeqCst) <= 1);
+        assert_eq!(
+            std::sync::Arc::strong_count(&c1),
+            1,
+            "the dropped future's waker leaked"
+        );
+        assert_eq!(
+            c2.wakes.load(SeqCst),
+            1,
+            "the remaining future was not woken"
+        );
+        assert!(poll_once(f2.as_mut(), &w2).is_ready());
+    });
+}
+
+/// 8e. An owned future awaited on another thread with a parking executor:
+/// a lost wake-up leaves the waiter parked forever, which loom reports as
+/// a deadlock.
+#[test]
+fn block_on_cancelled_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+
+        let waiter = thread::spawn(move || block_on(token.cancelled_owned()));
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+        waiter.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
+/// 8f. `run_until_cancelled` on a future that never completes, awaited while
+/// the source cancels with a cause: it ends with `Err` carrying that cause.
+#[test]
+fn run_until_cancelled_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+
+        let runner = thread::spawn(move || {
+            let out = block_on(token.run_until_cancelled(std::future::pending::<()>()));
+            out.unwrap_err().to_string()
+        });
+        let canceller = thread::spawn(move || assert!(source.cancel_with(Tagged::new("x"))));
+        let err = runner.join().unwrap();
+        canceller.join().unwrap();
+        assert!(err.contains('x'), "{err}");
+    });
+}
+
+/// 8g. A future on a child whose source handle is gone, polled while the
+/// parent cancels: the child ends cancelled, so a Pending poll must have
+/// left a waker that the cancel woke.
+#[test]
+fn poll_on_sourceless_child_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child_token = parent.token().child().token(); // child source dropped
+        let (count, waker) = count_waker();
+
+        let t = child_token.clone();
+        let poller = thread::spawn(move || {
+            let mut fut = Box::pin(t.cancelled_owned());
+            let first = poll_once(fut.as_mut(), &waker);
+            (first.is_pending(), fut, waker)
+        });
+        let canceller = thread::spawn(move || assert!(parent.cancel()));
+        let (pending, mut fut, waker) = poller.join().unwrap();
+        canceller.join().unwrap();
+        assert!(child_token.is_cancelled());
+        if pending {
+            assert!(
+                count.wakes.load(SeqCst) >= 1,
+                "lost wake-up: the child was cancelled but the pending future's waker was never woken"
+            );
+        }
+        assert!(poll_once(fut.as_mut(), &waker).is_ready());
+    });
+}
+
+// ----------------------------------------------------- 9: blocking waits
+
+/// 9. A thread blocked in `wait()` while another cancels: it returns (a lost
+/// unpark is a reported deadlock) and sees the canceller's writes.
+#[test]
+fn wait_vs_cancel() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let data = Cell::new();
+
+        let d = data.clone();
+        let waiter = thread::spawn(move || {
+            token.wait();
+            // A race (reported by loom) if the wake did not publish the write.
+            assert_eq!(d.get(), 7);
+            assert!(token.is_cancelled());
+        });
+        let d = data.clone();
+        let canceller = thread::spawn(move || {
+            d.set(7);
+            assert!(source.cancel());
+        });
+        waiter.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
+/// 9b. `wait()` on a child token while the parent cancels: it returns, and
+/// the child's reason is the parent's cause.
+#[test]
+fn wait_on_child_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let child = parent.token().child();
+        let token = child.token();
+
+        let waiter = thread::spawn(move || {
+            token.wait();
+            assert_eq!(reason_tag(&token).as_deref(), Some("p"));
+        });
+        let canceller = thread::spawn(move || assert!(parent.cancel_with(Tagged::new("p"))));
+        waiter.join().unwrap();
+        canceller.join().unwrap();
+        drop(child);
+    });
+}
+
+/// 9c. `wait()` on a child whose source handle is gone while the parent
+/// cancels: the child ends cancelled, so the wait must return (a wait that
+/// decided "never cancellable" parks forever: loom reports a deadlock).
+#[test]
+fn wait_on_sourceless_child_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let token = parent.token().child().token(); // child source dropped
+
+        let waiter = thread::spawn(move || token.wait());
+        let canceller = thread::spawn(move || assert!(parent.cancel()));
+        waiter.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
+// -------------------------------------------------- 10: manual clock timeouts
+
+/// 10a. A timeout coming due (`ManualClock::advance`) while the source is
+/// cancelled by hand: exactly one of them cancels, the reason says which,
+/// the callback runs once, and the clock keeps no entry.
+#[test]
+fn clock_advance_vs_cancel() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(Duration::from_secs(1));
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let c = clock.clone();
+        let a = thread::spawn(move || c.advance(Duration::from_secs(1)));
+        let b = thread::spawn(move || source.cancel());
+        a.join().unwrap();
+        let cancel_won = b.join().unwrap();
+
+        assert_eq!(hits.get(), 1, "the callback must run exactly once");
+        let expected = if cancel_won { "requested" } else { "TimedOut" };
+        assert_eq!(reason_tag(&token).as_deref(), Some(expected));
+        assert_eq!(clock.armed(), 0);
+        drop(registration);
+    });
+}
+
+/// 10b. A timeout coming due while the source's last handles (source, token,
+/// registration) are dropped: no crash, the clock ends with no entry.
+#[test]
+fn clock_advance_vs_last_handle_drop() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(Duration::from_secs(1));
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let c = clock.clone();
+        let a = thread::spawn(move || c.advance(Duration::from_secs(1)));
+        let b = thread::spawn(move || {
+            drop(registration);
+            drop(token);
+            drop(source);
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(hits.get() <= 1);
+        assert_eq!(clock.armed(), 0);
+    });
+}
+
+/// 10c. A timeout re-armed for later while the clock reaches the old
+/// deadline: either it fired (the source is cancelled, `TimedOut`) or the
+/// new deadline holds (one entry armed) and reaching it cancels the source.
+#[test]
+fn clock_rearm_vs_advance() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(Duration::from_secs(1));
+        let token = source.token();
+
+        let c = clock.clone();
+        let a = thread::spawn(move || c.advance(Duration::from_secs(1)));
+        let c = clock.clone();
+        let b = thread::spawn(move || {
+            c.cancel_after(&source, Duration::from_secs(10));
+            source
+        });
+        a.join().unwrap();
+        let source = b.join().unwrap();
+
+        if !token.is_cancelled() {
+            assert_eq!(clock.armed(), 1, "a re-armed timeout was lost");
+            clock.advance(Duration::from_secs(10));
+        }
+        assert!(token.is_cancelled());
+        assert_eq!(reason_tag(&token).as_deref(), Some("TimedOut"));
+        assert_eq!(clock.armed(), 0);
+        drop(source);
+    });
+}
+
+// ------------------------------------------------- pinned registration
+
+/// The inline (allocation-free) registration: its drop on another thread
+/// waits for the running callback, exactly like a boxed registration's.
+#[test]
+fn pinned_registration_drop_vs_running_callback() {
+    model(|| {
+        let source = CancellationSource::new();
+        let cell = Cell::new();
+        let c = cell.clone();
+        let mut registration = Box::pin(cancel_core::PinnedRegistration::new(
+            source.token(),
+            move || c.incr(),
+        ));
+        registration.as_mut().register();
+
+        let c = cell.clone();
+        let dropper = thread::spawn(move || {
+            drop(registration);
+            c.get()
+        });
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+
+        let seen = dropper.join().unwrap();
+        canceller.join().unwrap();
+        assert!(seen <= 1);
+        assert_eq!(
+            seen,
+            cell.get(),
+            "the callback ran after its pinned registration was dropped"
+        );
+    });
+}
+
+/// `unregister` never waits: racing a running callback, it abandons the
+/// node (the canceller's stack flag), and exactly one of "removed" and
+/// "ran" holds. The node memory is freed by the owner at once; loom and
+/// the counting allocator catch a use after that or a leak.
+#[test]
+fn unregister_abandons_a_running_callback() {
+    model(|| {
+        let source = CancellationSource::new();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let registration = source.token().register(marked(move || {
+            r.fetch_add(1, SeqCst);
+        }));
+        let unregisterer = thread::spawn(move || registration.unregister());
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+        let removed = unregisterer.join().unwrap();
+        canceller.join().unwrap();
+        assert_eq!(usize::from(removed) + ran.load(SeqCst), 1);
+    });
+}
