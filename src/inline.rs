@@ -6,7 +6,7 @@ use core::marker::PhantomPinned;
 use core::pin::Pin;
 
 use crate::node::CallbackNode;
-use crate::state::AttachCallback;
+use crate::state::{AttachCallback, Detached};
 use crate::token::CancellationToken;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,15 +72,25 @@ impl<F: FnOnce() + Send + 'static> InlineCallback<F> {
     }
 
     /// Takes the callback out; `wait` as in `detach_callback`. True iff it
-    /// was removed before it started.
+    /// was removed before it started. Without `wait`, a callback running on
+    /// another thread stays attached (the drop waits for it).
     pub(crate) fn detach(self: Pin<&mut Self>, wait: bool) -> bool {
         // SAFETY: as in `register`.
         let this = unsafe { self.get_unchecked_mut() };
         match this.phase {
             Phase::Attached => {
-                this.phase = Phase::Finished;
                 // SAFETY: attached to this token's state by `register`.
-                unsafe { this.token.state().detach_callback(this.node.header(), wait) }
+                match unsafe { this.token.state().detach_callback(this.node.header(), wait) } {
+                    Detached::Removed => {
+                        this.phase = Phase::Finished;
+                        true
+                    }
+                    Detached::NotRemoved => {
+                        this.phase = Phase::Finished;
+                        false
+                    }
+                    Detached::StillRunning => false,
+                }
             }
             Phase::Idle | Phase::Never => {
                 this.phase = Phase::Finished;

@@ -42,6 +42,7 @@ extern crate alloc;
 extern crate std;
 
 // The core: the only modules allowed to use `unsafe`.
+#[cfg(feature = "std")]
 #[allow(unsafe_code)]
 mod inline;
 #[allow(unsafe_code)]
@@ -76,7 +77,9 @@ pub use future::{
 };
 pub use guard::DropGuard;
 pub use reason::{CancelReason, Cancelled};
-pub use registration::{PinnedRegistration, Registration};
+#[cfg(feature = "std")]
+pub use registration::PinnedRegistration;
+pub use registration::Registration;
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};

@@ -12,10 +12,12 @@
 //!
 //! Every transition happens under the source's bit lock. Once a node is DONE
 //! the canceller never touches it again, so its owner may free or reuse it.
-//! An owner may also abandon a RUNNING callback node (C++'s "destroyed"
-//! flag): it sets the flag on the canceller's stack that the node points to,
-//! under the lock, and frees the node at once; the canceller checks its own
-//! flag before touching the node again.
+//! A RUNNING callback's owner that will not wait either orphans a boxed node
+//! (ORPHAN: the canceller frees it after the call), or, when it runs on the
+//! cancelling thread itself (inside the callback, so the canceller is past
+//! every read of the node), abandons it: it sets the flag on the canceller's
+//! stack that the node points to and frees or reuses the node at once; the
+//! canceller checks its own flag before touching the node again.
 
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
@@ -33,6 +35,9 @@ pub(crate) const RUNNING: u8 = 2;
 pub(crate) const DONE: u8 = 3;
 pub(crate) const DETACHED: u8 = 4;
 pub(crate) const STATE_MASK: u8 = 0b111;
+/// A boxed callback's owner let go of it while it ran on another thread
+/// (without waiting): the canceller frees the node when the call returns.
+pub(crate) const ORPHAN: u8 = 1 << 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -90,6 +95,8 @@ impl Node {
 
 /// Type-erased operations on a `CallbackNode<F>`.
 pub(crate) struct CallbackVTable {
+    /// The node lives inside its owner (never freed by the crate).
+    pub(crate) inline: bool,
     /// Moves the closure out and calls it. The node keeps no closure after.
     call: unsafe fn(NonNull<CallbackHeader>),
     /// Moves the closure out and drops it without calling it.
@@ -125,16 +132,20 @@ struct Ops<F>(F);
 
 impl<F: FnOnce() + Send + 'static> Ops<F> {
     const BOXED: CallbackVTable = CallbackVTable {
+        inline: false,
         call: Self::call,
         drop_closure: Self::drop_closure,
         dealloc: Self::dealloc,
     };
     /// An inline node's memory belongs to its owner: nothing to free.
+    #[cfg(feature = "std")]
     const INLINE: CallbackVTable = CallbackVTable {
+        inline: true,
         call: Self::call,
         drop_closure: Self::drop_closure,
         dealloc: Self::keep,
     };
+    #[cfg(feature = "std")]
     unsafe fn keep(_: NonNull<CallbackHeader>) {}
     unsafe fn take(h: NonNull<CallbackHeader>) -> F {
         let node = h.cast::<CallbackNode<F>>();
@@ -176,12 +187,14 @@ impl<F: FnOnce() + Send + 'static> CallbackNode<F> {
         }
     }
 
+    #[cfg(feature = "std")]
     /// A node to be pinned inside its owner (no allocation, never freed by
     /// the crate).
     pub(crate) fn inline(f: F) -> Self {
         Self::with_vtable(f, &Ops::<F>::INLINE)
     }
 
+    #[cfg(feature = "std")]
     /// The header pointer of a pinned inline node, with provenance over the
     /// whole node (closure included).
     pub(crate) fn header(&self) -> NonNull<CallbackHeader> {
@@ -215,6 +228,15 @@ impl CallbackHeader {
     pub(crate) unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
         // SAFETY: caller's contract; the vtable matches the node's type.
         unsafe { ((*h.as_ptr()).vtable.drop_closure)(h) }
+    }
+
+    /// Whether the node lives inside its owner.
+    ///
+    /// # Safety
+    /// `h` is a live callback node.
+    pub(crate) unsafe fn is_inline(h: NonNull<CallbackHeader>) -> bool {
+        // SAFETY: caller's contract; the vtable pointer is immutable.
+        unsafe { (*h.as_ptr()).vtable.inline }
     }
 
     /// Frees the node (its closure must already be called or dropped).

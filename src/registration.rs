@@ -1,12 +1,16 @@
 //! `Registration`: the RAII handle of a registered callback.
 
 use core::fmt;
+#[cfg(feature = "std")]
 use core::pin::Pin;
 
+#[cfg(feature = "std")]
 use pin_project_lite::pin_project;
 
+#[cfg(feature = "std")]
 use crate::inline::{InlineCallback, Phase};
 use crate::state::RawRegistration;
+#[cfg(feature = "std")]
 use crate::token::CancellationToken;
 
 /// Keeps a callback registered. Dropping it removes the callback; returned
@@ -67,6 +71,7 @@ impl fmt::Debug for Registration {
     }
 }
 
+#[cfg(feature = "std")]
 pin_project! {
     /// An allocation-free callback registration for callers that can pin it:
     /// the closure and the list node live inside this value (the role of
@@ -78,10 +83,10 @@ pin_project! {
     ///   then call [`register`](Self::register). Before `register` nothing is
     ///   linked and the closure cannot run.
     /// - Dropping it unregisters, with the guarantees of [`Registration`]:
-    ///   with `std`, if the callback is running on another thread the drop
-    ///   waits for it to return; from inside its own callback (or any
-    ///   callback on the cancelling thread) it returns at once. Without
-    ///   `std` a drop never waits; the running callback finishes on its own.
+    ///   if the callback is running on another thread the drop waits for it
+    ///   to return; from inside its own callback (or any callback on the
+    ///   cancelling thread) it returns at once. (Requires `std`: without
+    ///   thread identities a drop could not tell those cases apart.)
     /// - Leaking it (`mem::forget` of a `Pin<Box<_>>`) is safe: the node stays
     ///   allocated and registered, like a leaked `Registration`. The closure
     ///   is `'static`, so it never borrows anything a leak could outlive.
@@ -118,6 +123,7 @@ pin_project! {
     }
 }
 
+#[cfg(feature = "std")]
 impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// A registration of `f` on `token`, not linked yet: pin it and call
     /// [`register`](Self::register).
@@ -136,8 +142,9 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     }
 
     /// Removes the callback without waiting; `true` iff it was removed
-    /// before it started (see [`Registration::unregister`]). Afterwards
-    /// `register` does nothing.
+    /// before it started (see [`Registration::unregister`]). If it is
+    /// running on another thread it stays attached, and the drop waits for
+    /// it. Afterwards `register` does nothing.
     pub fn unregister(self: Pin<&mut Self>) -> bool {
         self.project().inner.detach(false)
     }
@@ -154,6 +161,7 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     }
 }
 
+#[cfg(feature = "std")]
 impl<F: FnOnce() + Send + 'static> fmt::Debug for PinnedRegistration<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PinnedRegistration")

@@ -20,8 +20,8 @@ use alloc::sync::Arc;
 
 use crate::list::{self, Head, Links};
 use crate::node::{
-    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, NOT_QUEUED, Node, RUNNING, TimerNode,
-    WaiterNode,
+    CallbackHeader, DETACHED, DONE, Kind, LINKED, LinkNode, NOT_QUEUED, Node, ORPHAN, RUNNING,
+    TimerNode, WaiterNode,
 };
 use crate::reason::{CancelReason, CustomCause, Reason};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell, fence};
@@ -478,6 +478,13 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                 if abandoned.load(Ordering::Relaxed) != 0 {
                     // The node is gone; keep the lock for the next pop.
                     held = Some(guard);
+                    continue;
+                }
+                // SAFETY: not abandoned: the node is live and RUNNING.
+                if unsafe { node.as_ref().status.load(Ordering::Relaxed) } & ORPHAN != 0 {
+                    drop(guard);
+                    // SAFETY: an orphaned (boxed) node is ours to free.
+                    unsafe { CallbackHeader::dealloc(cb) };
                     continue;
                 }
                 // SAFETY: not abandoned, so the node is still RUNNING and
@@ -1228,12 +1235,14 @@ impl RawRegistration {
             return false;
         };
         // SAFETY: the node was attached to this state by `register` and is
-        // ours; `detach_callback` leaves it freed.
-        unsafe { detach_callback(self.state.st(), cb, wait) }
+        // ours; for a boxed node `detach_callback` leaves it freed or
+        // orphaned, never attached.
+        unsafe { detach_callback(self.state.st(), cb, wait) == Detached::Removed }
     }
 }
 
 /// What `attach_callback` did with a node that is not attached yet.
+#[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AttachCallback {
     /// Linked: it runs on cancel, or until detached.
@@ -1244,6 +1253,7 @@ pub(crate) enum AttachCallback {
     Never,
 }
 
+#[cfg(feature = "std")]
 impl StateRef {
     /// Links a callback node the caller owns and keeps pinned (the inline,
     /// allocation-free registration).
@@ -1280,26 +1290,36 @@ impl StateRef {
     ///
     /// # Safety
     /// As for `detach_callback`.
-    pub(crate) unsafe fn detach_callback(&self, cb: NonNull<CallbackHeader>, wait: bool) -> bool {
+    pub(crate) unsafe fn detach_callback(
+        &self,
+        cb: NonNull<CallbackHeader>,
+        wait: bool,
+    ) -> Detached {
         // SAFETY: forwarded.
         unsafe { detach_callback(self.st(), cb, wait) }
     }
 }
 
 /// Takes a callback node out of `st`'s list, or out of the canceller's hands.
-/// Returns true iff it was removed before it started. Afterwards the node is
-/// freed (inline nodes: free to reuse) and its closure dropped or consumed:
-/// - LINKED: unlinked; the closure is dropped unrun;
-/// - DONE: the callback ran;
-/// - RUNNING on another thread, `wait` (a drop) and `std`: waits until it
-///   returns, spinning briefly and then parking;
-/// - RUNNING otherwise (inside its own callback, inside any callback of this
-///   thread's cancel, `unregister`, or no `std`): abandons the node: sets the
-///   canceller's flag, so the canceller never touches it again.
+/// Returns whether it was removed before it started, or that an inline node
+/// is running on another thread and `unregister` left it attached:
+/// - LINKED: unlinked; the closure is dropped unrun; the node freed;
+/// - DONE: the callback ran; the node freed;
+/// - RUNNING on this thread (inside its own callback, or inside any callback
+///   of this thread's cancel; `std` only): abandoned: the canceller's flag is
+///   set, so it never touches the node again, and the node freed now. The
+///   canceller is past every read of the node (it moved the closure out
+///   before calling it), so this is safe;
+/// - RUNNING on another thread, `wait` (a drop, `std`): waits until it
+///   returns, spinning briefly and then parking; the node freed;
+/// - RUNNING on another thread without waiting: a boxed node is orphaned
+///   (the canceller frees it after the call); an inline node stays attached
+///   (its owner's drop will wait). Without `std`, where threads cannot be
+///   told apart, a RUNNING boxed node is always orphaned.
 ///
 /// # Safety
-/// `cb` is attached to `st` and owned by the caller, which gives it up.
-unsafe fn detach_callback(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -> bool {
+/// `cb` is attached to `st` and owned by the caller.
+unsafe fn detach_callback(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -> Detached {
     let guard = st.word.lock();
     // SAFETY: our node stays allocated until we free it; status, links,
     // `abandon` and `runner` change only under the lock we hold.
@@ -1312,39 +1332,52 @@ unsafe fn detach_callback(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -
                 drop(guard);
                 CallbackHeader::drop_closure(cb);
                 CallbackHeader::dealloc(cb);
-                true
+                Detached::Removed
             }
             RUNNING => {
                 #[cfg(feature = "std")]
-                let must_wait =
-                    wait && cb.as_ref().runner.with(|p| *p) != crate::sync::park::thread_key();
-                #[cfg(not(feature = "std"))]
-                let must_wait = {
-                    let _ = wait;
-                    false
-                };
-                if !must_wait {
-                    // The closure was moved out before it was called, so the
-                    // node holds nothing the running callback needs.
-                    let flag = cb.as_ref().abandon.with(|p| *p);
-                    (*flag).store(1, Ordering::Relaxed);
-                    drop(guard);
-                    CallbackHeader::dealloc(cb);
-                    return false;
+                {
+                    if cb.as_ref().runner.with(|p| *p) == crate::sync::park::thread_key() {
+                        let flag = cb.as_ref().abandon.with(|p| *p);
+                        (*flag).store(1, Ordering::Relaxed);
+                        drop(guard);
+                        CallbackHeader::dealloc(cb);
+                        return Detached::NotRemoved;
+                    }
+                    if wait {
+                        drop(guard);
+                        wait_done(st, cb);
+                        return Detached::NotRemoved;
+                    }
                 }
+                let _ = wait;
+                if CallbackHeader::is_inline(cb) {
+                    drop(guard);
+                    return Detached::StillRunning;
+                }
+                node.status.fetch_or(ORPHAN, Ordering::Relaxed);
                 drop(guard);
-                #[cfg(feature = "std")]
-                wait_done(st, cb);
-                false
+                Detached::NotRemoved
             }
             state => {
                 debug_assert!(state == DONE, "unexpected node state {state}");
                 drop(guard);
                 CallbackHeader::dealloc(cb);
-                false
+                Detached::NotRemoved
             }
         }
     }
+}
+
+/// What `detach_callback` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detached {
+    /// Removed before it started: it never runs.
+    Removed,
+    /// It ran (or runs and will be freed by the canceller); the owner is done.
+    NotRemoved,
+    /// An inline node running on another thread, left attached.
+    StillRunning,
 }
 
 /// Waits until the canceller marks the running callback DONE, spinning

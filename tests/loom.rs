@@ -1251,12 +1251,12 @@ fn pinned_registration_drop_vs_running_callback() {
     });
 }
 
-/// `unregister` never waits: racing a running callback, it abandons the
-/// node (the canceller's stack flag), and exactly one of "removed" and
-/// "ran" holds. The node memory is freed by the owner at once; loom and
-/// the counting allocator catch a use after that or a leak.
+/// `unregister` never waits: racing a running callback on another thread,
+/// it orphans the boxed node (the canceller frees it after the call), and
+/// exactly one of "removed" and "ran" holds; loom and the counting
+/// allocator catch a use after free or a leak.
 #[test]
-fn unregister_abandons_a_running_callback() {
+fn unregister_orphans_a_running_callback() {
     model(|| {
         let source = CancellationSource::new();
         let ran = Arc::new(AtomicUsize::new(0));
