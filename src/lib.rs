@@ -27,8 +27,11 @@
 //!
 //! # Features
 //! - `std` (default): thread parking (blocking waits, registration drops that
-//!   wait for a running callback), panic isolation between callbacks, and
-//!   `std::io::Error` conversion. Without it the crate is `no_std` + `alloc`.
+//!   wait for a running callback, [`PinnedRegistration`]), the default timer
+//!   thread, panic isolation between callbacks, and `std::io::Error`
+//!   conversion. Without it the crate is `no_std` + `alloc`.
+//! - `stream`: `take_until_cancelled` over `futures_core::Stream`.
+//! - `tokio-util`: bridges to and from `tokio_util::sync::CancellationToken`.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -60,6 +63,8 @@ mod word;
 // The public faces: safe code over the core.
 mod future;
 mod guard;
+#[cfg(feature = "tokio-util")]
+mod interop;
 mod link;
 mod reason;
 mod registration;
@@ -76,6 +81,8 @@ pub use future::{
     WaitForCancellationOwned,
 };
 pub use guard::DropGuard;
+#[cfg(feature = "tokio-util")]
+pub use interop::{FromTokio, ToTokio};
 pub use reason::{CancelReason, Cancelled};
 #[cfg(feature = "std")]
 pub use registration::PinnedRegistration;

@@ -242,3 +242,27 @@ fn pinned_registration_allocates_nothing() {
     });
     assert_eq!(n, 0);
 }
+
+#[cfg(feature = "tokio-util")]
+#[test]
+fn tokio_util_bridges_leak_nothing() {
+    let (_, _, live, ()) = measure(|| {
+        for cancel_first in [false, true] {
+            let source = CancellationSource::new();
+            let bridge = source.token().to_tokio();
+            if cancel_first {
+                source.cancel();
+            }
+            drop(bridge);
+            drop(source);
+            let tokio_token = tokio_util::sync::CancellationToken::new();
+            let bridge = CancellationSource::from_tokio(&tokio_token);
+            if cancel_first {
+                tokio_token.cancel();
+            }
+            drop(bridge);
+            drop(tokio_token);
+        }
+    });
+    assert_eq!(live, 0);
+}

@@ -464,3 +464,46 @@ fn leak_reachably<T>(value: Pin<Box<T>>) {
     let raw = Box::into_raw(unsafe { Pin::into_inner_unchecked(value) });
     KEPT.lock().unwrap().push(Kept(raw.cast()));
 }
+
+#[cfg(feature = "tokio-util")]
+#[test]
+fn tokio_util_bridges_both_ways_without_leaks() {
+    // cancel-core -> tokio-util
+    let source = CancellationSource::new();
+    let bridge = source.token().to_tokio();
+    let tokio_token = bridge.token().clone();
+    assert!(!tokio_token.is_cancelled());
+    source.cancel();
+    assert!(tokio_token.is_cancelled());
+    drop(bridge);
+
+    // Dropping the bridge first removes the registration: no closure left.
+    let source = CancellationSource::new();
+    let bridge = source.token().to_tokio();
+    let tokio_token = bridge.token().clone();
+    drop(bridge);
+    source.cancel();
+    assert!(!tokio_token.is_cancelled(), "the bridge was dropped");
+
+    // tokio-util -> cancel-core, cancelled from another thread.
+    let tokio_token = tokio_util::sync::CancellationToken::new();
+    let bridge = CancellationSource::from_tokio(&tokio_token);
+    let token = bridge.source().token();
+    let t = tokio_token.clone();
+    thread::spawn(move || t.cancel()).join().unwrap();
+    assert!(token.is_cancelled());
+    drop(bridge);
+
+    // Already cancelled: born cancelled.
+    let bridge = CancellationSource::from_tokio(&tokio_token);
+    assert!(bridge.source().is_cancelled());
+
+    // Dropping the bridge before the tokio token is cancelled: the tokio
+    // side keeps only a weak waker; the source no longer follows.
+    let tokio_token = tokio_util::sync::CancellationToken::new();
+    let bridge = CancellationSource::from_tokio(&tokio_token);
+    let token = bridge.source().token();
+    drop(bridge);
+    tokio_token.cancel();
+    assert!(!token.is_cancelled());
+}

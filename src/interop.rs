@@ -1,0 +1,171 @@
+//! Bridges to tokio-util's `CancellationToken` (feature `tokio-util`), the
+//! .NET recipe 10.9 "interop with other cancellation systems". Each bridge
+//! costs one registration on the side that is observed and leaks nothing:
+//! dropping the bridge removes its registration.
+
+use std::boxed::Box;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Wake, Waker};
+
+use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFutureOwned};
+
+use crate::registration::Registration;
+use crate::source::CancellationSource;
+use crate::token::CancellationToken;
+use crate::word::SpinLock;
+
+/// A tokio-util token that is cancelled when a cancel-core token is. Made by
+/// [`CancellationToken::to_tokio`]. It holds one registration on the
+/// cancel-core token; dropping the bridge removes it (the tokio token then
+/// stops following).
+///
+/// ```
+/// use cancel_core::CancellationSource;
+///
+/// let source = CancellationSource::new();
+/// let bridge = source.token().to_tokio();
+/// let tokio_token = bridge.token().clone();
+/// source.cancel();
+/// assert!(tokio_token.is_cancelled());
+/// ```
+pub struct ToTokio {
+    token: TokioToken,
+    _registration: Registration,
+}
+
+impl ToTokio {
+    /// The tokio-util token (clone it to hand it out).
+    pub fn token(&self) -> &TokioToken {
+        &self.token
+    }
+}
+
+impl fmt::Debug for ToTokio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToTokio")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl CancellationToken {
+    /// A tokio-util token cancelled whenever this one is; see [`ToTokio`].
+    pub fn to_tokio(&self) -> ToTokio {
+        let token = TokioToken::new();
+        let t = token.clone();
+        let registration = self.register(move || t.cancel());
+        ToTokio {
+            token,
+            _registration: registration,
+        }
+    }
+}
+
+/// A cancel-core source that is cancelled when a tokio-util token is. Made
+/// by [`CancellationSource::from_tokio`]. It holds one waiter on the tokio
+/// token (tokio-util's `cancelled_owned()` future, polled by its own waker,
+/// so no runtime is involved); dropping the bridge removes it.
+///
+/// ```
+/// use cancel_core::CancellationSource;
+///
+/// let tokio_token = tokio_util::sync::CancellationToken::new();
+/// let bridge = CancellationSource::from_tokio(&tokio_token);
+/// let token = bridge.source().token();
+/// tokio_token.cancel();
+/// assert!(token.is_cancelled());
+/// ```
+pub struct FromTokio {
+    source: CancellationSource,
+    bridge: Arc<Bridge>,
+}
+
+/// The polled tokio future and the source it cancels. The waker holds it
+/// weakly, so the tokio side (which stores the waker) keeps nothing alive.
+struct Bridge {
+    future: SpinLock<Option<Pin<Box<WaitForCancellationFutureOwned>>>>,
+    source: CancellationSource,
+}
+
+struct BridgeWaker(Weak<Bridge>);
+
+impl Wake for BridgeWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(bridge) = self.0.upgrade() {
+            Bridge::poll(&bridge, self.clone());
+        }
+    }
+}
+
+impl Bridge {
+    /// Polls the tokio future with `waker`; cancels the source once it is
+    /// ready. The future is polled under the bridge's own lock and dropped
+    /// after it.
+    fn poll(bridge: &Arc<Bridge>, waker: Arc<BridgeWaker>) {
+        let waker = Waker::from(waker);
+        let done = bridge.future.with(|slot| match slot.as_mut() {
+            Some(future) => {
+                if future
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+                {
+                    slot.take()
+                } else {
+                    None
+                }
+            }
+            None => None,
+        });
+        if done.is_some() {
+            drop(done);
+            bridge.source.cancel();
+        }
+    }
+}
+
+impl FromTokio {
+    /// The source that follows the tokio token (it can also be cancelled on
+    /// its own; that never cancels the tokio token).
+    pub fn source(&self) -> &CancellationSource {
+        &self.source
+    }
+}
+
+impl Drop for FromTokio {
+    fn drop(&mut self) {
+        // Remove the waiter from the tokio token now, even if a waker clone
+        // is still held somewhere.
+        let future = self.bridge.future.with(|slot| slot.take());
+        drop(future);
+    }
+}
+
+impl fmt::Debug for FromTokio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FromTokio")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CancellationSource {
+    /// A source cancelled whenever `token` (tokio-util's) is; see
+    /// [`FromTokio`]. If `token` is already cancelled, so is the source.
+    pub fn from_tokio(token: &TokioToken) -> FromTokio {
+        let source = CancellationSource::new();
+        let bridge = Arc::new(Bridge {
+            future: SpinLock::new(Some(Box::pin(token.clone().cancelled_owned()))),
+            source: source.clone(),
+        });
+        let waker = Arc::new(BridgeWaker(Arc::downgrade(&bridge)));
+        Bridge::poll(&bridge, waker);
+        FromTokio { source, bridge }
+    }
+}
