@@ -22,17 +22,21 @@ fn main() {
     println!("   cancel() again: {}", source.cancel());
     drop(registration);
 
-    // 3. A linked source: cancelled by its parent or by itself, never the
-    //    other way round. Its reason says which.
+    // 3. A linked source with a timeout: cancelled by its parent, by itself
+    //    or by its timer, never the other way round. Its reason says which.
     let app = CancellationSource::new();
     let request = app.token().child();
-    request.cancel_with(std::io::Error::other("client went away"));
+    request.cancel_after(Duration::from_millis(15));
+    request.token().wait();
     println!(
         "3. request cancelled: {}, app cancelled: {}, reason: {}",
         request.is_cancelled(),
         app.is_cancelled(),
         request.token().reason().unwrap()
     );
+    let other = app.token().child();
+    other.cancel_with(std::io::Error::other("client went away"));
+    println!("   another request: {}", other.token().reason().unwrap());
 
     // 4. A retry loop under a master token: each attempt has its own linked
     //    source; an attempt's cancellation is retried, the master's ends it.

@@ -1,0 +1,253 @@
+//! Timer accuracy of the default timer thread (issue #5 item 7, issue #6).
+//!
+//! Arms N timeouts with `CancellationSource::with_timeout`, deadlines spread
+//! evenly over `SPREAD` after a lead (`LEAD`; `LONG_LEAD` for 100,000, so that
+//! arming is over before the first deadline), registers on each a callback that
+//! records `Instant::now()`, and reports how late each callback ran relative
+//! to its deadline: min / median / p99 / max per N.
+//!
+//! The deadline is taken as `Instant::now()` just before `with_timeout` plus
+//! the timeout, so it is at most the duration of that call earlier than the
+//! timer's own deadline: the lateness shown is never an underestimate.
+//! N = 1 is repeated `SINGLE_ROUNDS` times (one timeout armed at a time) so
+//! that it has a distribution too.
+//!
+//! Prints a table and writes
+//! `$CARGO_TARGET_DIR/cancel-core-bench/timer_accuracy.json` (default
+//! `target/`). `CANCEL_CORE_BENCH_QUICK=1` runs fewer N = 1 rounds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cancel_core::{CancellationSource, Registration};
+
+const LEAD: Duration = Duration::from_millis(50);
+const LONG_LEAD: Duration = Duration::from_millis(500);
+const SPREAD: Duration = Duration::from_millis(200);
+
+fn quick() -> bool {
+    std::env::var("CANCEL_CORE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+struct Run {
+    /// Lateness of every timeout that fired, in nanoseconds (negative: early).
+    lateness_ns: Vec<i64>,
+    armed: usize,
+    /// Time spent arming (with_timeout + register) all N timeouts.
+    arm_time: Duration,
+    /// Time from the start to the first deadline.
+    lead: Duration,
+    /// Whether arming was still going on when the first deadline came.
+    overlapped: bool,
+    /// The longest time between two consecutive firings (a pause of the
+    /// timer thread, e.g. while it was not scheduled), for N > 1.
+    max_gap: Duration,
+}
+
+/// Arms `n` timeouts at once and waits for all of them.
+fn run(n: usize, lead: Duration, spread: Duration) -> Run {
+    let base = Instant::now();
+    // Callbacks must be 'static; a leaked slice of slots is the simplest.
+    let slots: &'static [AtomicU64] = Box::leak(
+        (0..n)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let mut sources: Vec<CancellationSource> = Vec::with_capacity(n);
+    let mut registrations: Vec<Registration> = Vec::with_capacity(n);
+    let mut deadlines: Vec<Instant> = Vec::with_capacity(n);
+    let arm_start = Instant::now();
+    for (i, slot) in slots.iter().enumerate() {
+        // Fixed deadlines (base + lead + i/n of the spread), however long
+        // arming takes; the timeout passed is what is left of it.
+        let target = base + lead + spread.mul_f64(i as f64 / n as f64);
+        let before = Instant::now();
+        let timeout = target.saturating_duration_since(before);
+        let source = CancellationSource::with_timeout(timeout);
+        deadlines.push(before + timeout);
+        registrations.push(source.token().register(move || {
+            // +1 so that 0 means "not fired".
+            slot.store(base.elapsed().as_nanos() as u64 + 1, Ordering::Release);
+        }));
+        sources.push(source);
+    }
+    let arm_time = arm_start.elapsed();
+    let overlapped = arm_start + arm_time > base + lead;
+    let last = *deadlines.iter().max().unwrap();
+    let now = Instant::now();
+    if last > now {
+        std::thread::sleep(last - now);
+    }
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < give_up && slots.iter().any(|s| s.load(Ordering::Acquire) == 0) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut lateness_ns = Vec::with_capacity(n);
+    // `CANCEL_CORE_BENCH_TIMER_RAW=1`: also write each timeout's deadline and
+    // firing time (µs since the start, in arming order) for a closer look.
+    let mut raw = std::env::var_os("CANCEL_CORE_BENCH_TIMER_RAW").map(|_| String::new());
+    for (slot, deadline) in slots.iter().zip(&deadlines) {
+        let fired = slot.load(Ordering::Acquire);
+        if let Some(raw) = raw.as_mut() {
+            let at = (fired > 0).then(|| (fired - 1) as f64 / 1e3);
+            raw.push_str(&format!(
+                "{:.1} {}\n",
+                (*deadline - base).as_secs_f64() * 1e6,
+                at.map_or_else(|| "-".to_string(), |a| format!("{a:.1}"))
+            ));
+        }
+        if fired == 0 {
+            continue;
+        }
+        let at = base + Duration::from_nanos(fired - 1);
+        let late = if at >= *deadline {
+            (at - *deadline).as_nanos() as i64
+        } else {
+            -((*deadline - at).as_nanos() as i64)
+        };
+        lateness_ns.push(late);
+    }
+    let mut fired_at: Vec<u64> = slots
+        .iter()
+        .map(|s| s.load(Ordering::Acquire))
+        .filter(|&t| t > 0)
+        .collect();
+    fired_at.sort_unstable();
+    let max_gap = Duration::from_nanos(fired_at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
+    if let Some(raw) = raw {
+        let dir = out_dir();
+        std::fs::create_dir_all(&dir).expect("create the output directory");
+        std::fs::write(dir.join(format!("timer_raw_{n}.txt")), raw).expect("write raw data");
+    }
+    drop(registrations);
+    drop(sources);
+    Run {
+        lateness_ns,
+        armed: n,
+        arm_time,
+        lead,
+        overlapped,
+        max_gap,
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    let single_rounds = if quick() { 20 } else { 100 };
+    let mut results = Vec::new();
+    // N = 1: one timeout at a time, short timeouts, many rounds.
+    {
+        let mut all = Run {
+            lateness_ns: Vec::new(),
+            armed: 0,
+            arm_time: Duration::ZERO,
+            lead: Duration::ZERO,
+            overlapped: false,
+            max_gap: Duration::ZERO,
+        };
+        for round in 0..single_rounds {
+            let r = run(
+                1,
+                Duration::from_millis(5) + Duration::from_micros(137 * (round % 7)),
+                Duration::ZERO,
+            );
+            all.lateness_ns.extend(r.lateness_ns);
+            all.armed += r.armed;
+            all.arm_time += r.arm_time;
+            all.lead = all.lead.max(r.lead);
+            all.overlapped |= r.overlapped;
+        }
+        results.push((1usize, single_rounds, all));
+    }
+    for n in [1_000usize, 100_000] {
+        // Arming 100,000 takes ~0.1 s: a longer lead keeps it out of the
+        // firing window, so that what is measured is the timer thread.
+        let lead = if n > 10_000 { LONG_LEAD } else { LEAD };
+        results.push((n, 1, run(n, lead, SPREAD)));
+    }
+
+    println!(
+        "{:>8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "N",
+        "rounds",
+        "fired",
+        "min_us",
+        "median_us",
+        "p99_us",
+        "max_us",
+        "mean_us",
+        "arm_ms",
+        "gap_us"
+    );
+    let mut json = String::from("{\n  \"lead_ms\": ");
+    json.push_str(&LEAD.as_millis().to_string());
+    json.push_str(",\n  \"spread_ms\": ");
+    json.push_str(&SPREAD.as_millis().to_string());
+    json.push_str(",\n  \"runs\": [\n");
+    for (i, (n, rounds, r)) in results.iter().enumerate() {
+        let mut sorted = r.lateness_ns.clone();
+        sorted.sort_unstable();
+        let us = |ns: i64| ns as f64 / 1_000.0;
+        let (min, median, p99, max, mean) = if sorted.is_empty() {
+            (0, 0, 0, 0, 0.0)
+        } else {
+            (
+                sorted[0],
+                percentile(&sorted, 50.0),
+                percentile(&sorted, 99.0),
+                sorted[sorted.len() - 1],
+                sorted.iter().map(|&x| x as f64).sum::<f64>() / sorted.len() as f64,
+            )
+        };
+        println!(
+            "{:>8} {:>7} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.2} {:>10.1}",
+            n,
+            rounds,
+            sorted.len(),
+            us(min),
+            us(median),
+            us(p99),
+            us(max),
+            mean / 1_000.0,
+            r.arm_time.as_secs_f64() * 1e3,
+            r.max_gap.as_secs_f64() * 1e6
+        );
+        json.push_str(&format!(
+            "    {{\"n\": {n}, \"rounds\": {rounds}, \"armed\": {}, \"fired\": {}, \
+             \"min_us\": {:.1}, \"median_us\": {:.1}, \"p99_us\": {:.1}, \"max_us\": {:.1}, \
+             \"mean_us\": {:.1}, \"arm_ms\": {:.3}, \"lead_ms\": {}, \
+             \"arming_overlapped_firing\": {}, \"max_gap_us\": {:.1}}}{}\n",
+            r.armed,
+            sorted.len(),
+            us(min),
+            us(median),
+            us(p99),
+            us(max),
+            mean / 1_000.0,
+            r.arm_time.as_secs_f64() * 1e3,
+            r.lead.as_millis(),
+            r.overlapped,
+            r.max_gap.as_secs_f64() * 1e6,
+            if i + 1 == results.len() { "" } else { "," }
+        ));
+    }
+    json.push_str("  ]\n}\n");
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir).expect("create the output directory");
+    let path = dir.join("timer_accuracy.json");
+    std::fs::write(&path, json).expect("write timer_accuracy.json");
+    println!("wrote {}", path.display());
+}
+
+fn out_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("cancel-core-bench")
+}
