@@ -532,19 +532,31 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                 // SAFETY: we hold the lock.
                 known_empty = unsafe { list::front(&st.head).is_none() };
                 drop(guard);
-                for waker in batch.iter_mut().take(taken) {
-                    if let Some(waker) = waker.take() {
-                        // A panicking waker must not strand the rest.
-                        #[cfg(feature = "std")]
-                        if let Err(payload) =
-                            std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| waker.wake()))
-                        {
-                            if first_panic.is_none() {
-                                first_panic = Some(payload);
+                // One unwind guard per batch: a panicking waker is recorded
+                // and the rest of the batch is still woken.
+                let mut next_waker = 0;
+                while next_waker < taken {
+                    let wake_rest = || {
+                        while next_waker < taken {
+                            let waker = batch[next_waker].take();
+                            next_waker += 1;
+                            if let Some(waker) = waker {
+                                waker.wake();
                             }
                         }
-                        #[cfg(not(feature = "std"))]
-                        waker.wake();
+                    };
+                    #[cfg(feature = "std")]
+                    if let Err(payload) =
+                        std::panic::catch_unwind(core::panic::AssertUnwindSafe(wake_rest))
+                    {
+                        if first_panic.is_none() {
+                            first_panic = Some(payload);
+                        }
+                    }
+                    #[cfg(not(feature = "std"))]
+                    {
+                        let mut wake_rest = wake_rest;
+                        wake_rest();
                     }
                 }
             }

@@ -11,6 +11,10 @@
 //!
 //! This module knows nothing of lists or nodes: it offers loads, the source
 //! count and a bit lock that can give up (for "lock unless cancelled").
+//! Every write to the word is either a CAS made while it is unlocked (taking
+//! the lock, cancelling, counting sources) or a plain store by the lock
+//! holder (setting CANCELLED, unlocking): so unlocking costs a store, not a
+//! read-modify-write.
 
 use crate::sync::{AtomicUsize, Backoff, Ordering};
 
@@ -48,10 +52,12 @@ impl Word {
         self.0.load(Ordering::Acquire)
     }
 
-    /// Adds a source handle. The caller already holds one (or is creating the
-    /// first), so the count cannot be observed passing through zero: `Relaxed`.
+    /// Adds a source handle. Like every change to the word, it waits while
+    /// the lock is held: that lets the holder unlock with a plain store.
+    /// The caller already holds a source (or is creating the first), so the
+    /// count cannot be seen passing through zero: `Relaxed`.
     pub(crate) fn add_source(&self) {
-        let old = self.0.fetch_add(SOURCE_ONE, Ordering::Relaxed);
+        let old = self.update_unlocked(|w| w + SOURCE_ONE, Ordering::Relaxed);
         if old >> SOURCE_SHIFT >= (usize::MAX >> SOURCE_SHIFT) - 1 {
             crate::sync::abort();
         }
@@ -59,7 +65,27 @@ impl Word {
 
     /// Removes a source handle and returns the word as it was before.
     pub(crate) fn remove_source(&self) -> usize {
-        self.0.fetch_sub(SOURCE_ONE, Ordering::Release)
+        self.update_unlocked(|w| w - SOURCE_ONE, Ordering::Release)
+    }
+
+    /// Applies `f` with a CAS once the word is unlocked; returns the old word.
+    fn update_unlocked(&self, f: impl Fn(usize) -> usize, order: Ordering) -> usize {
+        let backoff = Backoff::new();
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            if cur & LOCKED != 0 {
+                backoff.snooze();
+                cur = self.0.load(Ordering::Relaxed);
+                continue;
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur, f(cur), order, Ordering::Relaxed)
+            {
+                Ok(old) => return old,
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Takes the bit lock unless `give_up` says otherwise for the word's current
@@ -91,7 +117,12 @@ impl Word {
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(WordGuard { word: self }),
+                Ok(_) => {
+                    return Ok(WordGuard {
+                        word: self,
+                        value: core::cell::Cell::new(cur | LOCKED),
+                    });
+                }
                 Err(actual) => cur = actual,
             }
         }
@@ -118,7 +149,12 @@ impl Word {
                 .0
                 .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Ok(WordGuard { word: self }),
+                Ok(_) => {
+                    return Ok(WordGuard {
+                        word: self,
+                        value: core::cell::Cell::new(new),
+                    });
+                }
                 Err(actual) => cur = actual,
             }
         }
@@ -135,9 +171,14 @@ impl Word {
 }
 
 /// Proof that the bit lock is held; unlocks on drop.
+///
+/// While the lock is held nobody else writes the word (source counts wait
+/// for the lock, cancelling needs it), so the guard knows the word's value
+/// and both changes it makes (set CANCELLED, unlock) are plain stores.
 #[derive(Debug)]
 pub(crate) struct WordGuard<'a> {
     word: &'a Word,
+    value: core::cell::Cell<usize>,
 }
 
 impl WordGuard<'_> {
@@ -145,17 +186,20 @@ impl WordGuard<'_> {
     /// (the caller's writes before `cancel()`, the custom reason stored under
     /// the lock) happens-before any `Acquire` load that sees CANCELLED.
     pub(crate) fn set_cancelled(&self, reason_kind: usize) {
-        self.word
-            .0
-            .fetch_or(CANCELLED | (reason_kind << REASON_SHIFT), Ordering::Release);
+        let value = self.value.get() | CANCELLED | (reason_kind << REASON_SHIFT);
+        self.value.set(value);
+        self.word.0.store(value, Ordering::Release);
     }
 }
 
 impl Drop for WordGuard<'_> {
     fn drop(&mut self) {
-        // Release: the next locker sees our list updates. `fetch_and`, not a
-        // store, because the source count may change while we hold the lock.
-        self.word.0.fetch_and(!LOCKED, Ordering::Release);
+        // Release: the next locker sees our list updates. A store, not a
+        // read-modify-write: the word has not changed since we locked it,
+        // except by us.
+        self.word
+            .0
+            .store(self.value.get() & !LOCKED, Ordering::Release);
     }
 }
 
