@@ -39,11 +39,11 @@ out="$target/cancel-core-bench"
 mkdir -p "$out"
 
 # Build first, so that the time printed below is the run's own.
-cargo bench --bench ops --bench memory --bench timer_accuracy --bench instructions --no-run
+cargo bench --bench ops --bench memory --bench timer_accuracy --bench wake_latency --bench instructions --no-run
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 start=$(date +%s)
-cargo bench --bench ops --bench memory --bench timer_accuracy
+cargo bench --bench ops --bench memory --bench timer_accuracy --bench wake_latency
 
 if [ "$callgrind" = 1 ] && command -v valgrind >/dev/null 2>&1; then
     bin=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null |

@@ -386,6 +386,7 @@ def main():
         print("bench_report: no criterion results under %s" % CRITERION, file=sys.stderr)
     memory = read_json(os.path.join(OUT, "memory.json"))
     timer = read_json(os.path.join(OUT, "timer_accuracy.json"))
+    wake = read_json(os.path.join(OUT, "wake_latency.json"))
     callgrind = load_callgrind()
 
     lines = []
@@ -571,6 +572,26 @@ def main():
             w("")
     else:
         w("(no timer_accuracy.json: run `cargo bench --bench timer_accuracy`)")
+        w("")
+
+    # ---- wake latency
+    w("## Blocking and async waits: how promptly they return")
+    w("")
+    if wake:
+        w("Time from `cancel()` on one thread to the return of a waiter parked on another "
+          "(a thread in `token.wait()`, or `futures::executor::block_on(token.cancelled())`), "
+          "i.e. the unpark plus the scheduling of the woken thread. "
+          "Written by `benches/wake_latency.rs`.")
+        w("")
+        w("| waiter | rounds | min | median | p99 | max |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for r in wake["runs"]:
+            w("| %s | %d | %s | %s | %s | %s |" % (
+                r["waiter"], r["rounds"], fmt_time(r["min_us"] * 1e3), fmt_time(r["median_us"] * 1e3),
+                fmt_time(r["p99_us"] * 1e3), fmt_time(r["max_us"] * 1e3)))
+        w("")
+    else:
+        w("(no wake_latency.json: run `cargo bench --bench wake_latency`)")
         w("")
 
     # ---- callgrind

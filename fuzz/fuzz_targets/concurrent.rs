@@ -82,16 +82,22 @@ fn worker(forest: &Forest, ops: &[u8], slots: &mut Vec<Arc<Slot>>, contended: &b
                 slots.push(slot.clone());
                 regs.push((slot, reg));
             }
-            2 if !regs.is_empty() => {
-                let (slot, reg) = regs.swap_remove(arg % regs.len());
-                if reg.unregister() {
-                    slot.gone.store(1, SeqCst);
+            // (No fall-through to other operations: `contended` below
+            // counts the cancelling operations by their code.)
+            2 => {
+                if !regs.is_empty() {
+                    let (slot, reg) = regs.swap_remove(arg % regs.len());
+                    if reg.unregister() {
+                        slot.gone.store(1, SeqCst);
+                    }
                 }
             }
-            3 if !regs.is_empty() => {
-                let (slot, reg) = regs.swap_remove(arg % regs.len());
-                drop(reg);
-                slot.gone.store(2, SeqCst);
+            3 => {
+                if !regs.is_empty() {
+                    let (slot, reg) = regs.swap_remove(arg % regs.len());
+                    drop(reg);
+                    slot.gone.store(2, SeqCst);
+                }
             }
             4 => {
                 forest.sources[i].cancel();
