@@ -28,6 +28,16 @@ pin_project! {
 pin_project! {
     /// The `'static` form of [`WaitForCancellation`], holding its own token.
     /// Returned by [`CancellationToken::cancelled_owned`].
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, WaitForCancellationOwned};
+    ///
+    /// let source = CancellationSource::new();
+    /// let waiting: WaitForCancellationOwned = source.token().cancelled_owned();
+    /// let task = std::thread::spawn(move || futures::executor::block_on(waiting));
+    /// source.cancel();
+    /// task.join().unwrap();
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct WaitForCancellationOwned {
         #[pin]
@@ -44,6 +54,18 @@ pin_project! {
     /// is never polled. Otherwise each poll polls the inner future first, so
     /// a future that is ready wins over a cancellation that arrived in the
     /// same instant. The inner future is dropped as soon as cancellation wins.
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, RunUntilCancelled};
+    ///
+    /// struct Worker<'a> {
+    ///     job: RunUntilCancelled<'a, std::future::Ready<u32>>, // nameable, storable
+    /// }
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// let worker = Worker { job: token.run_until_cancelled(std::future::ready(1)) };
+    /// assert_eq!(futures::executor::block_on(worker.job).unwrap(), 1);
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct RunUntilCancelled<'a, F> {
         #[pin]
@@ -58,6 +80,17 @@ pin_project! {
     /// The `'static` form of [`RunUntilCancelled`], holding its own token.
     /// Returned by [`CancellationToken::run_until_cancelled_owned`] and
     /// [`FutureExt::with_cancellation_owned`].
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, FutureExt, RunUntilCancelledOwned};
+    ///
+    /// let source = CancellationSource::new();
+    /// let job: RunUntilCancelledOwned<std::future::Pending<()>> =
+    ///     std::future::pending().with_cancellation_owned(source.token());
+    /// let task = std::thread::spawn(move || futures::executor::block_on(job));
+    /// source.cancel();
+    /// assert!(task.join().unwrap().is_err());
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct RunUntilCancelledOwned<F> {
         #[pin]
