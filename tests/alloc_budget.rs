@@ -1,48 +1,18 @@
 //! Allocation budgets, counted per thread by a wrapping global allocator
 //! (per thread, so the test harness's own allocations never leak in).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use cancel_core::{CancellationSource, CancellationToken};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-    static BYTES: Cell<usize> = const { Cell::new(0) };
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to `System`; the counters are plain thread-locals with
-// const initialisers (no allocation, no destructor).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        let _ = BYTES.try_with(|c| c.set(c.get() + layout.size()));
-        let _ = LIVE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE.try_with(|c| c.set(c.get() - 1));
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::measure;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// (allocations, bytes, net live allocations) made by this thread in `f`.
-fn measure<R>(f: impl FnOnce() -> R) -> (usize, usize, isize, R) {
-    let (a0, b0, l0) = (ALLOCS.get(), BYTES.get(), LIVE.get());
-    let r = f();
-    (ALLOCS.get() - a0, BYTES.get() - b0, LIVE.get() - l0, r)
-}
+static GLOBAL: counting::Counting = counting::Counting;
 
 fn allocs<R>(f: impl FnOnce() -> R) -> usize {
     measure(f).0

@@ -1,33 +1,17 @@
 //! Issue-5 semantics: timeouts and deadlines, on the manual clock (never on
 //! wall-clock sleeps that could flake), plus the default timer's bookkeeping.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cancel_core::{CancelReason, CancellationSource, CancellationToken, ManualClock};
 
-struct Counting;
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-// SAFETY: forwards to `System`; the counter is a const thread-local.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE.try_with(|c| c.set(c.get() - 1));
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -220,12 +204,12 @@ fn a_million_one_hour_timeouts_created_and_dropped_leave_nothing_behind() {
     // Warm up: the timer thread and its queue's first allocation.
     drop(CancellationSource::with_timeout(Duration::from_secs(3600)));
     let (armed_before, capacity_before) = cancel_core::default_timer_armed();
-    let live_before = LIVE.get();
+    let live_before = counting::live();
     for _ in 0..n {
         drop(CancellationSource::with_timeout(Duration::from_secs(3600)));
     }
     assert_eq!(
-        LIVE.get(),
+        counting::live(),
         live_before,
         "live allocations are back where they started"
     );

@@ -7,8 +7,6 @@
 
 #![allow(dead_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -22,29 +20,12 @@ use cancel_core::{
 
 // ------------------------------------------------------------ allocations
 
-/// Counts live allocations per thread, so a run can check it leaked nothing.
-pub struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to `System`; the counter is a const thread-local.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE.try_with(|c| c.set(c.get() - 1));
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../common/counting.rs"]
+mod counting;
+pub use counting::Counting;
 
 pub fn live_allocations() -> isize {
-    LIVE.get()
+    counting::live()
 }
 
 // ------------------------------------------------------------------ model
