@@ -73,7 +73,13 @@ claim, lock kept into the drain, no RMW per waiter) with
 Common thread: **cancel-core runs fewer instructions than tokio-util in most
 rows, and loses ground where it issues more locked read-modify-write
 operations** (each `lock cmpxchg` / `lock and` costs ~20 cycles on this EPYC
-and drains the store buffer; callgrind counts it as one instruction)."""
+and drains the store buffer; callgrind counts it as one instruction).
+Changed since that profile (ae2261c): every unlock is now a plain store
+(nobody else writes a locked word), and the waker batch has one unwind guard
+for the whole batch instead of one per `wake()`. So the child path is 4
+locked RMWs per child (the parent's relock, `try_acquire`, the child's claim,
+`release`) plus two plain stores; the batching below is what is left to reach
+0.5."""
 
 FINDINGS = [
     (["is_cancelled_2t"], """\
