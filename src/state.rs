@@ -5,7 +5,8 @@
 //! Rules every function here keeps (argued in `docs/design.md`):
 //! - under a bit lock: pointer surgery and status changes only; no user code,
 //!   no allocation, no deallocation, no waker call, no drop of user data;
-//! - at most one bit lock is held at a time, so no lock order exists to break;
+//! - bit locks nest only parent → child (the drain claiming a child under its
+//!   parent's lock); nothing takes a parent's lock while holding a child's;
 //! - a node is touched by the canceller only between popping it (under the
 //!   lock) and marking it DONE (under the lock); its owner frees it only when
 //!   it is not LINKED and not RUNNING, which it checks under the same lock;
@@ -245,8 +246,15 @@ unsafe fn destroy_chain(first: NonNull<State>) {
     // a handle or a child link, and each holds a reference; see
     // `drop_timer_of_dead` for leaked futures).
     let mut todo: *mut State = first.as_ptr();
-    // SAFETY: `first` has no references; nobody else can reach it.
-    unsafe { first.as_ref().head.with_mut(|h| *h = ptr::null_mut()) };
+    // SAFETY: `first` has no references, so it is ours; its `head` is
+    // written under its own lock, because a parent's canceller may be
+    // claiming it (and reading its list) under that lock.
+    unsafe {
+        let st = first.as_ref();
+        let guard = st.word.lock();
+        st.head.with_mut(|h| *h = ptr::null_mut());
+        drop(guard);
+    }
     while let Some(this) = NonNull::new(todo) {
         // SAFETY: `this` is on the dead list: unreachable by anyone else.
         unsafe {
@@ -256,6 +264,10 @@ unsafe fn destroy_chain(first: NonNull<State>) {
                 let node = &(*link.as_ptr()).node;
                 let parent = (*link.as_ptr()).parent;
                 let pst = parent.as_ref();
+                // Take the parent's lock even when the link is no longer
+                // LINKED: a canceller that popped it may still be finishing
+                // this child under that lock (the leaf fast path in `drain`
+                // holds no reference to it), and must be done before we free.
                 let guard = pst.word.lock();
                 if node.state(Ordering::Relaxed) == LINKED {
                     list::remove(&pst.head, link.cast::<Links>());
@@ -267,7 +279,10 @@ unsafe fn destroy_chain(first: NonNull<State>) {
                     // As in `release`.
                     pst.refs.load(Ordering::Acquire);
                     drop_timer_of_dead(parent);
+                    // Under its own lock, as for `first` above.
+                    let guard = pst.word.lock();
                     pst.head.with_mut(|h| *h = todo.cast::<Links>());
+                    drop(guard);
                     todo = parent.as_ptr();
                 }
             });
@@ -330,10 +345,13 @@ unsafe fn push_observer(st: &State, node: NonNull<Links>) {
 /// # Safety
 /// `this` has no references left and its list has not been reused.
 unsafe fn drop_timer_of_dead(this: NonNull<State>) {
-    // SAFETY: nobody else can reach a dead state; listed nodes are live; a
-    // listed timer node holds one `Arc` count, taken with `into_raw`.
+    // SAFETY: a dead state is still allocated; listed nodes are live; a
+    // listed timer node holds one `Arc` count, taken with `into_raw`. The
+    // list is touched under the state's own lock: a canceller of a parent
+    // may be claiming this state (and reading its list) under that lock.
     unsafe {
         let st = this.as_ref();
+        let guard = st.word.lock();
         let Some(front) = list::front(&st.head) else {
             return;
         };
@@ -342,6 +360,7 @@ unsafe fn drop_timer_of_dead(this: NonNull<State>) {
         }
         list::remove(&st.head, front);
         front.cast::<Node>().as_ref().set_state(DONE);
+        drop(guard);
         let timer = Arc::from_raw(front.cast::<TimerNode>().as_ptr());
         crate::timer::disarm(&timer);
     }
@@ -379,6 +398,10 @@ unsafe fn detach_links(this: NonNull<State>) {
 /// How many wakers the canceller takes per lock hold before waking them.
 const WAKE_BATCH: usize = 32;
 
+/// How many leaf children the canceller finishes per hold of their parent's
+/// lock (each costs one CAS on the child's word and a store).
+const LEAF_BATCH: usize = 32;
+
 /// Runs every observer of `root` (just claimed by this thread, whose lock
 /// `root_guard` still holds) and, through link nodes, of every descendant,
 /// depth first, each list in LIFO order.
@@ -403,6 +426,8 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
     let mut frames: *mut Links = ptr::null_mut();
     let mut held: Option<WordGuard<'a>> = Some(root_guard);
     let mut known_empty = false;
+    // Leaf children finished during the current hold of `cur`'s lock.
+    let mut leaves = 0;
     loop {
         // SAFETY: `cur` is root (live by contract) or a child we hold a
         // reference to.
@@ -411,7 +436,10 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             debug_assert!(held.is_none());
             None
         } else {
-            let guard = held.take().unwrap_or_else(|| st.word.lock());
+            let guard = held.take().unwrap_or_else(|| {
+                leaves = 0;
+                st.word.lock()
+            });
             // SAFETY: we hold the lock.
             match unsafe { list::pop_front(&st.head) } {
                 Some(popped) => Some((popped, guard)),
@@ -599,33 +627,51 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             }
             Kind::Link => {
                 let link = node.cast::<LinkNode>();
-                // SAFETY: the link is live while listed, and its child cannot
-                // be freed while we hold this lock (it must unlink first).
+                // SAFETY: the link is live while listed, and its child stays
+                // allocated while we hold this lock: a dying child must take
+                // it (in `destroy_chain`) before it is freed.
                 let child = unsafe { state_of_link(link) };
-                // SAFETY: as above: the child is allocated while we hold the
-                // lock of the list its link is in.
-                let alive = unsafe { try_acquire(child) };
                 // SAFETY: under the lock.
                 unsafe { node.as_ref().set_state(DONE) };
-                drop(guard);
-                if !alive {
-                    // The child is being destroyed: nothing left to cancel.
+                // Claim the child while still holding the parent's lock.
+                // Locks nest only parent → child (no path takes a parent's
+                // lock while holding a child's), so this cannot deadlock.
+                // SAFETY: the child is allocated (see above).
+                let Some(child_guard) = (unsafe { claim(child, reason) }) else {
+                    // Already cancelled (by itself or another parent).
+                    held = Some(guard);
+                    continue;
+                };
+                // SAFETY: we hold the child's lock; links are immutable.
+                let leaf = unsafe {
+                    let cst = child.as_ref();
+                    list::front(&cst.head).is_none() && (*link_at(child, 0).as_ptr()).node.last
+                };
+                if leaf && leaves < LEAF_BATCH {
+                    // Nothing listed and no other parent: the child is done.
+                    // No reference needed, and the parent stays locked for
+                    // the next pop (at most LEAF_BATCH leaves per hold).
+                    leaves += 1;
+                    drop(child_guard);
+                    held = Some(guard);
                     continue;
                 }
-                // SAFETY: we hold a reference to `child`.
-                match unsafe { claim(child, reason) } {
-                    Some(child_guard) => {
-                        // SAFETY: the popped link is DONE and its child is
-                        // held: nobody else touches its spare pointer.
-                        unsafe { popped.as_ref().set_spare(frames) };
-                        frames = popped.as_ptr();
-                        cur = child;
-                        held = Some(child_guard);
-                    }
-                    // Already cancelled (by itself or another parent).
-                    // SAFETY: the reference taken above.
-                    None => unsafe { release(child) },
+                leaves = 0;
+                // The child must outlive the parent's lock: take a reference
+                // (fails if its last one is gone: it is being destroyed).
+                // SAFETY: the child is allocated (see above).
+                if !unsafe { try_acquire(child) } {
+                    drop(child_guard);
+                    held = Some(guard);
+                    continue;
                 }
+                drop(guard);
+                // SAFETY: the popped link is DONE and its child is held:
+                // nobody else touches its spare pointer.
+                unsafe { popped.as_ref().set_spare(frames) };
+                frames = popped.as_ptr();
+                cur = child;
+                held = Some(child_guard);
             }
         }
     }
