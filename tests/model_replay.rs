@@ -23,14 +23,25 @@ impl Rng {
 #[test]
 fn committed_corpus_replays_clean() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/model");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("the corpus directory exists")
-        .map(|e| e.unwrap().path())
-        .collect();
+    // Under Miri, whose file-system shims make listing 1,000 files take
+    // minutes, one committed seed stands for the corpus.
+    let mut files: Vec<_> = if cfg!(miri) {
+        vec![std::path::Path::new(dir).join("seed-basic")]
+    } else {
+        std::fs::read_dir(dir)
+            .expect("the corpus directory exists")
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    // Under Miri (far slower) only the first few, and at most their first
+    // 256 bytes each.
     files.sort();
     assert!(!files.is_empty(), "the corpus is committed");
     for path in files.iter().take(if cfg!(miri) { 5 } else { usize::MAX }) {
-        let data = std::fs::read(path).unwrap();
+        let mut data = std::fs::read(path).unwrap();
+        if cfg!(miri) {
+            data.truncate(256);
+        }
         let result = std::panic::catch_unwind(|| model::run(&data));
         assert!(result.is_ok(), "corpus input {} failed", path.display());
     }
