@@ -226,9 +226,11 @@ unsafe fn release(this: NonNull<State>) {
 /// # Safety
 /// `first` has no references left.
 unsafe fn destroy(first: NonNull<State>) {
-    // SAFETY: forwarded.
+    // SAFETY: forwarded; `first` is dead.
     unsafe {
-        drop_timer_of_dead(first);
+        if let Some(timer) = retire(first, ptr::null_mut()) {
+            crate::timer::disarm(&timer);
+        }
         destroy_chain(first);
     }
 }
@@ -238,23 +240,15 @@ unsafe fn destroy(first: NonNull<State>) {
 /// recursion, so dropping a chain of any depth needs constant stack).
 ///
 /// # Safety
-/// `first` has no references left and its timer node is gone.
+/// `first` has no references left and was retired (see `retire`).
 unsafe fn destroy_chain(first: NonNull<State>) {
     // Dead states waiting to be freed are chained through their `head`
     // field: once its timer is gone, a state with no references has nothing
     // in its list that anyone will look at again (every live node belongs to
     // a handle or a child link, and each holds a reference; see
-    // `drop_timer_of_dead` for leaked futures).
+    // `retire` for leaked futures).
+    // `first` was retired with an empty chain by `destroy`.
     let mut todo: *mut State = first.as_ptr();
-    // SAFETY: `first` has no references, so it is ours; its `head` is
-    // written under its own lock, because a parent's canceller may be
-    // claiming it (and reading its list) under that lock.
-    unsafe {
-        let st = first.as_ref();
-        let guard = st.word.lock();
-        st.head.with_mut(|h| *h = ptr::null_mut());
-        drop(guard);
-    }
     while let Some(this) = NonNull::new(todo) {
         // SAFETY: `this` is on the dead list: unreachable by anyone else.
         unsafe {
@@ -278,11 +272,9 @@ unsafe fn destroy_chain(first: NonNull<State>) {
                 if pst.refs.fetch_sub(1, Ordering::Release) == 1 {
                     // As in `release`.
                     pst.refs.load(Ordering::Acquire);
-                    drop_timer_of_dead(parent);
-                    // Under its own lock, as for `first` above.
-                    let guard = pst.word.lock();
-                    pst.head.with_mut(|h| *h = todo.cast::<Links>());
-                    drop(guard);
+                    if let Some(timer) = retire(parent, todo) {
+                        crate::timer::disarm(&timer);
+                    }
                     todo = parent.as_ptr();
                 }
             });
@@ -336,33 +328,35 @@ unsafe fn push_observer(st: &State, node: NonNull<Links>) {
     }
 }
 
-/// Takes a dead state's timer node out of its list, disarms and releases it.
+/// Retires a dead state's list, in one hold of its own lock: takes its timer
+/// node out (returned, to be disarmed after the unlock) and sets `head` to
+/// `next`, the chain of dead states `destroy_chain` walks.
 ///
 /// A dead state's list holds nothing else, except nodes of borrowing futures
-/// that were leaked with `mem::forget` (their memory is never freed, so
-/// leaving them is harmless; nobody walks a dead state's list).
+/// leaked with `mem::forget` (never freed, so dropping them from the list is
+/// harmless; nobody walks a dead state's list). The lock is needed because a
+/// parent's canceller may be claiming this state, and reading its list, under
+/// it.
 ///
 /// # Safety
-/// `this` has no references left and its list has not been reused.
-unsafe fn drop_timer_of_dead(this: NonNull<State>) {
+/// `this` has no references left.
+unsafe fn retire(this: NonNull<State>, next: *mut State) -> Option<Arc<TimerNode>> {
     // SAFETY: a dead state is still allocated; listed nodes are live; a
-    // listed timer node holds one `Arc` count, taken with `into_raw`. The
-    // list is touched under the state's own lock: a canceller of a parent
-    // may be claiming this state (and reading its list) under that lock.
+    // listed timer node holds one `Arc` count, taken with `into_raw`.
     unsafe {
         let st = this.as_ref();
         let guard = st.word.lock();
-        let Some(front) = list::front(&st.head) else {
-            return;
-        };
-        if front.cast::<Node>().as_ref().kind != Kind::Timer {
-            return;
+        let mut timer = None;
+        if let Some(front) = list::front(&st.head) {
+            if front.cast::<Node>().as_ref().kind == Kind::Timer {
+                list::remove(&st.head, front);
+                front.cast::<Node>().as_ref().set_state(DONE);
+                timer = Some(front.cast::<TimerNode>());
+            }
         }
-        list::remove(&st.head, front);
-        front.cast::<Node>().as_ref().set_state(DONE);
+        st.head.with_mut(|h| *h = next.cast::<Links>());
         drop(guard);
-        let timer = Arc::from_raw(front.cast::<TimerNode>().as_ptr());
-        crate::timer::disarm(&timer);
+        timer.map(|t| Arc::from_raw(t.as_ptr()))
     }
 }
 
