@@ -76,10 +76,10 @@ operations** (each `lock cmpxchg` / `lock and` costs ~20 cycles on this EPYC
 and drains the store buffer; callgrind counts it as one instruction).
 Changed since that profile (ae2261c): every unlock is now a plain store
 (nobody else writes a locked word), and the waker batch has one unwind guard
-for the whole batch instead of one per `wake()`. So the child path is 4
-locked RMWs per child (the parent's relock, `try_acquire`, the child's claim,
-`release`) plus two plain stores; the batching below is what is left to reach
-0.5."""
+for the whole batch instead of one per `wake()`. Then (17d303a, fc9c89d) the drain claims a child under its parent's lock and
+finishes a leaf child with no reference and no parent relock: one locked
+RMW per leaf child; the 10,000-children target is met (about 0.2). Per
+waiter, what is left is the cache miss on each cold node."""
 
 FINDINGS = [
     (["is_cancelled_2t"], """\
