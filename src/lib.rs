@@ -58,6 +58,8 @@ mod sync;
 #[allow(unsafe_code)]
 mod waiter;
 #[allow(unsafe_code)]
+mod wake_batch;
+#[allow(unsafe_code)]
 mod word;
 
 // The public faces: safe code over the core.

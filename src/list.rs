@@ -139,6 +139,33 @@ pub(crate) unsafe fn remove(head: &Head, node: NonNull<Links>) {
     }
 }
 
+/// The node after `node` (null at the end).
+///
+/// # Safety
+/// The caller holds the list's lock and `node` is in this list.
+pub(crate) unsafe fn next(node: NonNull<Links>) -> *mut Links {
+    // SAFETY: reading a listed node's link under the lock (caller's contract).
+    unsafe { node.as_ref().next.with(|p| *p) }
+}
+
+/// Drops every node before `new_front` from the list at once: `new_front`
+/// (null: none, the list becomes empty) becomes the head. The dropped nodes'
+/// links are left stale: they are in no list now, and are rewritten by the
+/// next insertion; the caller must not `remove` them.
+///
+/// # Safety
+/// The caller holds the list's lock; `new_front` is null or in this list.
+pub(crate) unsafe fn cut_front(head: &Head, new_front: *mut Links) {
+    // SAFETY: the lock gives us exclusive access to `head` and to the links
+    // of every listed node (caller's contract).
+    unsafe {
+        if let Some(front) = NonNull::new(new_front) {
+            front.as_ref().prev.with_mut(|p| *p = ptr::null_mut());
+        }
+        head.with_mut(|h| *h = new_front);
+    }
+}
+
 /// The front node, without removing it.
 ///
 /// # Safety

@@ -89,6 +89,14 @@ impl Node {
         self.status
             .store((old & !STATE_MASK) | state, Ordering::Release);
     }
+
+    /// `set_state(DONE)` for a kind that never carries flags (waiters): one
+    /// store instead of a load and a store. Same lock and ordering rules.
+    #[inline]
+    pub(crate) fn set_done_unflagged(&self) {
+        debug_assert_eq!(self.status.load(Ordering::Relaxed) & !STATE_MASK, 0);
+        self.status.store(DONE, Ordering::Release);
+    }
 }
 
 // ---------------------------------------------------------------- callbacks

@@ -27,6 +27,7 @@ use crate::node::{
 use crate::reason::{CancelReason, CustomCause, Reason};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crate::timer::{ClockShared, Queue};
+use crate::wake_batch::WakeBatch;
 use crate::word::{
     CANCELLED, HAS_LINKS, REASON_CUSTOM, REASON_MASK, REASON_REQUESTED, REASON_SHIFT,
     REASON_TIMED_OUT, SOURCE_ONE, SOURCE_SHIFT, Word, WordGuard,
@@ -223,15 +224,47 @@ unsafe fn release(this: NonNull<State>) {
 
 /// Frees states with no references left, starting with `first`.
 ///
+/// Without references, a state can still be reached through its links: a
+/// parent's canceller may pop one and claim the state (and read its list)
+/// under that parent's lock. So `first` first leaves every parent's list,
+/// taking each parent's lock once; after that nothing can reach it and its
+/// own list is retired without its own lock.
+///
 /// # Safety
 /// `first` has no references left.
 unsafe fn destroy(first: NonNull<State>) {
-    // SAFETY: forwarded; `first` is dead.
+    // SAFETY: forwarded; `first` is dead, its parents are kept alive by its
+    // links' references until `destroy_chain` releases them.
     unsafe {
-        if let Some(timer) = retire(first, ptr::null_mut()) {
+        for_each_link(first, |link| unlink(link));
+        if let Some(timer) = retire(first, ptr::null_mut(), false) {
             crate::timer::disarm(&timer);
         }
         destroy_chain(first);
+    }
+}
+
+/// Takes a link out of its parent's list if it is still there. The parent's
+/// lock is taken even when the link is no longer LINKED: a canceller that
+/// popped it may still be working on the child under that lock (the leaf
+/// path in `drain` holds no reference to the child), and must be done
+/// before a dying child is freed.
+///
+/// # Safety
+/// `link` is an initialised link of a live or dying state; its parent is
+/// live (the link holds a reference to it).
+unsafe fn unlink(link: NonNull<LinkNode>) {
+    // SAFETY: caller's contract; the node's status and links change only
+    // under the parent's lock, which we hold.
+    unsafe {
+        let node = &(*link.as_ptr()).node;
+        let pst = (*link.as_ptr()).parent.as_ref();
+        let guard = pst.word.lock();
+        if node.state(Ordering::Relaxed) == LINKED {
+            list::remove(&pst.head, link.cast::<Links>());
+            node.set_state(DETACHED);
+        }
+        drop(guard);
     }
 }
 
@@ -240,7 +273,8 @@ unsafe fn destroy(first: NonNull<State>) {
 /// recursion, so dropping a chain of any depth needs constant stack).
 ///
 /// # Safety
-/// `first` has no references left and was retired (see `retire`).
+/// `first` has no references left, was unlinked from its parents and
+/// retired (see `destroy`).
 unsafe fn destroy_chain(first: NonNull<State>) {
     // Dead states waiting to be freed are chained through their `head`
     // field: once its timer is gone, a state with no references has nothing
@@ -250,29 +284,24 @@ unsafe fn destroy_chain(first: NonNull<State>) {
     // `first` was retired with an empty chain by `destroy`.
     let mut todo: *mut State = first.as_ptr();
     while let Some(this) = NonNull::new(todo) {
-        // SAFETY: `this` is on the dead list: unreachable by anyone else.
+        // SAFETY: `this` is on the dead list: unreachable by anyone else
+        // except, for a parent freed here, a grandparent's canceller until
+        // we unlink it (under the grandparent's lock, below).
         unsafe {
             let st = this.as_ref();
             todo = st.head.with(|h| *h).cast::<State>();
             let links = for_each_link(this, |link| {
-                let node = &(*link.as_ptr()).node;
+                if this != first {
+                    unlink(link);
+                }
+                // The link's reference to its parent.
                 let parent = (*link.as_ptr()).parent;
                 let pst = parent.as_ref();
-                // Take the parent's lock even when the link is no longer
-                // LINKED: a canceller that popped it may still be finishing
-                // this child under that lock (the leaf fast path in `drain`
-                // holds no reference to it), and must be done before we free.
-                let guard = pst.word.lock();
-                if node.state(Ordering::Relaxed) == LINKED {
-                    list::remove(&pst.head, link.cast::<Links>());
-                    node.set_state(DETACHED);
-                }
-                drop(guard);
-                // The link's reference to its parent.
                 if pst.refs.fetch_sub(1, Ordering::Release) == 1 {
                     // As in `release`.
                     pst.refs.load(Ordering::Acquire);
-                    if let Some(timer) = retire(parent, todo) {
+                    // Still linked to its own parents: retire under its lock.
+                    if let Some(timer) = retire(parent, todo, true) {
                         crate::timer::disarm(&timer);
                     }
                     todo = parent.as_ptr();
@@ -328,24 +357,35 @@ unsafe fn push_observer(st: &State, node: NonNull<Links>) {
     }
 }
 
-/// Retires a dead state's list, in one hold of its own lock: takes its timer
-/// node out (returned, to be disarmed after the unlock) and sets `head` to
-/// `next`, the chain of dead states `destroy_chain` walks.
+/// Retires a dead state's list: takes its timer node out (returned, to be
+/// disarmed after any unlock) and sets `head` to `next`, the chain of dead
+/// states `destroy_chain` walks.
 ///
 /// A dead state's list holds nothing else, except nodes of borrowing futures
 /// leaked with `mem::forget` (never freed, so dropping them from the list is
-/// harmless; nobody walks a dead state's list). The lock is needed because a
-/// parent's canceller may be claiming this state, and reading its list, under
-/// it.
+/// harmless; nobody walks a dead state's list). While the state is still
+/// linked to a parent (`reachable`), that parent's canceller may be claiming
+/// it and reading its list under its lock, so the work is done in one hold
+/// of that lock; once unlinked from every parent, nothing else can touch it.
 ///
 /// # Safety
-/// `this` has no references left.
-unsafe fn retire(this: NonNull<State>, next: *mut State) -> Option<Arc<TimerNode>> {
+/// `this` has no references left; if `reachable` is false it was unlinked
+/// from every parent (see `destroy`).
+unsafe fn retire(
+    this: NonNull<State>,
+    next: *mut State,
+    reachable: bool,
+) -> Option<Arc<TimerNode>> {
     // SAFETY: a dead state is still allocated; listed nodes are live; a
-    // listed timer node holds one `Arc` count, taken with `into_raw`.
+    // listed timer node holds one `Arc` count, taken with `into_raw`. The
+    // list is ours: under the lock, or unreachable (caller's contract).
     unsafe {
         let st = this.as_ref();
-        let guard = st.word.lock();
+        let guard = if reachable {
+            Some(st.word.lock())
+        } else {
+            None
+        };
         let mut timer = None;
         if let Some(front) = list::front(&st.head) {
             if front.cast::<Node>().as_ref().kind == Kind::Timer {
@@ -378,19 +418,10 @@ unsafe fn detach_links(this: NonNull<State>) {
             if seen == DONE || seen == DETACHED {
                 return;
             }
-            let pst = (*link.as_ptr()).parent.as_ref();
-            let guard = pst.word.lock();
-            if node.state(Ordering::Relaxed) == LINKED {
-                list::remove(&pst.head, link.cast::<Links>());
-                node.set_state(DETACHED);
-            }
-            drop(guard);
+            unlink(link);
         });
     }
 }
-
-/// How many wakers the canceller takes per lock hold before waking them.
-const WAKE_BATCH: usize = 32;
 
 /// How many leaf children the canceller finishes per hold of their parent's
 /// lock (each costs one CAS on the child's word and a store).
@@ -426,7 +457,7 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
         // SAFETY: `cur` is root (live by contract) or a child we hold a
         // reference to.
         let st: &'a State = unsafe { &*cur.as_ptr() };
-        let popped = if known_empty {
+        let front = if known_empty {
             debug_assert!(held.is_none());
             None
         } else {
@@ -435,15 +466,15 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                 st.word.lock()
             });
             // SAFETY: we hold the lock.
-            match unsafe { list::pop_front(&st.head) } {
-                Some(popped) => Some((popped, guard)),
+            match unsafe { list::front(&st.head) } {
+                Some(front) => Some((front, guard)),
                 None => {
                     drop(guard);
                     None
                 }
             }
         };
-        let Some((popped, guard)) = popped else {
+        let Some((front, guard)) = front else {
             // `cur` is drained: take its links out of other parents' lists,
             // then go back up to the parent it was reached from.
             known_empty = false;
@@ -463,9 +494,60 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             }
             continue;
         };
-        let node = popped.cast::<Node>();
+        let node = front.cast::<Node>();
         // SAFETY: listed nodes are live; `kind` is immutable.
-        match unsafe { node.as_ref().kind } {
+        let kind = unsafe { node.as_ref().kind };
+        if kind == Kind::Waiter {
+            // A run of waiters (up to a batch) leaves the list in one cut:
+            // per node, one read of `next`, the waker moved out and one
+            // store of DONE; then the wakers are woken with no lock held.
+            let mut batch = WakeBatch::new();
+            let mut next = front.as_ptr();
+            loop {
+                // SAFETY: `next` is a listed waiter (checked below before
+                // looping), valid under the lock we hold. Its waker slot is
+                // guarded by that lock. `next` is read before DONE, after
+                // which the owner may free the node.
+                unsafe {
+                    let waiter = NonNull::new_unchecked(next).cast::<WaiterNode>();
+                    next = list::next(waiter.cast::<Links>());
+                    if let Some(waker) = waiter.as_ref().replace_waker(None) {
+                        batch.push(waker);
+                    }
+                    waiter.as_ref().node.set_done_unflagged();
+                }
+                if batch.is_full() || next.is_null() {
+                    break;
+                }
+                // SAFETY: `next` is listed (valid under the lock); `kind` is
+                // immutable.
+                if unsafe { (*next.cast::<Node>()).kind } != Kind::Waiter {
+                    break;
+                }
+            }
+            // SAFETY: we hold the lock; `next` is null or listed. The nodes
+            // cut off are DONE: nobody will `remove` them.
+            unsafe { list::cut_front(&st.head, next) };
+            known_empty = next.is_null();
+            drop(guard);
+            // A panicking waker is recorded and the rest are still woken.
+            #[cfg(feature = "std")]
+            while let Err(payload) =
+                std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| batch.wake_all()))
+            {
+                if first_panic.is_none() {
+                    first_panic = Some(payload);
+                }
+            }
+            #[cfg(not(feature = "std"))]
+            batch.wake_all();
+            continue;
+        }
+        // SAFETY: we hold the lock; the list is not empty.
+        let popped = unsafe { list::pop_front(&st.head) };
+        debug_assert_eq!(popped, Some(front));
+        let popped = front;
+        match kind {
             Kind::Callback => {
                 let cb = node.cast::<CallbackHeader>();
                 // Set by an owner that abandons the node while it runs.
@@ -531,62 +613,7 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                 // Keep the lock for the next pop.
                 held = Some(guard);
             }
-            Kind::Waiter => {
-                let mut batch: [Option<Waker>; WAKE_BATCH] = [const { None }; WAKE_BATCH];
-                let mut taken = 0;
-                let mut next = Some(popped);
-                while let Some(p) = next {
-                    // SAFETY: popped under the lock just now; the slot is
-                    // guarded by the lock; DONE hands the node back.
-                    unsafe {
-                        let waiter = p.cast::<WaiterNode>().as_ref();
-                        batch[taken] = waiter.replace_waker(None);
-                        waiter.node.set_state(DONE);
-                    }
-                    taken += 1;
-                    next = None;
-                    if taken < WAKE_BATCH {
-                        // SAFETY: we hold the lock; listed nodes are live.
-                        unsafe {
-                            if let Some(front) = list::front(&st.head) {
-                                if front.cast::<Node>().as_ref().kind == Kind::Waiter {
-                                    next = list::pop_front(&st.head);
-                                }
-                            }
-                        }
-                    }
-                }
-                // SAFETY: we hold the lock.
-                known_empty = unsafe { list::front(&st.head).is_none() };
-                drop(guard);
-                // One unwind guard per batch: a panicking waker is recorded
-                // and the rest of the batch is still woken.
-                let mut next_waker = 0;
-                while next_waker < taken {
-                    let wake_rest = || {
-                        while next_waker < taken {
-                            let waker = batch[next_waker].take();
-                            next_waker += 1;
-                            if let Some(waker) = waker {
-                                waker.wake();
-                            }
-                        }
-                    };
-                    #[cfg(feature = "std")]
-                    if let Err(payload) =
-                        std::panic::catch_unwind(core::panic::AssertUnwindSafe(wake_rest))
-                    {
-                        if first_panic.is_none() {
-                            first_panic = Some(payload);
-                        }
-                    }
-                    #[cfg(not(feature = "std"))]
-                    {
-                        let mut wake_rest = wake_rest;
-                        wake_rest();
-                    }
-                }
-            }
+            Kind::Waiter => unreachable!("handled above"),
             Kind::Thread => {
                 #[cfg(feature = "std")]
                 {

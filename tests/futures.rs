@@ -452,6 +452,64 @@ fn a_panicking_waker_does_not_strand_the_other_observers() {
     assert!(child.is_cancelled());
 }
 
+#[test]
+fn long_mixed_lists_wake_every_waiter_once_across_batches_and_panics() {
+    // Runs of waiters longer than one wake batch (32), broken up by
+    // callbacks and children, with waiters dropped from the middle of a run
+    // before the cancel and two panicking wakers inside one batch: every
+    // live waiter is woken exactly once, every observer runs, and every
+    // waker clone the crate took is released.
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (good, good_waker) = count_waker();
+    let bad = Arc::new(PanicWaker);
+    let bad_waker = Waker::from(bad.clone());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut futures = Vec::new();
+    let mut regs = Vec::new();
+    let mut children = Vec::new();
+    let mut live = 0;
+    for i in 0..200usize {
+        match i % 50 {
+            40 => {
+                let r = ran.clone();
+                regs.push(token.register(move || {
+                    r.fetch_add(1, SeqCst);
+                }));
+            }
+            45 => children.push(token.child()),
+            _ => {
+                let mut f = Box::pin(token.clone().cancelled_owned());
+                let waker = if i == 7 || i == 20 {
+                    &bad_waker
+                } else {
+                    &good_waker
+                };
+                assert!(poll_once(f.as_mut(), waker).is_pending());
+                futures.push((i, f));
+            }
+        }
+    }
+    // Drop some waiters from the middle and the ends of runs.
+    futures.retain(|(i, _)| i % 13 != 0 && *i != 199);
+    for (i, _) in &futures {
+        if *i != 7 && *i != 20 {
+            live += 1;
+        }
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.cancel()));
+    assert!(result.is_err(), "the first waker panic is resumed");
+    assert_eq!(good.0.load(SeqCst), live);
+    assert_eq!(ran.load(SeqCst), regs.len());
+    assert!(children.iter().all(|c| c.is_cancelled()));
+    for (_, f) in &mut futures {
+        assert!(poll_once(f.as_mut(), &good_waker).is_ready());
+    }
+    drop(futures);
+    assert_eq!(Arc::strong_count(&good), 2, "only our own waker is left");
+    assert_eq!(Arc::strong_count(&bad), 2, "only our own waker is left");
+}
+
 /// Leaks a pinned box as `mem::forget` would (never freed, never dropped),
 /// but keeps it reachable from a static, so Miri's leak check knows the
 /// leak is the point of the test.

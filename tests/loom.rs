@@ -600,6 +600,34 @@ fn parent_cancel_vs_child_last_handle_drop() {
     });
 }
 
+/// 7a'. The same for a child that is never a leaf for its parent's
+/// canceller (a second parent, and a timer node in its list): the canceller
+/// claims it under the parent's lock and must not take a reference to a
+/// dying child, which in turn frees its list and timer only once the
+/// canceller is done. No leak, nothing left armed.
+#[test]
+fn parent_cancel_vs_last_drop_of_a_timed_two_parent_child() {
+    model(|| {
+        let p1 = CancellationSource::new();
+        let p2 = CancellationSource::new();
+        let clock = ManualClock::new();
+        let child = CancellationSource::linked([&p1.token(), &p2.token()]);
+        clock.cancel_after(&child, Duration::from_secs(1));
+        assert_eq!(clock.armed(), 1);
+
+        let a = thread::spawn(move || drop(child));
+        let b = thread::spawn(move || {
+            assert!(p1.cancel_with(Tagged::new("p1")));
+            p1
+        });
+        a.join().unwrap();
+        let p1 = b.join().unwrap();
+        assert!(p1.is_cancelled());
+        assert!(!p2.is_cancelled());
+        assert_eq!(clock.armed(), 0);
+    });
+}
+
 /// 7b. A parent and its child are cancelled at once with different causes:
 /// the child's reason is the cause of whichever claimed it, and the parent's
 /// reason is its own. The child's callback runs once.

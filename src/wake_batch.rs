@@ -1,0 +1,104 @@
+//! Wakers taken from waiter nodes under the lock, woken after it is released.
+//!
+//! A fixed array on the canceller's stack: no allocation, no per-slot
+//! initialisation or `Option` bookkeeping (the cancel loop fills it once per
+//! lock hold, so every instruction here is paid per waiter).
+
+use core::mem::MaybeUninit;
+use core::task::Waker;
+
+/// How many wakers the canceller takes per lock hold before waking them.
+pub(crate) const WAKE_BATCH: usize = 32;
+
+/// Up to [`WAKE_BATCH`] wakers. Slots `woken..len` are initialised and not
+/// yet taken; `Drop` drops them (only reached on an unwind in `no_std`, or
+/// when a batch is abandoned by a panic outside `wake_all`).
+pub(crate) struct WakeBatch {
+    wakers: [MaybeUninit<Waker>; WAKE_BATCH],
+    len: usize,
+    woken: usize,
+}
+
+impl WakeBatch {
+    pub(crate) const fn new() -> Self {
+        Self {
+            wakers: [const { MaybeUninit::uninit() }; WAKE_BATCH],
+            len: 0,
+            woken: 0,
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == WAKE_BATCH
+    }
+
+    /// Adds a waker. Panics if the batch is full (callers stop at
+    /// `is_full`).
+    #[inline]
+    pub(crate) fn push(&mut self, waker: Waker) {
+        self.wakers[self.len].write(waker);
+        self.len += 1;
+    }
+
+    /// Wakes every waker not woken yet, in push order. If a `wake` panics,
+    /// the slots after it stay owned by the batch: call again to wake them.
+    pub(crate) fn wake_all(&mut self) {
+        let len = self.len;
+        let mut i = self.woken;
+        while i < len {
+            // Advance first: the waker is moved out before user code runs.
+            self.woken = i + 1;
+            // SAFETY: `i` is in `woken..len` (before the store above): that
+            // slot was written by `push` and has not been read.
+            let waker = unsafe { self.wakers[i].assume_init_read() };
+            i += 1;
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        for slot in &mut self.wakers[self.woken..self.len] {
+            // SAFETY: slots in `woken..len` are initialised and not taken;
+            // each is dropped once (the batch is going away).
+            unsafe { slot.assume_init_drop() };
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn wakes_each_once_and_drops_the_rest() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let mut batch = WakeBatch::new();
+        while !batch.is_full() {
+            batch.push(Waker::from(count.clone()));
+        }
+        assert_eq!(Arc::strong_count(&count), 1 + WAKE_BATCH);
+        batch.wake_all();
+        batch.wake_all();
+        assert_eq!(count.0.load(Ordering::Relaxed), WAKE_BATCH);
+        assert_eq!(Arc::strong_count(&count), 1);
+
+        let mut batch = WakeBatch::new();
+        batch.push(Waker::from(count.clone()));
+        batch.push(Waker::from(count.clone()));
+        drop(batch);
+        assert_eq!(count.0.load(Ordering::Relaxed), WAKE_BATCH);
+        assert_eq!(Arc::strong_count(&count), 1);
+    }
+}
