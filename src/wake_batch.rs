@@ -48,9 +48,10 @@ impl WakeBatch {
         while i < len {
             // Advance first: the waker is moved out before user code runs.
             self.woken = i + 1;
-            // SAFETY: `i` is in `woken..len` (before the store above): that
-            // slot was written by `push` and has not been read.
-            let waker = unsafe { self.wakers[i].assume_init_read() };
+            // SAFETY: `i` is in `woken..len` (before the store above), and
+            // `len <= WAKE_BATCH` (`push` checks its index): that slot is in
+            // bounds, was written by `push` and has not been read.
+            let waker = unsafe { self.wakers.get_unchecked(i).assume_init_read() };
             i += 1;
             waker.wake();
         }
