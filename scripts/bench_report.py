@@ -58,98 +58,77 @@ OPS = [
 
 BYTES_PER_CHILD_TARGET = 64
 
-# Profiles of the targets missed or borderline when this suite was written,
-# on the core of commits 5bd6d69 and 1d594ef (their waiter and link paths are
-# the same). Printed only for targets that the current run misses or meets by
+# Profiles of the narrowest targets on the core of commit df3c176 (src tree
+# below). Printed only for targets that the current run misses or meets by
 # less than 10 %; re-profile after changing the core (commands below).
-FINDINGS_SRC_TREES = {"6ac28f5", "0404923"}  # `git rev-parse --short HEAD:src`
+FINDINGS_SRC_TREES = {"038b2f4"}  # `git rev-parse --short HEAD:src`
 FINDINGS_HEADER = """\
-Profiled on the core of commits 5bd6d69 / 1d594ef (after 2aceaac: one-CAS
-claim, lock kept into the drain, no RMW per waiter) with
-`perf record -e cpu-clock` (the VM has no hardware counters) and
-`perf annotate` on the drivers in `benches/instructions.rs` (e.g.
-`instructions cancel_pending_1000 cancel-core 3000`,
-`instructions cancel_children_10000 cancel-core 300`), and with callgrind.
-Common thread: **cancel-core runs fewer instructions than tokio-util in most
-rows, and loses ground where it issues more locked read-modify-write
-operations** (each `lock cmpxchg` / `lock and` costs ~20 cycles on this EPYC
-and drains the store buffer; callgrind counts it as one instruction).
-Changed since that profile (ae2261c): every unlock is now a plain store
-(nobody else writes a locked word), and the waker batch has one unwind guard
-for the whole batch instead of one per `wake()`. Then (17d303a, fc9c89d) the drain claims a child under its parent's lock and
-finishes a leaf child with no reference and no parent relock: one locked
-RMW per leaf child; the 10,000-children target is met (about 0.2). Per
-waiter, what is left is the cache miss on each cold node."""
+Profiled on the final core with `perf record -e cpu-clock -F 20000` (the VM
+has no hardware counters) and `perf annotate` on the drivers in
+`benches/instructions.rs` (e.g. `instructions cancel_pending_1000
+cancel-core 5000`), and with callgrind. History, for the record: the first
+version of the core missed four targets (cancel with N pending futures at
+~3.9, 10,000 children at 1.4) because it issued locked read-modify-write
+operations per node (each `lock cmpxchg` costs ~20 cycles here and drains
+the store buffer; callgrind counts it as one instruction). They went, in
+order: one-CAS claim with the lock kept into the drain, no RMW per waiter
+(2aceaac); unlock by a plain store (ae2261c); leaf children claimed under
+the parent's lock with no reference (17d303a); a run of waiters cut off the
+list in one step with a `MaybeUninit` wake batch (409be11); a dying child's
+own list retired without its lock once it has left its parents' lists
+(409be11)."""
 
 FINDINGS = [
     (["is_cancelled_2t"], """\
 **`is_cancelled` with 2 threads.** Not a core problem: cancel-core is one
 `Acquire` load (8 instructions per loop iteration under callgrind, against 7
 for a bare `AtomicBool`: one more dependent load, token → state → word), and
-with two threads it stays within 1–2.7× of the bare `AtomicBool` (0.8–1.2 ns
-against 0.4–0.9 ns across runs). The ratio is set by how contended
-tokio-util's mutex gets, i.e. by how often the two threads really run at the
-same time. Across runs on this shared 2-core VM (load average 2–6 from other
-jobs) tokio-util's 2-thread time ranged from ~24 to well over 100 ns (its
-1-thread time is 12–18 ns, so the threads often merely time-slice), and the
-ratio moved between ~0.006 and ~0.046. Re-run on an idle machine before
-drawing conclusions."""),
+with two threads it stays within 1–2.7× of the bare `AtomicBool`. The ratio
+is set by how contended tokio-util's mutex gets, i.e. by how often the two
+threads really run at the same time on this shared 2-core VM. Re-run on an
+idle machine before drawing conclusions."""),
     (["child_new_drop"], """\
-**child create + drop.** callgrind: 379 instructions against tokio-util's
-709 (0.53), so even a noise-free run sits at the 0.5 target; the wall-time
-ratio moves between ~0.45 and ~0.65 from run to run here. perf
-(`instructions child_new_drop cancel-core 20000000`): ~80 % of the samples
-are on 8 locked RMWs, in `StateRef::new_linked` (the parent's `refs`
-increment for the link, the parent's bit-lock CAS and unlock to push the
-link) and in the drop (`remove_source`'s `fetch_sub` on the word, `release`'s
-`fetch_sub` on `refs`, then in `destroy_chain` the parent's lock CAS and
-unlock to unlink and the parent's `refs` decrement); malloc/free is ~8 %.
-Candidates: a last-handle fast path that drops the source count and the
-reference count with one RMW (they are two words today), and a cheaper
-parent reference for links (two RMWs per child lifetime on a shared,
-contended counter — also what the 2- and 8-thread rows pay for)."""),
+**child create + drop.** Six locked RMWs per child lifetime: the parent's
+`refs` increment for the link and the parent's lock CAS to push it (create);
+the child's source count CAS, its `refs` decrement, the parent's lock CAS to
+unlink, the parent's `refs` decrement (drop). A seventh, the dying child's
+own lock around retiring its list, went in 409be11 (ratio ~0.47 → ~0.41):
+once the child has taken each parent's lock nothing can reach it. callgrind:
+~419 instructions against tokio-util's 709. What is left is the parent
+reference of the link (two RMWs on a shared counter, also what the 2- and
+8-thread rows pay for) and the two counts of the child (source handles in
+the word, references in `refs`)."""),
     (["cancelled_future_poll_drop"], """\
-**`cancelled()` create + first poll + drop.** perf: ~90 % of the samples sit
-on four locked instructions — the bit-lock CAS and the unlock `fetch_and` in
-`StateRef::attach_waiter` (first poll), and the same pair in
-`StateRef::detach_waiter` (drop), ~21–23 % each. tokio-util also takes its
-mutex twice (poll, drop), so both do four locked RMWs; cancel-core wins on
-everything else (callgrind: 177 against 358 instructions, 0.49), which puts
-the ratio right at 0.5. Going clearly below needs one RMW fewer: e.g. a first
-poll that pushes its node with a single CAS on the list head instead of
-lock + unlock, or a drop that skips the lock when the node is already DONE
-(after a cancellation)."""),
+**`cancelled()` create + first poll + drop.** Four locked instructions: the
+bit-lock CAS in `attach_waiter` (first poll) and in `detach_waiter` (drop);
+the unlocks are plain stores. tokio-util also takes its mutex twice (poll,
+drop); cancel-core wins on everything else (callgrind: 190 against 358
+instructions)."""),
     (["cancel_pending_1", "cancel_pending_1000", "cancel_pending_100000"], """\
-**cancel with N pending futures, per waiter.** Since 2aceaac the drain does
-no locked RMW per waiter (before: a CAS LINKED → DONE on every node, ratio
-~2.9); the ratio is now ~1.1. What is left is memory and instructions. perf
-annotate of `state::drain`: ~30 % of its samples on the 16-byte store that
-empties each node's waker slot — the first touch of a cold node (each future
-is its own allocation), the same miss tokio-util takes — and most of the rest
-on the unlink and the kind check of the next front node. callgrind: 45.5
-instructions per waiter in `cancel` against tokio-util's 39.5 (1.15), about
-the wall-time ratio. Where the extra ~6 go: the drop of the
-`[Option<Waker>; 32]` batch after every batch re-tests all 32 slots (~3 per
-waiter; `drop_in_place::<[Option<Waker>; 32]>`), and a `catch_unwind` frame
-around every single `wake()` (one `catch_unwind` around the wake loop that
-resumes the loop after a panic would do). With one waiter the cancel itself
-dominates: 292 instructions against 265."""),
+**cancel with N pending futures, per waiter.** No locked RMW and no unlink
+per waiter: under one lock hold the drain walks the run of waiters at the
+front (up to 32), reads `next`, moves the waker into a `MaybeUninit` batch
+on its stack and stores DONE, then cuts the run off with one write to the
+head. callgrind: 32.9 instructions per waiter in `cancel` against
+tokio-util's 39.5 (0.83; it was 48.7 before 409be11). The wall-time ratio
+sits higher (~0.9–0.97) because the loop is bound by memory and calls, not
+instructions: perf annotate of `state::drain` puts ~31 % of its samples on
+the return from each `Waker::wake` (an indirect call, which tokio-util makes
+too) and ~26 % on the two dependent loads of the pointer chase (the node's
+`next`, then the next node's kind: the first touch of a cold node, each
+future being its own allocation). Walking order does not explain the gap:
+polling the futures in reverse so that the list runs in ascending address
+order changed the time per waiter by ≤ 5 % (2.64–2.70 against 2.73–2.88 ns).
+The two faster peers avoid the chase rather than shorten it:
+cancellation-token keeps its waker slots in a slab (contiguous), and the
+event-listener idiom's listener nodes are separate 56-byte allocations
+walked in allocation order."""),
     (["cancel_children_10000"], """\
-**cancel of a parent with 10,000 children.** Since 2aceaac the drain issues
-~6 locked RMWs per child (before: 11; ratio 1.4 → ~0.8), against ~5 for
-tokio-util. perf annotate of `state::drain` spreads its samples evenly
-(~18 % each) over five of them: the parent's relock (`lock_unless` CAS) and
-unlock around each pop, the `try_acquire` CAS on the child's `refs`, the
-one-CAS claim of the child and the child's unlock; the sixth is
-`release(child)`. callgrind: 125 instructions per child against 164, so the
-RMW count is the whole story. A ratio ≤ 0.5 needs ~3 per child: pop a batch
-of links per parent lock hold (`try_acquire` each under the lock, as the
-waker batch does: −~2 amortized), and for a leaf child (empty list: the
-common case) skip the reference pair entirely by claiming it while the
-parent's lock is still held — the link in the parent's list keeps the child
-allocated while that lock is held (design.md, "A child that is dying") —
-which needs a parent → child lock order instead of "one lock at a time" (no
-path may then take a parent's lock while holding a child's)."""),
+**cancel of a parent with 10,000 children.** A leaf child (nothing listed,
+no other parent, the common case) is claimed while the parent's lock is
+still held and finished on the spot: one CAS on the child's word, no
+reference and no parent relock (17d303a), against ~5 locked RMWs per child
+for tokio-util. callgrind: ~86–95 instructions per child against 164."""),
 ]
 
 
