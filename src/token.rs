@@ -67,6 +67,13 @@ impl CancellationToken {
     /// [`none()`](Self::none) and for a token whose every source handle was
     /// dropped without cancelling (and which no cancellable parent links to).
     /// Lets code skip setting up cancellation work that could never fire.
+    ///
+    /// A `false` is exact; a `true` may be conservative on one kind of
+    /// graph: the walk up the links branches into each extra parent, and
+    /// after 64 such branchings it stops and answers `true` (a graph of
+    /// stacked diamonds has exponentially many paths; .NET answers `true`
+    /// for every linked token). A tree, a chain, or a few diamonds is always
+    /// judged exactly.
     pub fn can_be_cancelled(&self) -> bool {
         self.state.can_be_cancelled()
     }

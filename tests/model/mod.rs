@@ -120,11 +120,40 @@ impl Model {
         }
     }
 
+    /// The crate's answer, conservative by design: the walk up the links
+    /// follows the last parent in a loop and recurses into the others, and
+    /// after `FORK_BUDGET` such branchings it answers "yes" (bounded work on
+    /// any DAG; a DAG of diamonds has exponentially many paths). The same
+    /// walk, in the same order, so that a wide DAG is judged alike.
     fn can_be_cancelled(&self, s: usize) -> bool {
-        let st = &self.states[s];
-        st.reason.is_some()
-            || st.sources > 0
-            || st.parents.iter().any(|&p| self.can_be_cancelled(p))
+        const FORK_BUDGET: u32 = 64;
+        let mut budget = FORK_BUDGET;
+        self.walk_can_be_cancelled(s, &mut budget)
+    }
+
+    fn walk_can_be_cancelled(&self, mut s: usize, budget: &mut u32) -> bool {
+        loop {
+            let st = &self.states[s];
+            if st.reason.is_some() || st.sources > 0 {
+                return true;
+            }
+            let mut next = None;
+            for &p in &st.parents {
+                if let Some(other) = next.replace(p) {
+                    if *budget == 0 {
+                        return true;
+                    }
+                    *budget -= 1;
+                    if self.walk_can_be_cancelled(other, budget) {
+                        return true;
+                    }
+                }
+            }
+            match next {
+                Some(p) => s = p,
+                None => return false,
+            }
+        }
     }
 
     fn claim(&mut self, s: usize, r: &R) {
