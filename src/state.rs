@@ -27,7 +27,7 @@ use crate::node::{
 use crate::reason::{CancelReason, CustomCause, Reason};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crate::timer::{ClockShared, Queue};
-use crate::wake_batch::WakeBatch;
+use crate::wake_batch::{WAKE_BATCH, WakeBatch};
 use crate::word::{
     CANCELLED, HAS_LINKS, REASON_CUSTOM, REASON_MASK, REASON_REQUESTED, REASON_SHIFT,
     REASON_TIMED_OUT, SOURCE_ONE, SOURCE_SHIFT, Word, WordGuard,
@@ -423,6 +423,27 @@ unsafe fn detach_links(this: NonNull<State>) {
     }
 }
 
+/// Keeps the first panic of a drain (resumed at its end) and drops any later
+/// one inside an unwind guard: a payload whose `Drop` panics must not escape
+/// mid-drain (the rest of the subtree would stay cancelled but undrained).
+/// The panic of such a drop has a payload of its own, dropped the same way.
+#[cfg(feature = "std")]
+fn keep_first_panic(
+    first: &mut Option<alloc::boxed::Box<dyn core::any::Any + Send>>,
+    payload: alloc::boxed::Box<dyn core::any::Any + Send>,
+) {
+    if first.is_none() {
+        *first = Some(payload);
+        return;
+    }
+    let mut payload = payload;
+    while let Err(nested) =
+        std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(payload)))
+    {
+        payload = nested;
+    }
+}
+
 /// How many leaf children the canceller finishes per hold of their parent's
 /// lock (each costs one CAS on the child's word and a store).
 const LEAF_BATCH: usize = 32;
@@ -503,6 +524,9 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             // store of DONE; then the wakers are woken with no lock held.
             let mut batch = WakeBatch::new();
             let mut next = front.as_ptr();
+            // Bounded by nodes, not wakers: at most WAKE_BATCH pushes, so
+            // nothing between the first DONE and the cut can panic.
+            let mut nodes = 0;
             loop {
                 // SAFETY: `next` is a listed waiter (checked below before
                 // looping), valid under the lock we hold. Its waker slot is
@@ -516,7 +540,8 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                     }
                     waiter.as_ref().node.set_done_unflagged();
                 }
-                if batch.is_full() || next.is_null() {
+                nodes += 1;
+                if nodes == WAKE_BATCH || next.is_null() {
                     break;
                 }
                 // SAFETY: `next` is listed (valid under the lock); `kind` is
@@ -535,9 +560,7 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             while let Err(payload) =
                 std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| batch.wake_all()))
             {
-                if first_panic.is_none() {
-                    first_panic = Some(payload);
-                }
+                keep_first_panic(&mut first_panic, payload);
             }
             #[cfg(not(feature = "std"))]
             batch.wake_all();
@@ -571,9 +594,7 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                             CallbackHeader::call(cb)
                         }));
                     if let Err(payload) = result {
-                        if first_panic.is_none() {
-                            first_panic = Some(payload);
-                        }
+                        keep_first_panic(&mut first_panic, payload);
                     }
                 }
                 #[cfg(not(feature = "std"))]

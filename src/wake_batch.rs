@@ -28,12 +28,8 @@ impl WakeBatch {
         }
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.len == WAKE_BATCH
-    }
-
-    /// Adds a waker. Panics if the batch is full (callers stop at
-    /// `is_full`).
+    /// Adds a waker. Panics if the batch is full (the cancel loop pushes at
+    /// most `WAKE_BATCH`, one per node it visits).
     #[inline]
     pub(crate) fn push(&mut self, waker: Waker) {
         self.wakers[self.len].write(waker);
@@ -86,7 +82,7 @@ mod tests {
     fn wakes_each_once_and_drops_the_rest() {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let mut batch = WakeBatch::new();
-        while !batch.is_full() {
+        for _ in 0..WAKE_BATCH {
             batch.push(Waker::from(count.clone()));
         }
         assert_eq!(Arc::strong_count(&count), 1 + WAKE_BATCH);

@@ -304,6 +304,33 @@ fn reentrancy_from_callbacks() {
 }
 
 #[test]
+fn a_later_panic_whose_payload_panics_when_dropped_does_not_stop_the_drain() {
+    // The drain keeps the first panic and drops later payloads. A payload
+    // whose own `Drop` panics must not escape mid-drain: the callbacks after
+    // it, and the children, still run.
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("payload drop");
+        }
+    }
+    let source = CancellationSource::new();
+    let token = source.token();
+    let ran = counter();
+    let _a = token.register(bump(&ran));
+    let child = token.child();
+    let _in_child = child.token().register(bump(&ran));
+    let _b = token.register(|| std::panic::panic_any(PanicsOnDrop));
+    let _c = token.register(|| panic!("first"));
+    let s = source.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.cancel()));
+    let payload = result.expect_err("cancel resumes the first panic");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"first"));
+    assert_eq!(ran.load(SeqCst), 2, "the callbacks after it ran");
+    assert!(child.is_cancelled());
+}
+
+#[test]
 fn a_panicking_callback_does_not_stop_the_others() {
     let source = CancellationSource::new();
     let token = source.token();
