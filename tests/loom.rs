@@ -1299,3 +1299,88 @@ fn unregister_orphans_a_running_callback() {
         assert_eq!(usize::from(removed) + ran.load(SeqCst), 1);
     });
 }
+
+// ------------------------------------------------ models from the review of 409be11
+
+/// 7a''. A grandparent cancels while the last handle of a grandchild drops;
+/// the middle state (timed, source gone) is kept alive only by the
+/// grandchild's link, so it dies in the same `destroy_chain` loop while
+/// still linked to the grandparent (retired under its own lock, then
+/// unlinked).
+#[test]
+fn grandparent_cancel_vs_grandchild_drop_freeing_its_timed_parent() {
+    model(|| {
+        let gp = CancellationSource::new();
+        let clock = ManualClock::new();
+        let p = gp.token().child();
+        clock.cancel_after(&p, Duration::from_secs(1));
+        let c = p.token().child();
+        drop(p);
+        assert_eq!(clock.armed(), 1);
+
+        let a = thread::spawn(move || drop(c));
+        let b = thread::spawn(move || {
+            assert!(gp.cancel_with(Tagged::new("gp")));
+            gp
+        });
+        a.join().unwrap();
+        let gp = b.join().unwrap();
+        assert!(gp.is_cancelled());
+        assert_eq!(clock.armed(), 0);
+    });
+}
+
+/// 10d. A timeout comes due while the last handle of a timed two-parent
+/// child drops (upgrade vs the lock-free retire).
+#[test]
+fn clock_advance_vs_last_drop_of_a_timed_two_parent_child() {
+    model(|| {
+        let p1 = CancellationSource::new();
+        let p2 = CancellationSource::new();
+        let clock = ManualClock::new();
+        let child = CancellationSource::linked([&p1.token(), &p2.token()]);
+        clock.cancel_after(&child, Duration::from_secs(1));
+        let c = clock.clone();
+        let a = thread::spawn(move || drop(child));
+        let b = thread::spawn(move || c.advance(Duration::from_secs(1)));
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(clock.armed(), 0);
+        assert!(!p1.is_cancelled() && !p2.is_cancelled());
+    });
+}
+
+/// 8x. Three pending futures in one batch: one dropped and one re-polled
+/// with a new waker while the cancel cuts and wakes the batch.
+#[test]
+fn waiter_batch_vs_drop_and_repoll_with_a_new_waker() {
+    model(|| {
+        let source = CancellationSource::new();
+        let t = source.token();
+        let (c1, w1) = count_waker();
+        let (c2, w2) = count_waker();
+        let (c3, w3) = count_waker();
+        let (c4, w4) = count_waker();
+        let mut f1 = Box::pin(t.clone().cancelled_owned());
+        let mut f2 = Box::pin(t.clone().cancelled_owned());
+        let mut f3 = Box::pin(t.clone().cancelled_owned());
+        assert!(poll_once(f1.as_mut(), &w1).is_pending());
+        assert!(poll_once(f2.as_mut(), &w2).is_pending());
+        assert!(poll_once(f3.as_mut(), &w3).is_pending());
+        let a = thread::spawn(move || source.cancel());
+        let w4b = w4.clone();
+        let b = thread::spawn(move || {
+            drop(f2);
+            let r = poll_once(f3.as_mut(), &w4b);
+            (f3, r.is_ready())
+        });
+        assert!(a.join().unwrap());
+        let (mut f3, ready) = b.join().unwrap();
+        // f3 was either Ready at the re-poll, or its new waker was woken.
+        assert!(ready || c4.wakes.load(SeqCst) == 1);
+        assert!(poll_once(f3.as_mut(), &w4).is_ready());
+        assert_eq!(c1.wakes.load(SeqCst), 1);
+        assert!(c2.wakes.load(SeqCst) <= 1);
+        drop((w1, w2, w3, w4, c1, c2, c3, c4, f1, f3, t));
+    });
+}
