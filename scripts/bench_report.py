@@ -61,7 +61,7 @@ BYTES_PER_CHILD_TARGET = 64
 # Profiles of the narrowest targets on the core of commit df3c176 (src tree
 # below). Printed only for targets that the current run misses or meets by
 # less than 10 %; re-profile after changing the core (commands below).
-FINDINGS_SRC_TREES = {"038b2f4", "17ea648"}  # `git rev-parse --short HEAD:src` (the second: a doc comment more)
+FINDINGS_SRC_TREES = {"038b2f4", "17ea648", "c7f0f00"}  # `git rev-parse --short HEAD:src` (then: a doc comment; the review fixes, same hot loop)
 FINDINGS_HEADER = """\
 Profiled on the final core with `perf record -e cpu-clock -F 20000` (the VM
 has no hardware counters) and `perf annotate` on the drivers in
