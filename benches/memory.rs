@@ -10,19 +10,23 @@
 //! Prints a table and writes `$CARGO_TARGET_DIR/cancel-core-bench/memory.json`
 //! (default `target/`).
 
+mod common;
+
+use common::Flag;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::mem::size_of;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 
 use cancel_core::{CancellationSource, Registration, WaitForCancellation};
 use cancellation_token::{
     CancelCallback, CancellationTokenRegistration, CancellationTokenSource as CtSource,
 };
-use event_listener::{Event, EventListener};
+use event_listener::EventListener;
 use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFuture};
 
 struct Counting;
@@ -102,20 +106,6 @@ fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> bool {
 
 fn size_of_val_of<T>(_: &T) -> usize {
     size_of::<T>()
-}
-
-struct Flag {
-    cancelled: AtomicBool,
-    event: Event,
-}
-
-impl Flag {
-    fn new() -> Self {
-        Flag {
-            cancelled: AtomicBool::new(false),
-            event: Event::new(),
-        }
-    }
 }
 
 struct Row {
@@ -271,10 +261,9 @@ fn main() {
         let inline = size_of::<EventListener>();
         // The Event's shared list is allocated on the first listen(); keep one
         // listener around so that it is not counted per waiter.
-        let _first = flag.event.listen();
+        let _first = flag.listen();
         let (heap, allocs) = per_object(|| {
-            let mut l = flag.event.listen();
-            assert!(!flag.cancelled.load(Ordering::Acquire));
+            let mut l = flag.listen().expect("not cancelled");
             assert!(!poll_once(Pin::new(&mut l)));
             l
         });
@@ -385,16 +374,6 @@ fn main() {
         ));
     }
     json.push_str("  ]\n}\n");
-    let dir = out_dir();
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    let path = dir.join("memory.json");
-    std::fs::write(&path, json).expect("write memory.json");
+    let path = common::write_result("memory.json", json);
     println!("wrote {}", path.display());
-}
-
-fn out_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("cancel-core-bench")
 }

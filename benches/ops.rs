@@ -13,11 +13,15 @@
 //! time divided by the per-thread iteration count: each thread runs `iters`
 //! operations, all threads at once.
 
+mod common;
+
+use common::Flag;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::{Pin, pin};
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,7 +34,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use event_listener::{Event, EventListener};
+use event_listener::EventListener;
 use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFutureOwned};
 
 const OURS: &str = "cancel-core";
@@ -67,42 +71,6 @@ fn heavy(group: &mut BenchmarkGroup<'_, WallTime>) {
     } else {
         group.sample_size(20);
         group.measurement_time(Duration::from_secs(3));
-    }
-}
-
-/// The hand-rolled baseline: a flag and an event.
-struct Flag {
-    cancelled: AtomicBool,
-    event: Event,
-}
-
-impl Flag {
-    fn new() -> Self {
-        Flag {
-            cancelled: AtomicBool::new(false),
-            event: Event::new(),
-        }
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-    }
-
-    fn cancel(&self) {
-        if !self.cancelled.swap(true, Ordering::AcqRel) {
-            self.event.notify(usize::MAX);
-        }
-    }
-
-    /// The idiom's waiter: listen, then check the flag (the check after
-    /// `listen` closes the race with a concurrent `cancel`).
-    fn listen(&self) -> Option<EventListener> {
-        let listener = self.event.listen();
-        if self.is_cancelled() {
-            None
-        } else {
-            Some(listener)
-        }
     }
 }
 

@@ -16,6 +16,8 @@
 //! `$CARGO_TARGET_DIR/cancel-core-bench/timer_accuracy.json` (default
 //! `target/`). `CANCEL_CORE_BENCH_QUICK=1` runs fewer N = 1 rounds.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -116,9 +118,7 @@ fn run(n: usize, lead: Duration, spread: Duration) -> Run {
     fired_at.sort_unstable();
     let max_gap = Duration::from_nanos(fired_at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
     if let Some(raw) = raw {
-        let dir = out_dir();
-        std::fs::create_dir_all(&dir).expect("create the output directory");
-        std::fs::write(dir.join(format!("timer_raw_{n}.txt")), raw).expect("write raw data");
+        common::write_result(&format!("timer_raw_{n}.txt"), raw);
     }
     drop(registrations);
     drop(sources);
@@ -238,16 +238,6 @@ fn main() {
         ));
     }
     json.push_str("  ]\n}\n");
-    let dir = out_dir();
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    let path = dir.join("timer_accuracy.json");
-    std::fs::write(&path, json).expect("write timer_accuracy.json");
+    let path = common::write_result("timer_accuracy.json", json);
     println!("wrote {}", path.display());
-}
-
-fn out_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("cancel-core-bench")
 }

@@ -9,6 +9,8 @@
 //! the scheduling of the woken thread. Writes
 //! `$CARGO_TARGET_DIR/cancel-core-bench/wake_latency.json`.
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -74,10 +76,5 @@ fn main() {
         ));
     }
     json.push_str("  ]\n}\n");
-    let dir = std::path::PathBuf::from(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )
-    .join("cancel-core-bench");
-    std::fs::create_dir_all(&dir).expect("create the results directory");
-    std::fs::write(dir.join("wake_latency.json"), json).expect("write wake_latency.json");
+    common::write_result("wake_latency.json", json);
 }

@@ -1,0 +1,64 @@
+//! Shared by the bench binaries (each includes it with `mod common;` and
+//! uses what it needs): the hand-rolled baseline every peer table compares
+//! against, and where the result files go.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use event_listener::{Event, EventListener};
+
+/// The hand-rolled baseline: a flag and an event.
+pub struct Flag {
+    cancelled: AtomicBool,
+    event: Event,
+}
+
+impl Flag {
+    pub fn new() -> Self {
+        Flag {
+            cancelled: AtomicBool::new(false),
+            event: Event::new(),
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    pub fn cancel(&self) {
+        if !self.cancelled.swap(true, Ordering::AcqRel) {
+            self.event.notify(usize::MAX);
+        }
+    }
+
+    /// The idiom's waiter: listen, then check the flag (the check after
+    /// `listen` closes the race with a concurrent `cancel`).
+    pub fn listen(&self) -> Option<EventListener> {
+        let listener = self.event.listen();
+        if self.is_cancelled() {
+            None
+        } else {
+            Some(listener)
+        }
+    }
+}
+
+/// `target/cancel-core-bench` (or under `CARGO_TARGET_DIR`), where
+/// `scripts/bench_report.py` reads the results.
+pub fn out_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("cancel-core-bench")
+}
+
+/// Writes `contents` to `name` in [`out_dir`], creating it.
+pub fn write_result(name: &str, contents: String) -> PathBuf {
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir).expect("create the output directory");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
