@@ -191,3 +191,57 @@ fn leak_reachably<T>(value: Pin<Box<T>>) {
     let raw = Box::into_raw(unsafe { Pin::into_inner_unchecked(value) });
     KEPT.lock().unwrap().push(Kept(raw.cast()));
 }
+
+/// Review finding 7: `register()` after an `unregister()` that returned while
+/// the callback was running on another thread answered `true` ("now
+/// pending") while `is_pending()` said `false`. The callback is running (or
+/// has run): the registration is not pending and `register` does nothing.
+#[test]
+fn register_after_an_unregister_that_found_the_callback_running() {
+    let source = CancellationSource::new();
+    let entered = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    let (e, r) = (entered.clone(), release.clone());
+    let runs = counter();
+    let n = runs.clone();
+    let mut pinned = Box::pin(PinnedRegistration::new(source.token(), move || {
+        n.fetch_add(1, SeqCst);
+        e.wait();
+        r.wait();
+    }));
+    assert!(pinned.as_mut().register());
+    let s = source.clone();
+    let canceller = thread::spawn(move || s.cancel());
+    entered.wait();
+    // Observed while the callback runs; asserted after it is released, so
+    // that a failure cannot leave the canceller blocked.
+    let removed = pinned.as_mut().unregister();
+    let pending_after_unregister = pinned.is_pending();
+    let registered_again = pinned.as_mut().register();
+    let pending_after_register = pinned.is_pending();
+    release.wait();
+    assert!(!removed, "it is running: not removed");
+    assert!(!pending_after_unregister);
+    assert!(!registered_again, "register does nothing now");
+    assert!(!pending_after_register);
+    drop(pinned); // waits for the callback, if it still runs
+    assert!(canceller.join().unwrap());
+    assert_eq!(runs.load(SeqCst), 1);
+}
+
+/// `register()` answers whether the callback is pending now, also when
+/// called again after the callback ran.
+#[test]
+fn register_again_after_the_callback_ran_says_not_pending() {
+    let source = CancellationSource::new();
+    let runs = counter();
+    let n = runs.clone();
+    let mut pinned = pin!(PinnedRegistration::new(source.token(), move || {
+        n.fetch_add(1, SeqCst);
+    }));
+    assert!(pinned.as_mut().register());
+    source.cancel();
+    assert!(!pinned.is_pending());
+    assert!(!pinned.as_mut().register());
+    assert_eq!(runs.load(SeqCst), 1);
+}
