@@ -1,11 +1,25 @@
 //! The pinned callback node behind `PinnedRegistration`: the closure and the
 //! node live inside the caller's (pinned) value, so registering allocates
 //! nothing: the role of C++'s in-place `stop_callback`.
+//!
+//! ```text
+//!  Idle ──register──▶ Attached ──unregister, removed──────────────▶ Finished
+//!   │  │                 │ └────unregister, it ran / runs here──────▶ Finished
+//!   │  │                 └──unregister, it runs on another thread──▶ Released
+//!   │  └──register on a cancelled token (phase set, then it runs)─▶ Finished
+//!   └──register on a token nothing can cancel──▶ Never (closure kept)
+//!  drop: Attached/Released ▶ detach, waiting for a running callback;
+//!        Idle/Never ▶ the closure is dropped unrun.
+//! ```
+//!
+//! Every phase change is made before any user code (the closure, or a
+//! capture's `Drop`) runs, so a panic there finds the phase telling the
+//! truth: nothing is dropped twice or left attached.
 
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 
-use crate::node::CallbackNode;
+use crate::node::{CallbackHeader, CallbackNode};
 use crate::state::{AttachCallback, Detached};
 use crate::token::CancellationToken;
 
@@ -15,8 +29,12 @@ pub(crate) enum Phase {
     Idle,
     /// In the token's list (or taken by the canceller).
     Attached,
-    /// Ran inline at registration, or was unregistered or detached: the
-    /// closure is gone.
+    /// `unregister` found it running on another thread: the closure is the
+    /// canceller's; the node is still in its hands until the call returns,
+    /// so the drop waits for it.
+    Released,
+    /// Ran inline at registration, was unregistered, or ran: the closure is
+    /// gone and the node is free.
     Finished,
     /// The token could never be cancelled: nothing stored, closure kept.
     Never,
@@ -49,53 +67,68 @@ impl<F: FnOnce() + Send + 'static> InlineCallback<F> {
         &self.token
     }
 
-    pub(crate) fn phase(&self) -> Phase {
-        self.phase
+    /// Whether the callback is linked and not taken by a cancellation yet.
+    pub(crate) fn is_pending(&self) -> bool {
+        // SAFETY: the node lives as long as `self`.
+        self.phase == Phase::Attached && unsafe { CallbackHeader::is_linked(self.node.header()) }
     }
 
     /// Links the node (or runs the closure now if the token is cancelled).
-    /// Idempotent: a second call does nothing.
-    pub(crate) fn register(self: Pin<&mut Self>) -> Phase {
+    /// A second call does nothing. Returns whether it is pending now.
+    pub(crate) fn register(self: Pin<&mut Self>) -> bool {
         // SAFETY: we never move out of `this`; the node stays put.
         let this = unsafe { self.get_unchecked_mut() };
         if this.phase != Phase::Idle {
-            return this.phase;
+            return this.is_pending();
         }
         // SAFETY: the node is unattached, holds its closure, and is pinned;
         // `detach` (called by `Drop` at the latest) runs before it moves.
-        this.phase = match unsafe { this.token.state().attach_callback(this.node.header()) } {
-            AttachCallback::Linked => Phase::Attached,
-            AttachCallback::RanInline => Phase::Finished,
-            AttachCallback::Never => Phase::Never,
-        };
-        this.phase
+        match unsafe { this.token.state().attach_callback(this.node.header()) } {
+            AttachCallback::Linked => this.phase = Phase::Attached,
+            AttachCallback::Never => this.phase = Phase::Never,
+            AttachCallback::Cancelled => {
+                // Finished before the call: if it panics, the drop must not
+                // touch the closure it consumed.
+                this.phase = Phase::Finished;
+                // SAFETY: never published: the closure is ours to call.
+                unsafe { CallbackHeader::call(this.node.header()) };
+            }
+        }
+        this.is_pending()
     }
 
     /// Takes the callback out; `wait` as in `detach_callback`. True iff it
     /// was removed before it started. Without `wait`, a callback running on
-    /// another thread stays attached (the drop waits for it).
+    /// another thread stays in the canceller's hands (`Released`; the drop
+    /// waits for it).
     pub(crate) fn detach(self: Pin<&mut Self>, wait: bool) -> bool {
         // SAFETY: as in `register`.
         let this = unsafe { self.get_unchecked_mut() };
+        let header = this.node.header();
         match this.phase {
-            Phase::Attached => {
+            Phase::Attached | Phase::Released => {
                 // SAFETY: attached to this token's state by `register`.
-                match unsafe { this.token.state().detach_callback(this.node.header(), wait) } {
+                match unsafe { this.token.state().detach_callback(header, wait) } {
                     Detached::Removed => {
                         this.phase = Phase::Finished;
+                        // SAFETY: removed before it ran: the closure is ours.
+                        unsafe { CallbackHeader::drop_closure(header) };
                         true
                     }
                     Detached::NotRemoved => {
                         this.phase = Phase::Finished;
                         false
                     }
-                    Detached::StillRunning => false,
+                    Detached::StillRunning => {
+                        this.phase = Phase::Released;
+                        false
+                    }
                 }
             }
             Phase::Idle | Phase::Never => {
                 this.phase = Phase::Finished;
                 // SAFETY: never published: the closure is ours to drop.
-                unsafe { crate::node::CallbackHeader::drop_closure(this.node.header()) };
+                unsafe { CallbackHeader::drop_closure(header) };
                 false
             }
             Phase::Finished => false,

@@ -255,6 +255,53 @@ impl CallbackHeader {
         // SAFETY: caller's contract; the vtable matches the node's type.
         unsafe { ((*h.as_ptr()).vtable.dealloc)(h) }
     }
+
+    /// Calls the closure, then frees the node, also when the call panics
+    /// (the closure is consumed either way: its captures are dropped by the
+    /// unwind).
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call) and then [`dealloc`](Self::dealloc).
+    pub(crate) unsafe fn call_then_free(h: NonNull<CallbackHeader>) {
+        let _free = FreeOnDrop(h);
+        // SAFETY: caller's contract.
+        unsafe { Self::call(h) }
+    }
+
+    /// Drops the closure unrun, then frees the node, also when a capture's
+    /// `Drop` panics.
+    ///
+    /// # Safety
+    /// As for [`drop_closure`](Self::drop_closure) and then
+    /// [`dealloc`](Self::dealloc).
+    pub(crate) unsafe fn drop_closure_then_free(h: NonNull<CallbackHeader>) {
+        let _free = FreeOnDrop(h);
+        // SAFETY: caller's contract.
+        unsafe { Self::drop_closure(h) }
+    }
+
+    /// Whether the node is in its source's list, waiting to be run: a
+    /// snapshot (`Acquire`, paired with the canceller's `Release` stores).
+    ///
+    /// # Safety
+    /// `h` is a live callback node.
+    pub(crate) unsafe fn is_linked(h: NonNull<CallbackHeader>) -> bool {
+        // SAFETY: caller's contract; the status is atomic.
+        unsafe { h.as_ref().node.state(Ordering::Acquire) == LINKED }
+    }
+}
+
+/// Frees a callback node when dropped: after its closure was called or
+/// dropped, whether or not that panicked.
+struct FreeOnDrop(NonNull<CallbackHeader>);
+
+impl Drop for FreeOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: made only by `call_then_free` and `drop_closure_then_free`,
+        // whose callers own the node and give up their last use of it; the
+        // closure is moved out (consumed) before this runs.
+        unsafe { CallbackHeader::dealloc(self.0) }
+    }
 }
 
 // ------------------------------------------------------------------ wakers

@@ -8,7 +8,7 @@ use core::pin::Pin;
 use pin_project_lite::pin_project;
 
 #[cfg(feature = "std")]
-use crate::inline::{InlineCallback, Phase};
+use crate::inline::InlineCallback;
 use crate::state::RawRegistration;
 #[cfg(feature = "std")]
 use crate::token::CancellationToken;
@@ -136,15 +136,17 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// Links the callback without allocating. If the token is already
     /// cancelled the callback runs now, before this returns; if it can never
     /// be cancelled nothing is linked. Returns whether the callback is now
-    /// pending. Calling it again does nothing.
+    /// pending (as [`is_pending`](Self::is_pending) would). Calling it again
+    /// does nothing but answer again.
     pub fn register(self: Pin<&mut Self>) -> bool {
-        self.project().inner.register() == Phase::Attached
+        self.project().inner.register()
     }
 
     /// Removes the callback without waiting; `true` iff it was removed
     /// before it started (see [`Registration::unregister`]). If it is
-    /// running on another thread it stays attached, and the drop waits for
-    /// it. Afterwards `register` does nothing.
+    /// running on another thread, the drop waits for it to return.
+    /// Afterwards the registration is not pending and `register` does
+    /// nothing.
     pub fn unregister(self: Pin<&mut Self>) -> bool {
         self.project().inner.detach(false)
     }
@@ -152,7 +154,7 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// Whether the callback is registered and has not been taken by a
     /// cancellation yet (a snapshot).
     pub fn is_pending(&self) -> bool {
-        self.inner.phase() == Phase::Attached && !self.inner.token().is_cancelled()
+        self.inner.is_pending()
     }
 
     /// The token this registration observes.

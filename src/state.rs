@@ -978,11 +978,9 @@ impl StateRef {
         let st = self.st();
         let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
             // Cancelled since the check: run inline, like any late register.
+            // The node is freed even if the closure panics.
             // SAFETY: the node was never published; the closure is ours.
-            unsafe {
-                CallbackHeader::call(node);
-                CallbackHeader::dealloc(node);
-            }
+            unsafe { CallbackHeader::call_then_free(node) };
             return RawRegistration::inert();
         };
         // SAFETY: we hold the lock; the node is new and unlisted.
@@ -1330,30 +1328,44 @@ impl RawRegistration {
     pub(crate) fn is_pending(&self) -> bool {
         match self.node {
             // SAFETY: our node is live until we free it.
-            Some(node) => unsafe { node.as_ref().node.state(Ordering::Acquire) == LINKED },
+            Some(node) => unsafe { CallbackHeader::is_linked(node) },
             None => false,
         }
     }
 
     fn detach(&mut self, wait: bool) -> bool {
+        // Taken first: whatever the closure's drop does below, this
+        // registration never touches the node again.
         let Some(cb) = self.node.take() else {
             return false;
         };
         // SAFETY: the node was attached to this state by `register` and is
-        // ours; for a boxed node `detach_callback` leaves it freed or
-        // orphaned, never attached.
-        unsafe { detach_callback(self.state.st(), cb, wait) == Detached::Removed }
+        // ours. `detach_callback` leaves a boxed node freed or orphaned,
+        // except when it was removed before it ran: then the closure is
+        // still in it, and ours to drop, after which the node is freed (also
+        // if a capture's `Drop` panics).
+        unsafe {
+            match detach_callback(self.state.st(), cb, wait) {
+                Detached::Removed => {
+                    CallbackHeader::drop_closure_then_free(cb);
+                    true
+                }
+                Detached::NotRemoved | Detached::StillRunning => false,
+            }
+        }
     }
 }
 
-/// What `attach_callback` did with a node that is not attached yet.
+/// What `attach_callback` did with a node that is not attached yet. It
+/// never runs the closure: the caller records its own state first, so that
+/// a panic of the closure finds the owner consistent.
 #[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AttachCallback {
     /// Linked: it runs on cancel, or until detached.
     Linked,
-    /// The source was already cancelled: the closure ran, here.
-    RanInline,
+    /// The source is cancelled: nothing linked; the caller runs the closure.
+    Cancelled,
     /// Nothing can cancel the source: nothing stored, the closure kept.
     Never,
 }
@@ -1368,18 +1380,14 @@ impl StateRef {
     /// address until `detach_callback` has returned for it.
     pub(crate) unsafe fn attach_callback(&self, cb: NonNull<CallbackHeader>) -> AttachCallback {
         if self.is_cancelled() {
-            // SAFETY: unpublished node: the closure is ours.
-            unsafe { CallbackHeader::call(cb) };
-            return AttachCallback::RanInline;
+            return AttachCallback::Cancelled;
         }
         if !self.can_be_cancelled() {
             return AttachCallback::Never;
         }
         let st = self.st();
         let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
-            // SAFETY: as above.
-            unsafe { CallbackHeader::call(cb) };
-            return AttachCallback::RanInline;
+            return AttachCallback::Cancelled;
         };
         // SAFETY: we hold the lock; the node is unlisted and stays put.
         unsafe {
@@ -1408,7 +1416,9 @@ impl StateRef {
 /// Takes a callback node out of `st`'s list, or out of the canceller's hands.
 /// Returns whether it was removed before it started, or that an inline node
 /// is running on another thread and `unregister` left it attached:
-/// - LINKED: unlinked; the closure is dropped unrun; the node freed;
+/// - LINKED: unlinked (`Removed`); the closure is still in the node, and the
+///   caller drops it and frees the node (no user code runs in here, so a
+///   panicking `Drop` finds the caller's own state already updated);
 /// - DONE: the callback ran; the node freed;
 /// - RUNNING on this thread (inside its own callback, or inside any callback
 ///   of this thread's cancel; `std` only): abandoned: the canceller's flag is
@@ -1435,8 +1445,6 @@ unsafe fn detach_callback(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -
                 list::remove(&st.head, cb.cast::<Links>());
                 node.set_state(DETACHED);
                 drop(guard);
-                CallbackHeader::drop_closure(cb);
-                CallbackHeader::dealloc(cb);
                 Detached::Removed
             }
             RUNNING => {
@@ -1477,7 +1485,8 @@ unsafe fn detach_callback(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -
 /// What `detach_callback` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Detached {
-    /// Removed before it started: it never runs.
+    /// Removed before it started: it never runs. The closure is still in the
+    /// node: the owner drops it (and frees a boxed node).
     Removed,
     /// It ran (or runs and will be freed by the canceller); the owner is done.
     NotRemoved,
