@@ -1011,6 +1011,7 @@ impl StateRef {
         }
         // Clone outside the lock: a waker clone is user code.
         let waker = waker.clone();
+        let stored = WakerId::of(&waker);
         let st = self.st();
         let Ok(guard) = st.word.lock_unless(|w| w & CANCELLED != 0) else {
             return Attach::Cancelled;
@@ -1024,7 +1025,7 @@ impl StateRef {
         };
         drop(guard);
         drop(old);
-        Attach::Attached
+        Attach::Attached(stored)
     }
 
     /// Takes a waiter out of the list if it is still there. After this the
@@ -1048,14 +1049,20 @@ impl StateRef {
         drop(waker);
     }
 
-    /// A re-poll with a different waker: swaps it into the node if the node
-    /// is still LINKED (returns true); false once the canceller took it.
+    /// A re-poll with a different waker: swaps a clone of it into the node
+    /// if the node is still LINKED (returns the clone's identity); `None`
+    /// once the canceller took it.
     ///
     /// # Safety
     /// `node` was attached to this state with `attach_waiter`.
-    pub(crate) unsafe fn replace_waker(&self, node: NonNull<WaiterNode>, waker: &Waker) -> bool {
+    pub(crate) unsafe fn replace_waker(
+        &self,
+        node: NonNull<WaiterNode>,
+        waker: &Waker,
+    ) -> Option<WakerId> {
         // Clone outside the lock: a waker clone is user code.
         let waker = waker.clone();
+        let stored = WakerId::of(&waker);
         let st = self.st();
         let guard = st.word.lock();
         // SAFETY: we hold the lock; the node is ours and live.
@@ -1068,7 +1075,7 @@ impl StateRef {
         };
         drop(guard);
         drop(old);
-        linked
+        linked.then_some(stored)
     }
 
     /// Blocks the calling thread until the state is cancelled or `deadline`
@@ -1270,10 +1277,29 @@ impl TimerNode {
 /// What `attach_waiter` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Attach {
-    Attached,
+    /// Linked, holding a clone of the waker with this identity.
+    Attached(WakerId),
     Cancelled,
     Never,
 }
+
+/// The identity of a waker, as `Waker::will_wake` compares it: its data
+/// pointer and vtable. Only compared, never dereferenced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WakerId(*const (), *const core::task::RawWakerVTable);
+
+impl WakerId {
+    pub(crate) const NONE: WakerId = WakerId(ptr::null(), ptr::null());
+
+    pub(crate) fn of(waker: &Waker) -> Self {
+        WakerId(waker.data(), waker.vtable())
+    }
+}
+
+// SAFETY: two addresses, only ever compared.
+unsafe impl Send for WakerId {}
+// SAFETY: as above.
+unsafe impl Sync for WakerId {}
 
 impl Clone for StateRef {
     #[inline]

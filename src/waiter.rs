@@ -5,10 +5,10 @@
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr::NonNull;
-use core::task::{Context, Poll, RawWakerVTable, Waker};
+use core::task::{Context, Poll};
 
 use crate::node::WaiterNode;
-use crate::state::{Attach, StateRef};
+use crate::state::{Attach, StateRef, WakerId};
 use crate::token::CancellationToken;
 
 /// A way to reach a token: borrowed (`cancelled()`) or owned
@@ -43,15 +43,14 @@ pub(crate) struct Waiter<T: TokenRef> {
     token: T,
     node: WaiterNode,
     phase: Phase,
-    /// Identity (data, vtable) of the waker stored in the node: what
-    /// `Waker::will_wake` compares. Owner-private, so a re-poll with the same
-    /// waker reads neither the node nor the lock.
-    stored: (*const (), *const RawWakerVTable),
+    /// Identity of the waker *stored* in the node (the clone, which a
+    /// `clone` may give a data pointer of its own): what `Waker::will_wake`
+    /// compares. Owner-private, so a re-poll with that waker reads neither
+    /// the node nor the lock. Comparing with the waker *given* instead would
+    /// be wrong: once it is freed, another task's waker may reuse its
+    /// address, and that task would never be stored.
+    stored: WakerId,
     _pinned: PhantomPinned,
-}
-
-fn identity(waker: &Waker) -> (*const (), *const RawWakerVTable) {
-    (waker.data(), waker.vtable() as *const RawWakerVTable)
 }
 
 // SAFETY: the node's waker slot and links are reached by other threads only
@@ -67,7 +66,7 @@ impl<T: TokenRef> Waiter<T> {
             token,
             node: WaiterNode::new(),
             phase: Phase::Idle,
-            stored: (core::ptr::null(), core::ptr::null()),
+            stored: WakerId::NONE,
             _pinned: PhantomPinned,
         }
     }
@@ -96,9 +95,9 @@ impl<T: TokenRef> Waiter<T> {
                 // before it moves or dies, and the token (kept alive by `T`)
                 // is the one it is attached to.
                 match unsafe { this.state().attach_waiter(node, cx.waker()) } {
-                    Attach::Attached => {
+                    Attach::Attached(stored) => {
                         this.phase = Phase::Attached;
-                        this.stored = identity(cx.waker());
+                        this.stored = stored;
                         Poll::Pending
                     }
                     Attach::Cancelled => Poll::Ready(()),
@@ -107,19 +106,23 @@ impl<T: TokenRef> Waiter<T> {
             }
             Phase::Attached => {
                 let waker = cx.waker();
-                if identity(waker) == this.stored {
+                if WakerId::of(waker) == this.stored {
                     // The stored waker wakes this task: nothing to do. If the
                     // canceller took it meanwhile, the wake is on its way.
+                    // (The stored clone is alive while it is stored, so no
+                    // other waker can have its address; once the canceller
+                    // took it, CANCELLED is set and was seen above.)
                     return Poll::Pending;
                 }
                 let node = NonNull::from(&this.node);
                 // SAFETY: attached to this token's state above.
-                if unsafe { this.state().replace_waker(node, waker) } {
-                    this.stored = identity(waker);
-                    Poll::Pending
-                } else {
+                match unsafe { this.state().replace_waker(node, waker) } {
+                    Some(stored) => {
+                        this.stored = stored;
+                        Poll::Pending
+                    }
                     // The canceller took the node: cancelled.
-                    Poll::Ready(())
+                    None => Poll::Ready(()),
                 }
             }
         }
