@@ -76,6 +76,8 @@ mod stream;
 mod timer;
 mod token;
 #[cfg(feature = "std")]
+mod unwind;
+#[cfg(feature = "std")]
 mod wait;
 
 pub use future::{

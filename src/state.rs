@@ -283,6 +283,8 @@ unsafe fn destroy_chain(first: NonNull<State>) {
     // `retire` for leaked futures).
     // `first` was retired with an empty chain by `destroy`.
     let mut todo: *mut State = first.as_ptr();
+    #[cfg(feature = "std")]
+    let mut first_panic: Option<crate::unwind::Payload> = None;
     while let Some(this) = NonNull::new(todo) {
         // SAFETY: `this` is on the dead list: unreachable by anyone else
         // except, for a parent freed here, a grandparent's canceller until
@@ -310,9 +312,19 @@ unsafe fn destroy_chain(first: NonNull<State>) {
             let custom = st.custom.with_mut(|p| (*p).take());
             ptr::drop_in_place(this.as_ptr());
             alloc::alloc::dealloc(this.as_ptr().cast::<u8>(), layout(links).0);
-            // User data (the cause's destructor) runs after the free.
+            // User data (the cause's destructor) runs after the free. With
+            // `std` a panic there is kept until the rest of the chain is
+            // freed; without it, it unwinds from here and the states still
+            // on `todo` are leaked, not freed twice.
+            #[cfg(feature = "std")]
+            crate::unwind::catch(&mut first_panic, move || drop(custom));
+            #[cfg(not(feature = "std"))]
             drop(custom);
         }
+    }
+    #[cfg(feature = "std")]
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
     }
 }
 
@@ -423,27 +435,6 @@ unsafe fn detach_links(this: NonNull<State>) {
     }
 }
 
-/// Keeps the first panic of a drain (resumed at its end) and drops any later
-/// one inside an unwind guard: a payload whose `Drop` panics must not escape
-/// mid-drain (the rest of the subtree would stay cancelled but undrained).
-/// The panic of such a drop has a payload of its own, dropped the same way.
-#[cfg(feature = "std")]
-fn keep_first_panic(
-    first: &mut Option<alloc::boxed::Box<dyn core::any::Any + Send>>,
-    payload: alloc::boxed::Box<dyn core::any::Any + Send>,
-) {
-    if first.is_none() {
-        *first = Some(payload);
-        return;
-    }
-    let mut payload = payload;
-    while let Err(nested) =
-        std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(payload)))
-    {
-        payload = nested;
-    }
-}
-
 /// How many leaf children the canceller finishes per hold of their parent's
 /// lock (each costs one CAS on the child's word and a store).
 const LEAF_BATCH: usize = 32;
@@ -464,7 +455,7 @@ const LEAF_BATCH: usize = 32;
 /// `root` is live for the call and this thread claimed it.
 unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard<'a>) {
     #[cfg(feature = "std")]
-    let mut first_panic: Option<alloc::boxed::Box<dyn core::any::Any + Send>> = None;
+    let mut first_panic: Option<crate::unwind::Payload> = None;
     #[cfg(feature = "std")]
     let me = crate::sync::park::thread_key();
 
@@ -506,13 +497,22 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             };
             // SAFETY: `frame` is a popped link of the child `cur`, which we
             // hold; we stored its spare pointer ourselves.
+            let child = cur;
             unsafe {
                 frames = frame.as_ref().spare();
-                let parent = frame.cast::<LinkNode>().as_ref().parent;
-                let child = cur;
-                cur = parent;
-                release(child);
+                cur = frame.cast::<LinkNode>().as_ref().parent;
             }
+            // The child may be freed here, and with it a custom cause whose
+            // `Drop` is user code: with `std` its panic waits for the end of
+            // the drain like any callback's.
+            // SAFETY: the reference taken when its link was popped.
+            #[cfg(feature = "std")]
+            crate::unwind::catch(&mut first_panic, || unsafe { release(child) });
+            // SAFETY: as above.
+            #[cfg(not(feature = "std"))]
+            unsafe {
+                release(child)
+            };
             continue;
         };
         let node = front.cast::<Node>();
@@ -560,7 +560,7 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             while let Err(payload) =
                 std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| batch.wake_all()))
             {
-                keep_first_panic(&mut first_panic, payload);
+                crate::unwind::keep_first(&mut first_panic, payload);
             }
             #[cfg(not(feature = "std"))]
             batch.wake_all();
@@ -594,7 +594,7 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                             CallbackHeader::call(cb)
                         }));
                     if let Err(payload) = result {
-                        keep_first_panic(&mut first_panic, payload);
+                        crate::unwind::keep_first(&mut first_panic, payload);
                     }
                 }
                 #[cfg(not(feature = "std"))]
@@ -664,7 +664,11 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
                     Arc::from_raw(node.cast::<TimerNode>().as_ptr())
                 };
                 drop(guard);
-                crate::timer::disarm(&timer);
+                // A queued timer holds a source count (see `timer.rs`); the
+                // state is cancelled, so giving it back changes no answer.
+                if crate::timer::disarm(&timer) {
+                    st.word.remove_source();
+                }
                 drop(timer);
             }
             Kind::Link => {
@@ -1210,7 +1214,11 @@ impl StateRef {
             };
             drop(guard);
             if let Some(old) = replaced {
-                crate::timer::disarm(&old);
+                // Its queue entry's source count; the caller holds a source,
+                // so the count does not pass through zero here.
+                if crate::timer::disarm(&old) {
+                    self.remove_source();
+                }
             }
             return Some(new);
         }
@@ -1271,6 +1279,53 @@ impl TimerNode {
         // SAFETY: queued under the lock we hold, so the state is allocated
         // (see above); `try_acquire` refuses a state already being destroyed.
         unsafe { try_acquire(self.state).then_some(StateRef { ptr: self.state }) }
+    }
+}
+
+/// A state this thread claimed (CANCELLED and the reason are set, its lock
+/// released) and has not drained yet: made by [`StateRef::claim`], drained
+/// when dropped. Lets a clock claim every due source under its queue's lock
+/// (so an `advance` returns only once all of them are cancelled) and run
+/// their observers after the unlock. Dropped during an unwind, it still
+/// drains: a claimed state is never left with observers nobody will run.
+pub(crate) struct Claimed {
+    state: StateRef,
+    reason: Reason,
+}
+
+impl StateRef {
+    /// Sets CANCELLED with `reason` unless the state is already cancelled
+    /// (then gives the reference back), without running any observer.
+    pub(crate) fn claim(self, reason: Reason) -> Result<Claimed, StateRef> {
+        if self.is_none() {
+            return Err(self);
+        }
+        // SAFETY: we hold a reference to the state.
+        match unsafe { claim(self.ptr, &reason) } {
+            Some(guard) => {
+                drop(guard);
+                Ok(Claimed {
+                    state: self,
+                    reason,
+                })
+            }
+            None => Err(self),
+        }
+    }
+}
+
+impl Claimed {
+    pub(crate) fn state(&self) -> &StateRef {
+        &self.state
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let guard = self.state.st().word.lock();
+        // SAFETY: we hold a reference; this thread claimed the state (only
+        // one claim succeeds) and this is its one drain.
+        unsafe { drain(self.state.ptr, &self.reason, guard) }
     }
 }
 

@@ -8,9 +8,22 @@
 //! clock's queue is a binary min-heap of those nodes, so arming, re-arming
 //! and disarming cost O(log n) in the number of armed timeouts.
 //!
-//! The queue's lock is held for heap operations only: timeouts that came due
-//! are taken out under it and cancelled after it is released, so no callback
-//! ever runs while it is held.
+//! An armed timeout is a canceller like a source handle: its queue entry
+//! holds one count in the state word's source count, so a token whose
+//! source handles are all gone still answers `can_be_cancelled() == true`
+//! while its timer is armed, keeps its observers, and runs them when the
+//! timer fires (Go's `WithTimeout(d)` context behaves the same). The count
+//! is given back when the entry leaves the queue: disarmed (re-armed to
+//! "never", moved to another clock, popped by `cancel()`), fired (only once
+//! the source is claimed, so there is no moment where nothing is counted
+//! and nothing is cancelled), or its clock stopped (the last handle of a
+//! `ManualClock` dropped: nobody can advance it, so its timers cannot fire).
+//!
+//! The queue's lock is held for heap operations and for claiming due
+//! sources (setting CANCELLED: one CAS each); their callbacks and wakers run
+//! after it is released, so no user code ever runs while it is held. It is
+//! the outer lock when a claim takes a state's bit lock; no code takes the
+//! queue's lock while holding a bit lock.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -20,8 +33,8 @@ use core::time::Duration;
 use crate::node::{LINKED, NOT_QUEUED, TimerNode};
 use crate::reason::Reason;
 use crate::source::CancellationSource;
-use crate::state::StateRef;
-use crate::sync::Ordering;
+use crate::state::{Claimed, StateRef};
+use crate::sync::{AtomicUsize, Ordering};
 use crate::word::SpinLock;
 
 /// Nanoseconds since a clock's epoch; `u64::MAX` stands for "never".
@@ -38,11 +51,37 @@ struct Entry {
 }
 
 /// A clock's armed timeouts: a binary min-heap ordered by deadline, each
-/// node knowing its own index so it can be removed in O(log n).
+/// node knowing its own index so it can be removed in O(log n). Each entry
+/// holds one source count of its state (see the module's docs).
 pub(crate) struct Queue {
     entries: Vec<Entry>,
     /// The manual clock's current time (unused by the system clock).
     now: Ticks,
+    /// The clock can never move again: nothing is armed on it any more.
+    stopped: bool,
+}
+
+/// A due timeout taken off the queue, its state claimed or found cancelled.
+/// Either way CANCELLED is set, so the entry's source count can be given
+/// back; a claimed one is drained (its observers run) when dropped.
+enum Fired {
+    Claimed(Claimed),
+    AlreadyCancelled(StateRef),
+}
+
+impl Fired {
+    fn state(&self) -> &StateRef {
+        match self {
+            Fired::Claimed(claimed) => claimed.state(),
+            Fired::AlreadyCancelled(state) => state,
+        }
+    }
+
+    /// Gives back the entry's source count and runs the state's observers.
+    fn finish(self) {
+        self.state().remove_source();
+        drop(self);
+    }
 }
 
 impl Queue {
@@ -113,14 +152,29 @@ impl Queue {
     }
 
     /// Queues `node` at `deadline`, or moves it there. Returns whether it is
-    /// now the earliest (the timer thread must re-plan its sleep).
-    fn arm(&mut self, node: &Arc<TimerNode>, deadline: Ticks) -> (bool, Option<Entry>) {
+    /// now the earliest (the timer thread must re-plan its sleep), whether a
+    /// new entry was made (it holds the source count the caller took), and
+    /// the entry it replaced, to be dropped after the unlock.
+    fn arm(&mut self, node: &Arc<TimerNode>, deadline: Ticks) -> Armed {
         let index = node.queue_index.load(Ordering::Relaxed);
-        let old = self.holds(index, node).then(|| self.remove(index));
+        if self.holds(index, node) {
+            // Already queued: move it (it keeps its count).
+            self.entries[index].deadline = deadline;
+            self.sift_down(index);
+            self.sift_up(index);
+            return Armed {
+                earliest: node.queue_index.load(Ordering::Relaxed) == 0,
+                new_entry: false,
+            };
+        }
         // A node that left its source's list (DONE) must not be queued
-        // again: its source may be freed without looking at this queue.
-        if node.node.state(Ordering::Acquire) != LINKED {
-            return (false, old);
+        // again: its source may be freed without looking at this queue. A
+        // stopped clock queues nothing: it would never fire.
+        if self.stopped || node.node.state(Ordering::Acquire) != LINKED {
+            return Armed {
+                earliest: false,
+                new_entry: false,
+            };
         }
         self.entries.push(Entry {
             deadline,
@@ -129,7 +183,10 @@ impl Queue {
         let i = self.entries.len() - 1;
         self.set_index(i);
         self.sift_up(i);
-        (node.queue_index.load(Ordering::Relaxed) == 0, old)
+        Armed {
+            earliest: node.queue_index.load(Ordering::Relaxed) == 0,
+            new_entry: true,
+        }
     }
 
     #[cfg(feature = "std")]
@@ -139,22 +196,45 @@ impl Queue {
             .then(|| self.entries[index].deadline)
     }
 
-    /// Takes every entry due at `now`, upgrading each to its source.
-    fn take_due(&mut self, now: Ticks, due: &mut Vec<StateRef>, dropped: &mut Vec<Entry>) {
+    /// Takes every entry due at `now` and claims its source, so that once
+    /// the lock is released every source due at `now` is cancelled, whoever
+    /// runs its observers. A source being destroyed is skipped (nobody can
+    /// observe it; its entry's count dies with it).
+    fn take_due(&mut self, now: Ticks, due: &mut Vec<Fired>, dropped: &mut Vec<Entry>) {
         while let Some(first) = self.entries.first() {
             if first.deadline > now {
                 break;
             }
             if let Some(state) = first.node.upgrade(self) {
-                due.push(state);
+                due.push(match state.claim(Reason::TimedOut) {
+                    Ok(claimed) => Fired::Claimed(claimed),
+                    Err(state) => Fired::AlreadyCancelled(state),
+                });
             }
             dropped.push(self.remove(0));
         }
     }
 
+    /// Stops the clock: takes every entry out, with the states still alive,
+    /// whose counts the caller gives back after the unlock.
+    fn stop(&mut self, alive: &mut Vec<StateRef>) -> Vec<Entry> {
+        self.stopped = true;
+        alive.extend(self.entries.iter().filter_map(|e| e.node.upgrade(self)));
+        for entry in &self.entries {
+            entry.node.queue_index.store(NOT_QUEUED, Ordering::Relaxed);
+        }
+        core::mem::take(&mut self.entries)
+    }
+
     fn next_deadline(&self) -> Option<Ticks> {
         self.entries.first().map(|e| e.deadline)
     }
+}
+
+/// What `Queue::arm` did.
+struct Armed {
+    earliest: bool,
+    new_entry: bool,
 }
 
 /// One time line with its queue. Shared by the sources armed on it.
@@ -167,6 +247,8 @@ enum ClockKind {
     Manual {
         #[cfg(feature = "std")]
         epoch: std::time::Instant,
+        /// Live `ManualClock` handles; the last one's drop stops the clock.
+        handles: AtomicUsize,
     },
     #[cfg(feature = "std")]
     System {
@@ -181,6 +263,7 @@ impl ClockShared {
             queue: SpinLock::new(Queue {
                 entries: Vec::new(),
                 now: 0,
+                stopped: false,
             }),
             kind,
         }
@@ -197,13 +280,17 @@ impl ClockShared {
     #[cfg(feature = "std")]
     fn epoch(&self) -> std::time::Instant {
         match &self.kind {
-            ClockKind::Manual { epoch } | ClockKind::System { epoch, .. } => *epoch,
+            ClockKind::Manual { epoch, .. } | ClockKind::System { epoch, .. } => *epoch,
         }
     }
 
-    /// Cancels, with reason `TimedOut`, every source whose timeout is due.
-    /// Runs on the advancing (or timer) thread, with the queue unlocked.
-    fn fire_due(&self, now: Ticks) -> Option<Ticks> {
+    /// Cancels, with reason `TimedOut`, every source whose timeout is due,
+    /// on this thread, with the queue unlocked. A panic of a source's
+    /// observers costs no other source anything: with `std` each source's
+    /// observers run under `catch_unwind`, and every panic goes to
+    /// `on_panic`; without `std` it unwinds from here, and the sources
+    /// claimed with it still run their observers as they are dropped.
+    fn fire_due(&self, now: Ticks, on_panic: &mut dyn FnMut(Panic)) -> Option<Ticks> {
         let mut due = Vec::new();
         let mut dropped = Vec::new();
         loop {
@@ -211,23 +298,47 @@ impl ClockShared {
                 q.take_due(now, &mut due, &mut dropped);
                 q.next_deadline()
             });
-            if due.is_empty() {
-                return next;
-            }
             // Timer entries and source references are dropped, and user
             // callbacks run, after the queue's lock is released.
             dropped.clear();
-            for state in due.drain(..) {
-                state.cancel(Reason::TimedOut);
+            if due.is_empty() {
+                return next;
+            }
+            for fired in due.drain(..) {
+                #[cfg(feature = "std")]
+                if let Err(payload) =
+                    std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| fired.finish()))
+                {
+                    on_panic(payload);
+                }
+                #[cfg(not(feature = "std"))]
+                {
+                    let _ = &on_panic;
+                    fired.finish();
+                }
             }
         }
     }
 
-    fn arm(self: &Arc<Self>, node: &Arc<TimerNode>, deadline: Ticks) {
-        let (earliest, old) = self.queue.with(|q| q.arm(node, deadline));
-        drop(old);
-        if earliest {
+    /// Queues (or moves) `node` at `deadline`; returns whether a new entry
+    /// was made, which then holds the source count the caller took for it.
+    fn arm(self: &Arc<Self>, node: &Arc<TimerNode>, deadline: Ticks) -> bool {
+        let armed = self.queue.with(|q| q.arm(node, deadline));
+        if armed.earliest {
             self.wake_driver();
+        }
+        armed.new_entry
+    }
+
+    /// The last `ManualClock` handle is gone: nothing can advance the clock,
+    /// so its timers could never fire. They are disarmed, each giving back
+    /// its source count, and nothing is armed on it again.
+    fn stop(&self) {
+        let mut alive = Vec::new();
+        let entries = self.queue.with(|q| q.stop(&mut alive));
+        drop(entries);
+        for state in alive {
+            state.remove_source();
         }
     }
 
@@ -250,11 +361,13 @@ impl ClockShared {
 
     /// The default timer thread: sleeps until the earliest deadline, fires
     /// what is due, repeats. A callback that blocks delays the timeouts after
-    /// it (they fire late, never early); keep callbacks short.
+    /// it (they fire late, never early); keep callbacks short. A callback
+    /// that panics has been reported by the panic hook, on this thread; the
+    /// payload is dropped and the thread goes on.
     #[cfg(feature = "std")]
     fn run_system(self: Arc<Self>) {
         loop {
-            match self.fire_due(self.now()) {
+            match self.fire_due(self.now(), &mut crate::unwind::drop_payload) {
                 None => std::thread::park(),
                 Some(next) => {
                     let now = self.now();
@@ -267,18 +380,27 @@ impl ClockShared {
     }
 }
 
-/// Removes `node` from its clock's queue if it is there.
-pub(crate) fn disarm(node: &Arc<TimerNode>) {
+/// A caught panic of user code run by a clock.
+#[cfg(feature = "std")]
+type Panic = crate::unwind::Payload;
+#[cfg(not(feature = "std"))]
+type Panic = core::convert::Infallible;
+
+/// Removes `node` from its clock's queue if it is there; returns whether it
+/// was. The caller then owns the source count the entry held: it gives it
+/// back if the state is alive (a dead state's count is never read).
+pub(crate) fn disarm(node: &Arc<TimerNode>) -> bool {
     let entry = node.clock.queue.with(|q| {
         let index = node.queue_index.load(Ordering::Relaxed);
         q.holds(index, node).then(|| q.remove(index))
     });
-    drop(entry);
+    entry.is_some()
 }
 
 /// Arms `source` to be cancelled (reason `TimedOut`) at `deadline` on
 /// `clock`, replacing any earlier arming: the last call wins. A deadline that
-/// has passed cancels at once; `NEVER` only disarms.
+/// has passed cancels at once; `NEVER` only disarms. The caller holds a
+/// source handle, so the source count never passes through zero here.
 fn arm_source(clock: &Arc<ClockShared>, source: &StateRef, deadline: Ticks) {
     if deadline <= clock.now() {
         source.cancel(Reason::TimedOut);
@@ -286,12 +408,19 @@ fn arm_source(clock: &Arc<ClockShared>, source: &StateRef, deadline: Ticks) {
     }
     if deadline == NEVER {
         if let Some(timer) = source.timer() {
-            disarm(&timer);
+            if disarm(&timer) {
+                source.remove_source();
+            }
         }
         return;
     }
     if let Some(timer) = source.timer_on(clock) {
-        clock.arm(&timer, deadline);
+        // The count a new queue entry holds, taken before it is queued so
+        // that a concurrent fire cannot give back one that was never taken.
+        source.add_source();
+        if !clock.arm(&timer, deadline) {
+            source.remove_source();
+        }
     }
 }
 
@@ -302,6 +431,12 @@ fn arm_source(clock: &Arc<ClockShared>, source: &StateRef, deadline: Ticks) {
 /// Sources are armed on it with [`ManualClock::with_timeout`] or
 /// [`ManualClock::cancel_after`]; once armed on this clock, a source's
 /// [`CancellationSource::cancel_after`] re-arms it here too.
+///
+/// Clones are handles to one clock. When the last handle is dropped the
+/// clock can never move again: its armed timeouts are disarmed (a token
+/// that only such a timeout could cancel then reports
+/// [`can_be_cancelled`](crate::CancellationToken::can_be_cancelled)
+/// `false`), and re-arming a source on it arms nothing.
 ///
 /// ```
 /// use std::time::Duration;
@@ -314,7 +449,6 @@ fn arm_source(clock: &Arc<ClockShared>, source: &StateRef, deadline: Ticks) {
 /// clock.advance(Duration::from_secs(1));
 /// assert!(matches!(source.token().reason(), Some(CancelReason::TimedOut)));
 /// ```
-#[derive(Clone)]
 pub struct ManualClock {
     shared: Arc<ClockShared>,
 }
@@ -326,7 +460,16 @@ impl ManualClock {
             shared: Arc::new(ClockShared::new(ClockKind::Manual {
                 #[cfg(feature = "std")]
                 epoch: std::time::Instant::now(),
+                handles: AtomicUsize::new(1),
             })),
+        }
+    }
+
+    fn handles(&self) -> &AtomicUsize {
+        match &self.shared.kind {
+            ClockKind::Manual { handles, .. } => handles,
+            #[cfg(feature = "std")]
+            ClockKind::System { .. } => unreachable!("a ManualClock is a manual clock"),
         }
     }
 
@@ -336,14 +479,36 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by` and cancels every source whose
-    /// timeout is now due, before returning (so their callbacks run here).
-    /// Saturates at the end of the clock's range (about 584 years).
+    /// timeout is now due, in deadline order, before returning; their
+    /// callbacks run here. Saturates at the end of the clock's range (about
+    /// 584 years).
+    ///
+    /// When it returns, every source due at the clock's new time is
+    /// cancelled, also one that another thread's concurrent `advance` took
+    /// first; that thread runs the observers of what it took, and may still
+    /// be running them (as with a [`cancel`](CancellationSource::cancel)
+    /// that another thread reached first).
+    ///
+    /// With `std`, a panicking callback costs no other source its timeout:
+    /// every due source is cancelled and its observers run, then the first
+    /// panic is resumed here (later ones are dropped).
     pub fn advance(&self, by: Duration) {
         let now = self.shared.queue.with(|q| {
             q.now = q.now.saturating_add(to_ticks(by)).min(NEVER - 1);
             q.now
         });
-        self.shared.fire_due(now);
+        #[cfg(feature = "std")]
+        {
+            let mut first = None;
+            self.shared.fire_due(now, &mut |payload| {
+                crate::unwind::keep_first(&mut first, payload)
+            });
+            if let Some(payload) = first {
+                std::panic::resume_unwind(payload);
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        self.shared.fire_due(now, &mut |never| match never {});
     }
 
     /// A new source that this clock cancels once `timeout` has elapsed on it.
@@ -365,6 +530,25 @@ impl ManualClock {
     /// Number of timeouts armed on this clock.
     pub fn armed(&self) -> usize {
         self.shared.queue.with(|q| q.entries.len())
+    }
+}
+
+impl Clone for ManualClock {
+    fn clone(&self) -> Self {
+        // Relaxed, as an `Arc` clone: the caller holds a handle.
+        self.handles().fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for ManualClock {
+    fn drop(&mut self) {
+        // AcqRel: the last handle's drop sees every other handle's arming.
+        if self.handles().fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.stop();
+        }
     }
 }
 
@@ -488,24 +672,81 @@ mod system {
         /// assert!(deadline <= Instant::now() + Duration::from_secs(60));
         /// ```
         pub fn deadline(&self) -> Option<Instant> {
-            let mut earliest: Option<Instant> = None;
-            let mut todo = alloc::vec![self.state().clone()];
-            let mut seen: Vec<usize> = Vec::new();
-            while let Some(state) = todo.pop() {
-                if seen.contains(&state.addr()) {
-                    continue;
-                }
-                seen.push(state.addr());
-                if let Some(timer) = state.timer() {
-                    let ticks = timer.clock.queue.with(|q| q.deadline_of(&timer));
-                    if let Some(ticks) = ticks {
-                        let at = timer.clock.epoch() + Duration::from_nanos(ticks);
-                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                    }
-                }
-                todo.extend(state.parents());
+            deadline_walk(self, &mut || {})
+        }
+    }
+
+    /// The walk behind `deadline()`: each state up the links is visited
+    /// once (a diamond's shared ancestors too), so the work is linear in the
+    /// states and links; `step` is called once per state looked at.
+    pub(super) fn deadline_walk(
+        token: &CancellationToken,
+        step: &mut dyn FnMut(),
+    ) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut todo = alloc::vec![token.state().clone()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(state) = todo.pop() {
+            step();
+            if !seen.insert(state.addr()) {
+                continue;
             }
-            earliest
+            if let Some(timer) = state.timer() {
+                let ticks = timer.clock.queue.with(|q| q.deadline_of(&timer));
+                if let Some(ticks) = ticks {
+                    let at = timer.clock.epoch() + Duration::from_nanos(ticks);
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                }
+            }
+            todo.extend(state.parents());
+        }
+        earliest
+    }
+
+    #[cfg(all(test, not(loom)))]
+    mod tests {
+        use super::*;
+
+        fn steps(token: &CancellationToken) -> (Option<Instant>, usize) {
+            let mut n = 0;
+            let deadline = deadline_walk(token, &mut || n += 1);
+            (deadline, n)
+        }
+
+        /// Review finding 5: the walk deduplicated with `Vec::contains`,
+        /// quadratic on a chain (4.5 s for 100,000 links). It now looks at
+        /// each state once per link that leads to it: linear.
+        #[test]
+        fn the_deadline_walk_is_linear_in_the_links() {
+            let n = if cfg!(miri) { 50 } else { 100_000 };
+            let clock = crate::ManualClock::new();
+            let root = clock.with_timeout(Duration::from_secs(60));
+            let mut chain = alloc::vec![root.token().child()];
+            for _ in 1..n {
+                let next = chain.last().unwrap().token().child();
+                chain.push(next);
+            }
+            let (deadline, count) = steps(&chain.last().unwrap().token());
+            assert!(deadline.is_some(), "the root's deadline is found");
+            assert_eq!(count, n + 1, "one step per state on a chain");
+
+            // Stacked diamonds: 2^layers paths, 4 links per layer.
+            let layers = if cfg!(miri) { 4 } else { 40 };
+            let mut top = root.token().child();
+            let mut keep = Vec::new();
+            for _ in 0..layers {
+                let left = top.token().child();
+                let right = top.token().child();
+                let bottom = CancellationSource::linked([&left.token(), &right.token()]);
+                keep.push((top, left, right));
+                top = bottom;
+            }
+            let (deadline, count) = steps(&top.token());
+            assert!(deadline.is_some());
+            assert!(
+                count <= 4 * layers + 2,
+                "{count} steps for {layers} diamonds"
+            );
         }
     }
 }
