@@ -69,6 +69,11 @@ impl CancellationToken {
 /// token (tokio-util's `cancelled_owned()` future, polled by its own waker,
 /// so no runtime is involved); dropping the bridge removes it.
 ///
+/// The source is cancelled inside tokio's `cancel()` (from the waker), so
+/// its callbacks run there. A callback that panics is reported by the panic
+/// hook as usual, but the panic is not resumed into tokio's `cancel()`: it
+/// would unwind through tokio's waker and strand tokio's other waiters.
+///
 /// ```
 /// use cancel_core::CancellationSource;
 ///
@@ -125,7 +130,17 @@ impl Bridge {
         });
         if done.is_some() {
             drop(done);
-            bridge.source.cancel();
+            // This runs inside tokio-util's `Waker::wake`: a panic of a
+            // callback of ours must not unwind through it (tokio would drop
+            // its other wakers unwoken and stop its tree cancel part-way).
+            // Every callback still runs (the drain goes on past a panic); the
+            // panic hook has reported the panic where it happened, and the
+            // payload is dropped here.
+            if let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bridge.source.cancel()))
+            {
+                crate::unwind::drop_payload(payload);
+            }
         }
     }
 }
