@@ -11,7 +11,8 @@ use crate::token::CancellationToken;
 /// Clones are handles to the same source. Dropping every handle does not
 /// cancel (use [`drop_guard`](Self::drop_guard) for that); it makes the
 /// tokens report [`can_be_cancelled`](CancellationToken::can_be_cancelled)
-/// `false` unless a parent can still cancel them.
+/// `false` unless something else can still cancel them: an armed timeout
+/// (see [`with_timeout`](Self::with_timeout)) or a parent.
 ///
 /// ```
 /// use cancel_core::CancellationSource;

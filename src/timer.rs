@@ -605,6 +605,11 @@ mod system {
         /// that is already cancelled, with no timer; a timeout too large to
         /// add to `Instant::now()` never fires.
         ///
+        /// The armed timer is a canceller of its own: a token of the source
+        /// times out even after every source handle is dropped (as the
+        /// context of Go's `WithTimeout` does), so
+        /// `CancellationSource::with_timeout(d).token()` is a timed token.
+        ///
         /// ```
         /// use std::time::Duration;
         /// use cancel_core::CancellationSource;

@@ -65,8 +65,13 @@ impl CancellationToken {
 
     /// Whether this token is, or may still become, cancelled: `false` for
     /// [`none()`](Self::none) and for a token whose every source handle was
-    /// dropped without cancelling (and which no cancellable parent links to).
-    /// Lets code skip setting up cancellation work that could never fire.
+    /// dropped without cancelling, with no timeout armed on it and no
+    /// cancellable parent linked to it. An armed timeout counts as a
+    /// canceller: the token of `CancellationSource::with_timeout(d)` can be
+    /// cancelled after the source is dropped, until the timeout fires.
+    /// Lets code skip setting up cancellation work that could never fire:
+    /// when it is `false`, `register` drops its closure unrun and a future
+    /// stores no waker.
     ///
     /// A `false` is exact; a `true` may be conservative on one kind of
     /// graph: the walk up the links branches into each extra parent, and
