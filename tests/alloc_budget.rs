@@ -172,6 +172,7 @@ fn cancelled_future_allocates_nothing() {
     );
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn blocking_wait_allocates_nothing() {
     let source = CancellationSource::new();
@@ -193,6 +194,7 @@ fn blocking_wait_allocates_nothing() {
     );
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn pinned_registration_allocates_nothing() {
     let source = CancellationSource::new();

@@ -2,11 +2,15 @@
 
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
+#[cfg(feature = "std")]
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "std")]
+use std::time::Instant;
 
 use cancel_core::{
     CancellationSource, CancellationToken, FutureExt, RunUntilCancelled, RunUntilCancelledOwned,
@@ -258,6 +262,7 @@ fn cancel_wakes_a_hundred_thousand_waiters() {
     );
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn blocking_wait_returns_when_another_thread_cancels_and_times_out_otherwise() {
     let source = CancellationSource::new();
@@ -281,6 +286,7 @@ fn blocking_wait_returns_when_another_thread_cancels_and_times_out_otherwise() {
     );
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn blocking_wait_absorbs_spurious_unparks() {
     let source = CancellationSource::new();
@@ -419,13 +425,17 @@ fn a_leaked_borrowing_future_does_not_break_the_last_drop() {
     }
 }
 
+#[cfg(feature = "std")]
 struct PanicWaker;
+#[cfg(feature = "std")]
 impl Wake for PanicWaker {
     fn wake(self: Arc<Self>) {
         panic!("waker panics");
     }
 }
 
+// Panic isolation between callbacks and wakers needs the `std` feature.
+#[cfg(feature = "std")]
 #[test]
 fn a_panicking_waker_does_not_strand_the_other_observers() {
     let source = CancellationSource::new();
@@ -452,6 +462,8 @@ fn a_panicking_waker_does_not_strand_the_other_observers() {
     assert!(child.is_cancelled());
 }
 
+// Panic isolation between callbacks and wakers needs the `std` feature.
+#[cfg(feature = "std")]
 #[test]
 fn long_mixed_lists_wake_every_waiter_once_across_batches_and_panics() {
     // Runs of waiters longer than one wake batch (32), broken up by

@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "std")]
+use std::time::Instant;
 
 use cancel_core::{CancelReason, CancellationSource, CancellationToken, ManualClock};
 
@@ -16,6 +18,7 @@ static GLOBAL: counting::Counting = counting::Counting;
 const SEC: Duration = Duration::from_secs(1);
 
 /// The `Instant` a manual clock reports for its time `at`.
+#[cfg(feature = "std")]
 fn clock_deadline(clock: &ManualClock, at: Duration) -> Option<Instant> {
     let probe = clock.with_timeout(at - clock.now());
     let d = probe.token().deadline();
@@ -56,6 +59,7 @@ fn an_explicit_cancel_before_the_deadline_wins_and_disarms() {
     ));
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn the_last_cancel_after_wins() {
     let clock = ManualClock::new();
@@ -74,6 +78,7 @@ fn the_last_cancel_after_wins() {
     assert!(timed_out(&source.token()));
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn zero_past_and_huge_durations() {
     let clock = ManualClock::new();
@@ -95,6 +100,7 @@ fn zero_past_and_huge_durations() {
     assert!(!source.is_cancelled());
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn deadline_reflects_rearming_and_links() {
     let clock = ManualClock::new();
@@ -147,6 +153,7 @@ fn callbacks_of_a_timeout_run_on_the_advancing_thread() {
     assert_eq!(*seen.lock().unwrap(), Some(std::thread::current().id()));
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn timeouts_fire_in_deadline_order_and_a_callback_may_arm_another() {
     let clock = ManualClock::new();
@@ -198,6 +205,7 @@ fn dropping_the_last_handle_removes_the_timer_entry_at_once() {
     assert_eq!(fired.load(SeqCst), 0);
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn a_million_one_hour_timeouts_created_and_dropped_leave_nothing_behind() {
     let n = if cfg!(miri) { 200 } else { 1_000_000 };
@@ -221,6 +229,7 @@ fn a_million_one_hour_timeouts_created_and_dropped_leave_nothing_behind() {
     );
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn the_default_timer_fires_without_a_runtime() {
     let source = CancellationSource::with_timeout(Duration::from_millis(1));
