@@ -495,9 +495,9 @@ unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard
             let Some(frame) = NonNull::new(frames) else {
                 break;
             };
+            let child = cur;
             // SAFETY: `frame` is a popped link of the child `cur`, which we
             // hold; we stored its spare pointer ourselves.
-            let child = cur;
             unsafe {
                 frames = frame.as_ref().spare();
                 cur = frame.cast::<LinkNode>().as_ref().parent;

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use cancel_core::{CancelReason, CancellationSource};
 
+/// (thread name, message) of each panic the hook saw.
+type Reports = Arc<Mutex<Vec<(Option<String>, String)>>>;
+
 #[test]
 fn a_panicking_timeout_callback_is_reported_and_the_timer_thread_goes_on() {
-    let reported: Arc<Mutex<Vec<(Option<String>, String)>>> = Arc::default();
+    let reported: Reports = Arc::default();
     let r = reported.clone();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
