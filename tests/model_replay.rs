@@ -20,8 +20,17 @@ impl Rng {
     }
 }
 
+/// Replays the committed corpus. To replay one input with a trace of its
+/// operations instead (a debugging aid):
+/// `MODEL_INPUT=path cargo test --test model_replay committed -- --nocapture`.
 #[test]
 fn committed_corpus_replays_clean() {
+    if let Ok(path) = std::env::var("MODEL_INPUT") {
+        let data = std::fs::read(path).expect("MODEL_INPUT names an input file");
+        model::TRACE.store(true, std::sync::atomic::Ordering::Relaxed);
+        model::run(&data);
+        return;
+    }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/model");
     // Under Miri, whose file-system shims make listing 1,000 files take
     // minutes, one committed seed stands for the corpus.

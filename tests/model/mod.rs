@@ -4,12 +4,38 @@
 //!
 //! Shared by the stable tests (`tests/model_replay.rs`) and the fuzz targets
 //! (`fuzz/fuzz_targets/*.rs`, through `#[path]`).
+//!
+//! What the model covers besides sources, tokens, links, callbacks and
+//! futures:
+//! - **Timers as cancellers.** An armed timeout counts like a live source
+//!   handle in `can_be_cancelled` (so a token whose handles are gone keeps
+//!   its observers while its timer is armed), on two clock slots whose
+//!   handles are cloned and dropped; the last handle's drop stops the clock
+//!   (its timers are disarmed, nothing is armed on it again). A due `advance`
+//!   claims every due source (in deadline order), then drains each.
+//! - **Panics.** Callbacks that panic when run, closures whose capture
+//!   panics when dropped (run, unregistered, dropped, refused by a token that
+//!   can never be cancelled), and wakers whose `wake` panics. The model knows
+//!   the execution order of every observer, so it predicts the exact payload
+//!   that `cancel()` / `advance()` / `register()` / `unregister()` resume.
+//!
+//! Checked after every operation: the callbacks that ran (and in what
+//! order), every closure's drop count (once, and exactly when the model
+//! says: unrun closures of registrations that can never run are dropped at
+//! once), every future's wake count and stored-waker count (a future polled
+//! while its token cannot be cancelled stores no waker), the armed count of
+//! each live clock, and `is_cancelled` / `can_be_cancelled` of every live
+//! token. At the end: nothing alive in the model, nothing left allocated.
 
 #![allow(dead_code)]
 
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
@@ -28,6 +54,76 @@ pub fn live_allocations() -> isize {
     counting::live()
 }
 
+// ------------------------------------------------------------------ trace
+
+/// When set, `run` prints each decoded operation to stderr (for reading a
+/// finding: see `replay_one` in tests/model_replay.rs). Off in every
+/// counted run: printing allocates.
+pub static TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if TRACE.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+// ----------------------------------------------------------------- panics
+
+/// Every panic the interpreter provokes starts with this; the panic hook
+/// keeps quiet about them (the default hook's output would be captured by
+/// the test harness, whose buffer would count as live allocations; under
+/// libFuzzer the hook it installed would abort).
+const DELIBERATE: &str = "deliberate: ";
+
+/// Installs the quiet hook (once per process) and makes this thread's first
+/// panic (once per thread), which sets up state the runtime keeps for the
+/// thread, before allocations are counted.
+fn quiet_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !message(info.payload()).starts_with(DELIBERATE) {
+                previous(info);
+            }
+        }));
+    });
+    thread_local! {
+        static WARM: Cell<bool> = const { Cell::new(false) };
+    }
+    if !WARM.get() {
+        WARM.set(true);
+        let _ = catch_unwind(|| panic!("deliberate: warm-up"));
+    }
+}
+
+/// A panic payload's message (without allocating: the hook calls it).
+fn message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else {
+        "<non-string payload>"
+    }
+}
+
+/// Compares the outcome of an operation that may panic with the model's
+/// expectation (the message of the first panic, in execution order).
+fn expect<T>(result: std::thread::Result<T>, want: Option<String>, what: &str) -> Option<T> {
+    match (result, want) {
+        (Ok(v), None) => Some(v),
+        (Err(p), Some(w)) => {
+            assert_eq!(message(&*p), w, "{what}: the panic resumed");
+            None
+        }
+        (Ok(_), Some(w)) => panic!("{what}: expected the panic {w:?}, it returned"),
+        (Err(p), None) => panic!("{what}: unexpected panic {:?}", message(&*p)),
+    }
+}
+
 // ------------------------------------------------------------------ model
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +136,7 @@ pub enum R {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Obs {
     Callback(usize),
+    Waiter(usize),
     Link(usize),
 }
 
@@ -53,15 +150,54 @@ struct MState {
     parents: Vec<usize>,
     /// Observers in push order; cancellation pops from the back (LIFO).
     list: Vec<Obs>,
-    deadline: Option<u64>,
+    /// The armed timeout: (clock, deadline on that clock).
+    deadline: Option<(usize, u64)>,
+    /// The clock of the source's timer node, if it ever got one (where
+    /// `CancellationSource::cancel_after` re-arms).
+    timer_clock: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MReg {
+enum MRegState {
     Pending(usize),
     Ran(Option<usize>),
     Removed,
     Inert,
+}
+
+/// What a registered closure does besides logging its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    /// Its body panics.
+    PanicRun,
+    /// A capture's `Drop` panics (when run, unregistered or dropped unrun).
+    PanicDrop,
+}
+
+#[derive(Debug)]
+struct MReg {
+    state: MRegState,
+    kind: Kind,
+    /// The closure was dropped (run or not).
+    dropped: bool,
+}
+
+#[derive(Debug)]
+struct MFut {
+    state: Option<usize>,
+    /// The first poll that found the token cancellable linked the node.
+    attached: bool,
+    /// Which of its two wakers is stored in the (listed) node.
+    stored: Option<usize>,
+    wakes: [usize; 2],
+    panics: [bool; 2],
+}
+
+#[derive(Debug)]
+struct MClock {
+    handles: usize,
+    now: u64,
 }
 
 /// The reference: plain collections, recursion, no concurrency.
@@ -69,11 +205,20 @@ enum MReg {
 pub struct Model {
     states: Vec<MState>,
     regs: Vec<MReg>,
+    futs: Vec<MFut>,
+    clocks: Vec<MClock>,
     log: Vec<usize>,
-    now: u64,
+    /// The first panic of the current operation, in execution order.
+    panic: Option<String>,
 }
 
 impl Model {
+    fn note_panic(&mut self, msg: impl FnOnce() -> String) {
+        if self.panic.is_none() {
+            self.panic = Some(msg());
+        }
+    }
+
     fn new_state(&mut self, parents: Vec<usize>, reason: Option<R>) -> usize {
         let id = self.states.len();
         for &p in &parents {
@@ -88,6 +233,7 @@ impl Model {
             parents,
             list: Vec::new(),
             deadline: None,
+            timer_clock: None,
         });
         id
     }
@@ -112,6 +258,7 @@ impl Model {
         }
         let st = &mut self.states[s];
         st.alive = false;
+        // A freed state's timer is disarmed: nothing can observe it.
         st.deadline = None;
         debug_assert!(st.list.is_empty(), "a dead state has no observers");
         for p in std::mem::take(&mut st.parents) {
@@ -124,7 +271,8 @@ impl Model {
     /// follows the last parent in a loop and recurses into the others, and
     /// after `FORK_BUDGET` such branchings it answers "yes" (bounded work on
     /// any DAG; a DAG of diamonds has exponentially many paths). The same
-    /// walk, in the same order, so that a wide DAG is judged alike.
+    /// walk, in the same order, so that a wide DAG is judged alike. An
+    /// armed timer is a canceller like a source handle.
     fn can_be_cancelled(&self, s: usize) -> bool {
         const FORK_BUDGET: u32 = 64;
         let mut budget = FORK_BUDGET;
@@ -134,7 +282,7 @@ impl Model {
     fn walk_can_be_cancelled(&self, mut s: usize, budget: &mut u32) -> bool {
         loop {
             let st = &self.states[s];
-            if st.reason.is_some() || st.sources > 0 {
+            if st.reason.is_some() || st.sources > 0 || st.deadline.is_some() {
                 return true;
             }
             let mut next = None;
@@ -156,6 +304,8 @@ impl Model {
         }
     }
 
+    /// Sets the reason; the state needs nothing more from its parents (its
+    /// links leave their lists) nor from its timer.
     fn claim(&mut self, s: usize, r: &R) {
         self.states[s].reason = Some(r.clone());
         self.states[s].deadline = None;
@@ -164,12 +314,29 @@ impl Model {
         }
     }
 
+    /// Runs every observer of `s` and of its linked descendants, depth first,
+    /// each list LIFO; notes the first panic.
     fn drain(&mut self, s: usize, r: &R) {
         while let Some(obs) = self.states[s].list.pop() {
             match obs {
                 Obs::Callback(id) => {
                     self.log.push(id);
-                    self.regs[id] = MReg::Ran(Some(s));
+                    let reg = &mut self.regs[id];
+                    reg.state = MRegState::Ran(Some(s));
+                    reg.dropped = true;
+                    match reg.kind {
+                        Kind::Plain => {}
+                        Kind::PanicRun => self.note_panic(|| format!("deliberate: run {id}")),
+                        Kind::PanicDrop => self.note_panic(|| format!("deliberate: drop {id}")),
+                    }
+                }
+                Obs::Waiter(f) => {
+                    let fut = &mut self.futs[f];
+                    let w = fut.stored.take().expect("a listed future stores a waker");
+                    fut.wakes[w] += 1;
+                    if fut.panics[w] {
+                        self.note_panic(|| format!("deliberate: wake {f}.{w}"));
+                    }
                 }
                 Obs::Link(c) => {
                     if self.states[c].reason.is_none() {
@@ -190,70 +357,195 @@ impl Model {
         true
     }
 
-    fn register(&mut self, s: usize) -> usize {
+    fn register(&mut self, s: Option<usize>, kind: Kind) -> usize {
         let id = self.regs.len();
-        if self.states[s].reason.is_some() {
+        let cancelled = s.is_some_and(|s| self.states[s].reason.is_some());
+        let cancellable = s.is_some_and(|s| self.can_be_cancelled(s));
+        let state = if cancelled {
+            // Run inline: its panic (body or capture drop) reaches the caller.
             self.log.push(id);
-            self.regs.push(MReg::Ran(None));
-        } else if !self.can_be_cancelled(s) {
-            self.regs.push(MReg::Inert);
+            match kind {
+                Kind::Plain => {}
+                Kind::PanicRun => self.note_panic(|| format!("deliberate: run {id}")),
+                Kind::PanicDrop => self.note_panic(|| format!("deliberate: drop {id}")),
+            }
+            MRegState::Ran(None)
+        } else if !cancellable {
+            // Dropped unrun at once.
+            if kind == Kind::PanicDrop {
+                self.note_panic(|| format!("deliberate: drop {id}"));
+            }
+            MRegState::Inert
         } else {
+            let s = s.unwrap();
             self.states[s].list.push(Obs::Callback(id));
             self.states[s].refs += 1;
-            self.regs.push(MReg::Pending(s));
-        }
+            MRegState::Pending(s)
+        };
+        self.regs.push(MReg {
+            state,
+            kind,
+            dropped: !matches!(state, MRegState::Pending(_)),
+        });
         id
     }
 
     /// `unregister` (or drop, which answers the same but discards it).
     fn unregister(&mut self, id: usize) -> bool {
-        let (removed, held) = match self.regs[id] {
-            MReg::Pending(s) => {
+        let (removed, held) = match self.regs[id].state {
+            MRegState::Pending(s) => {
                 self.states[s].list.retain(|o| *o != Obs::Callback(id));
+                self.regs[id].dropped = true;
+                if self.regs[id].kind == Kind::PanicDrop {
+                    self.note_panic(|| format!("deliberate: drop {id}"));
+                }
                 (true, Some(s))
             }
-            MReg::Ran(held) => (false, held),
-            MReg::Removed | MReg::Inert => (false, None),
+            MRegState::Ran(held) => (false, held),
+            MRegState::Removed | MRegState::Inert => (false, None),
         };
-        self.regs[id] = MReg::Removed;
+        self.regs[id].state = MRegState::Removed;
         if let Some(s) = held {
             self.release(s);
         }
         removed
     }
 
-    fn earliest_due(&self) -> Option<usize> {
-        (0..self.states.len())
-            .filter(|&s| {
-                self.states[s].alive && self.states[s].deadline.is_some_and(|d| d <= self.now)
-            })
-            .min_by_key(|&s| self.states[s].deadline)
+    fn new_fut(&mut self, s: Option<usize>, panics: [bool; 2]) -> usize {
+        if let Some(s) = s {
+            self.states[s].refs += 1;
+        }
+        self.futs.push(MFut {
+            state: s,
+            attached: false,
+            stored: None,
+            wakes: [0; 2],
+            panics,
+        });
+        self.futs.len() - 1
     }
 
-    fn advance(&mut self, by: u64) {
-        self.now += by;
-        while let Some(s) = self.earliest_due() {
-            self.states[s].deadline = None;
-            self.cancel(s, R::TimedOut);
+    /// A poll with waker `w`: ready or not.
+    fn poll(&mut self, f: usize, w: usize) -> bool {
+        let Some(s) = self.futs[f].state else {
+            return false;
+        };
+        if self.states[s].reason.is_some() {
+            return true;
+        }
+        if self.futs[f].attached {
+            // A re-poll: a different waker is swapped in.
+            self.futs[f].stored = Some(w);
+        } else if self.can_be_cancelled(s) {
+            self.futs[f].attached = true;
+            self.futs[f].stored = Some(w);
+            self.states[s].list.push(Obs::Waiter(f));
+        }
+        false
+    }
+
+    fn drop_fut(&mut self, f: usize) {
+        if let Some(s) = self.futs[f].state {
+            if self.futs[f].stored.take().is_some() {
+                self.states[s].list.retain(|o| *o != Obs::Waiter(f));
+            }
+            self.release(s);
         }
     }
 
-    fn cancel_after(&mut self, s: usize, d: u64) {
+    fn new_clock(&mut self) -> usize {
+        self.clocks.push(MClock { handles: 1, now: 0 });
+        self.clocks.len() - 1
+    }
+
+    fn drop_clock_handle(&mut self, c: usize) {
+        self.clocks[c].handles -= 1;
+        if self.clocks[c].handles == 0 {
+            // Stopped: nobody can advance it; its timers are disarmed.
+            for st in &mut self.states {
+                if st.deadline.is_some_and(|(dc, _)| dc == c) {
+                    st.deadline = None;
+                }
+            }
+        }
+    }
+
+    /// Every source due on clock `c` is claimed (in deadline order), then
+    /// each claimed one is drained in that order.
+    fn advance(&mut self, c: usize, by: u64) {
+        self.clocks[c].now += by;
+        let now = self.clocks[c].now;
+        let mut due: Vec<(u64, usize)> = (0..self.states.len())
+            .filter_map(|s| {
+                let st = &self.states[s];
+                match st.deadline {
+                    Some((dc, d)) if st.alive && dc == c && d <= now => Some((d, s)),
+                    _ => None,
+                }
+            })
+            .collect();
+        due.sort_unstable();
+        let mut claimed = Vec::new();
+        for (_, s) in due {
+            self.states[s].deadline = None;
+            if self.states[s].reason.is_none() {
+                self.claim(s, &R::TimedOut);
+                claimed.push(s);
+            }
+        }
+        for s in claimed {
+            self.drain(s, &R::TimedOut);
+        }
+    }
+
+    /// `clock.cancel_after(source, d)`; `d == u64::MAX` is `Duration::MAX`.
+    fn clock_cancel_after(&mut self, c: usize, s: usize, d: u64) {
         if self.states[s].reason.is_some() {
             return;
         }
         if d == 0 {
             self.cancel(s, R::TimedOut);
         } else if d == u64::MAX {
+            // Disarms its timer, on whichever clock; the node stays.
             self.states[s].deadline = None;
         } else {
-            self.states[s].deadline = Some(self.now + d);
+            self.states[s].deadline = Some((c, self.clocks[c].now + d));
+            self.states[s].timer_clock = Some(c);
         }
     }
 
+    /// `source.cancel_after(d)`, for a source whose timer node is on a
+    /// manual clock (or that is cancelled).
+    fn source_cancel_after(&mut self, s: usize, d: u64) {
+        if self.states[s].reason.is_some() {
+            return;
+        }
+        let c = self.states[s]
+            .timer_clock
+            .expect("a timer on a manual clock");
+        if d == 0 {
+            self.cancel(s, R::TimedOut);
+        } else if d == u64::MAX {
+            self.states[s].deadline = None;
+        } else if self.clocks[c].handles > 0 {
+            self.states[s].deadline = Some((c, self.clocks[c].now + d));
+        }
+        // A stopped clock arms nothing.
+    }
+
     fn has_deadline(&self, s: usize) -> bool {
-        self.states[s].deadline.is_some()
-            || self.states[s].parents.iter().any(|&p| self.has_deadline(p))
+        let mut seen = HashSet::new();
+        let mut todo = vec![s];
+        while let Some(s) = todo.pop() {
+            if !seen.insert(s) {
+                continue;
+            }
+            if self.states[s].deadline.is_some() {
+                return true;
+            }
+            todo.extend(self.states[s].parents.iter().copied());
+        }
+        false
     }
 }
 
@@ -268,19 +560,71 @@ impl std::fmt::Display for Code {
 }
 impl std::error::Error for Code {}
 
+/// What the real side's closures and wakers report to.
 #[derive(Default)]
-struct CountWaker(AtomicUsize);
-impl Wake for CountWaker {
+struct Shared {
+    /// Callback ids, in the order they ran.
+    log: Mutex<Vec<usize>>,
+    /// Per registration id: how many times its closure was dropped.
+    drops: Mutex<Vec<u8>>,
+}
+
+/// Captured by every closure: counts its drop, and panics there for a
+/// `Kind::PanicDrop` closure (unless already unwinding from a failure).
+struct Probe {
+    id: usize,
+    shared: Arc<Shared>,
+    bomb: bool,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.shared.drops.lock().unwrap()[self.id] += 1;
+        if self.bomb && !std::thread::panicking() {
+            panic!("deliberate: drop {}", self.id);
+        }
+    }
+}
+
+fn closure(id: usize, kind: Kind, shared: &Arc<Shared>) -> impl FnOnce() + Send + 'static {
+    shared.drops.lock().unwrap().push(0);
+    let probe = Probe {
+        id,
+        shared: shared.clone(),
+        bomb: kind == Kind::PanicDrop,
+    };
+    move || {
+        // Used by reference: the probe is dropped with the closure, after
+        // the call (or during the unwind of a panicking body).
+        let p = &probe;
+        p.shared.log.lock().unwrap().push(p.id);
+        if kind == Kind::PanicRun {
+            panic!("deliberate: run {}", p.id);
+        }
+    }
+}
+
+/// A waker that counts its wakes and may panic in `wake`.
+struct W {
+    wakes: AtomicUsize,
+    panics: bool,
+    fut: usize,
+    which: usize,
+}
+
+impl Wake for W {
     fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
+        self.wakes.fetch_add(1, SeqCst);
+        if self.panics && !std::thread::panicking() {
+            panic!("deliberate: wake {}.{}", self.fut, self.which);
+        }
     }
 }
 
 struct Fut {
-    state: usize,
     fut: Pin<Box<WaitForCancellationOwned>>,
-    wakes: Arc<CountWaker>,
-    attached: bool,
+    /// Two wakers, so that re-polls can swap the stored one.
+    wakers: [Arc<W>; 2],
 }
 
 /// Reads operation arguments from the input; runs out into zeros.
@@ -303,12 +647,14 @@ impl Bytes<'_> {
 
 /// The crate under test, with handles indexed like the model's.
 struct Real {
-    clock: ManualClock,
-    log: Arc<Mutex<Vec<usize>>>,
+    /// Two clock slots; each holds the live handles of one clock (none once
+    /// that clock is stopped, until a new clock takes the slot).
+    clocks: [Vec<ManualClock>; 2],
+    shared: Arc<Shared>,
     sources: Vec<(usize, CancellationSource)>,
     tokens: Vec<(Option<usize>, CancellationToken)>,
     regs: Vec<(usize, Registration)>,
-    futs: Vec<Fut>,
+    futs: Vec<(usize, Fut)>,
 }
 
 fn reason_of(t: &CancellationToken) -> Option<R> {
@@ -328,38 +674,86 @@ fn reason_of(t: &CancellationToken) -> Option<R> {
 }
 
 /// Clock steps are whole milliseconds; every arming adds its own operation
-/// number in nanoseconds, so no two timeouts share a deadline and the firing
-/// order is the same in the crate and in the model.
+/// number in nanoseconds, so no two timeouts on one clock share a deadline
+/// and the firing order is the same in the crate and in the model.
 const STEP: u64 = 1_000_000;
+
+/// A delay argument: 0 (at once), `u64::MAX` (`Duration::MAX`: never), or
+/// up to 15 steps plus the operation's number.
+fn delay(b: u8, op_no: u64) -> u64 {
+    match b {
+        0 => 0,
+        255 => u64::MAX,
+        b => u64::from(b % 16) * STEP + op_no,
+    }
+}
+
+fn duration(d: u64) -> Duration {
+    if d == u64::MAX {
+        Duration::MAX
+    } else {
+        Duration::from_nanos(d)
+    }
+}
+
+/// The kind of a registered closure, from the high bits of its op byte
+/// (0 for the op bytes below 32, as before panics were modelled).
+fn kind_of(variant: u8) -> Kind {
+    match variant {
+        0..=3 => Kind::Plain,
+        4 | 5 => Kind::PanicRun,
+        _ => Kind::PanicDrop,
+    }
+}
 
 /// Runs the operations encoded in `data` on the crate and on the model,
 /// panicking at the first difference, and checks that nothing leaked.
 pub fn run(data: &[u8]) {
+    quiet_panics();
     let before = live_allocations();
     run_inner(data);
     assert_eq!(live_allocations(), before, "live allocations after the run");
 }
 
+/// The operations, by `op byte % 32`; `variant = op byte / 32` (0..=7)
+/// picks a clock slot (bit 0), a waker (bit 0), a closure's kind
+/// (`kind_of`) or a future's panicking wakers. Bytes below 32 decode as
+/// they did before clocks and panics were modelled (slot 0, plain closures,
+/// quiet wakers).
 fn run_inner(data: &[u8]) {
     let mut m = Model::default();
+    let mut slot_clock = [m.new_clock(), m.new_clock()];
     let mut r = Real {
-        clock: ManualClock::new(),
-        log: Arc::new(Mutex::new(Vec::new())),
+        clocks: [vec![ManualClock::new()], vec![ManualClock::new()]],
+        shared: Arc::new(Shared::default()),
         sources: Vec::new(),
         tokens: vec![(None, CancellationToken::none())],
         regs: Vec::new(),
         futs: Vec::new(),
     };
-    let mut reg_ids: Vec<usize> = Vec::new();
     let mut input = Bytes(data);
     let mut op_no: u64 = 0;
     while !input.0.is_empty() {
         op_no += 1;
-        let op = input.byte() % 20;
+        let b = input.byte();
+        let variant = b / 32;
+        let slot = usize::from(variant & 1);
+        let op = match b % 32 {
+            // Aliases, for a useful mix of operations.
+            24 => 8,
+            25 => 17,
+            26 => 12,
+            27 => 14,
+            29 => 5,
+            30 => 15,
+            31 => 19,
+            op => op,
+        };
         match op {
             // A new source.
             0 => {
                 let s = m.new_state(Vec::new(), None);
+                trace!("{op_no}: source {} = new() (state {s})", r.sources.len());
                 r.sources.push((s, CancellationSource::new()));
             }
             // A linked source with up to three parents (token 0 is none()).
@@ -370,6 +764,10 @@ fn run_inner(data: &[u8]) {
                 let tokens: Vec<&CancellationToken> =
                     picks.iter().map(|&i| &r.tokens[i].1).collect();
                 let s = m.new_linked(&parents);
+                trace!(
+                    "{op_no}: source {} = linked(tokens {picks:?}) (state {s})",
+                    r.sources.len()
+                );
                 r.sources.push((s, CancellationSource::linked(tokens)));
             }
             // token.child()
@@ -377,6 +775,10 @@ fn run_inner(data: &[u8]) {
                 if let Some(i) = input.pick(r.tokens.len()) {
                     let (p, ref t) = r.tokens[i];
                     let s = m.new_linked(&[p]);
+                    trace!(
+                        "{op_no}: source {} = token {i}.child() (state {s})",
+                        r.sources.len()
+                    );
                     r.sources.push((s, t.child()));
                 }
             }
@@ -385,12 +787,17 @@ fn run_inner(data: &[u8]) {
                     let (s, ref src) = r.sources[i];
                     m.states[s].sources += 1;
                     m.states[s].refs += 1;
+                    trace!(
+                        "{op_no}: source {} = source {i}.clone() (state {s})",
+                        r.sources.len()
+                    );
                     r.sources.push((s, src.clone()));
                 }
             }
             4 => {
                 if let Some(i) = input.pick(r.sources.len()) {
                     let (s, src) = r.sources.swap_remove(i);
+                    trace!("{op_no}: drop source {i} (state {s}; the last source moves to {i})");
                     drop(src);
                     m.states[s].sources -= 1;
                     m.release(s);
@@ -400,6 +807,10 @@ fn run_inner(data: &[u8]) {
                 if let Some(i) = input.pick(r.sources.len()) {
                     let (s, ref src) = r.sources[i];
                     m.states[s].refs += 1;
+                    trace!(
+                        "{op_no}: token {} = source {i}.token() (state {s})",
+                        r.tokens.len()
+                    );
                     r.tokens.push((Some(s), src.token()));
                 }
             }
@@ -409,6 +820,10 @@ fn run_inner(data: &[u8]) {
                     if let Some(s) = s {
                         m.states[s].refs += 1;
                     }
+                    trace!(
+                        "{op_no}: token {} = token {i}.clone() (state {s:?})",
+                        r.tokens.len()
+                    );
                     r.tokens.push((s, t.clone()));
                 }
             }
@@ -416,123 +831,243 @@ fn run_inner(data: &[u8]) {
                 if r.tokens.len() > 1 {
                     let i = 1 + input.pick(r.tokens.len() - 1).unwrap();
                     let (s, t) = r.tokens.swap_remove(i);
+                    trace!("{op_no}: drop token {i} (state {s:?}; the last token moves to {i})");
                     drop(t);
                     if let Some(s) = s {
                         m.release(s);
                     }
                 }
             }
-            // register
+            // register, with the variant's kind of closure
             8 | 9 => {
                 if let Some(i) = input.pick(r.tokens.len()) {
                     let (s, ref t) = r.tokens[i];
-                    let id = match s {
-                        Some(s) => m.register(s),
-                        None => {
-                            m.regs.push(MReg::Inert);
-                            m.regs.len() - 1
-                        }
-                    };
-                    let log = r.log.clone();
-                    let reg = t.register(move || log.lock().unwrap().push(id));
-                    assert_eq!(
-                        reg.is_pending(),
-                        matches!(m.regs[id], MReg::Pending(_)),
-                        "is_pending after register"
+                    let kind = kind_of(variant);
+                    let id = m.register(s, kind);
+                    trace!(
+                        "{op_no}: registration {} = token {i} (state {s:?}).register(callback {id}, {kind:?}) -> model {:?}",
+                        r.regs.len(),
+                        m.regs[id].state
                     );
-                    r.regs.push((id, reg));
-                    reg_ids.push(id);
+                    let f = closure(id, kind, &r.shared);
+                    let result = catch_unwind(AssertUnwindSafe(|| t.register(f)));
+                    if let Some(reg) = expect(result, m.panic.take(), "register") {
+                        assert_eq!(
+                            reg.is_pending(),
+                            matches!(m.regs[id].state, MRegState::Pending(_)),
+                            "is_pending after register"
+                        );
+                        r.regs.push((id, reg));
+                    }
                 }
             }
             10 => {
                 if let Some(i) = input.pick(r.regs.len()) {
                     let (id, reg) = r.regs.swap_remove(i);
-                    assert_eq!(reg.unregister(), m.unregister(id), "unregister's answer");
+                    trace!("{op_no}: registration {i} (callback {id}).unregister()");
+                    let want = m.unregister(id);
+                    let result = catch_unwind(AssertUnwindSafe(move || reg.unregister()));
+                    if let Some(got) = expect(result, m.panic.take(), "unregister") {
+                        assert_eq!(got, want, "unregister's answer");
+                    }
                 }
             }
             11 => {
                 if let Some(i) = input.pick(r.regs.len()) {
                     let (id, reg) = r.regs.swap_remove(i);
-                    drop(reg);
+                    trace!("{op_no}: drop registration {i} (callback {id})");
                     m.unregister(id);
+                    let result = catch_unwind(AssertUnwindSafe(move || drop(reg)));
+                    expect(result, m.panic.take(), "registration drop");
                 }
             }
             12 | 13 => {
                 if let Some(i) = input.pick(r.sources.len()) {
                     let (s, ref src) = r.sources[i];
                     let code = input.byte();
-                    let (got, want) = if op == 12 {
-                        (src.cancel(), m.cancel(s, R::Requested))
+                    if op == 12 {
+                        trace!("{op_no}: source {i}.cancel() (state {s})");
                     } else {
-                        (src.cancel_with(Code(code)), m.cancel(s, R::Custom(code)))
-                    };
-                    assert_eq!(got, want, "cancel's answer");
-                }
-            }
-            14 => {
-                let by = u64::from(input.byte() % 8) * STEP;
-                r.clock.advance(Duration::from_nanos(by));
-                m.advance(by);
-            }
-            15 => {
-                if let Some(i) = input.pick(r.sources.len()) {
-                    let (s, ref src) = r.sources[i];
-                    let b = input.byte();
-                    let d = match b {
-                        0 => 0,
-                        255 => u64::MAX,
-                        b => u64::from(b % 16) * STEP + op_no,
-                    };
-                    let dur = if d == u64::MAX {
-                        Duration::MAX
+                        trace!("{op_no}: source {i}.cancel_with(code {code}) (state {s})");
+                    }
+                    let (result, want) = if op == 12 {
+                        (
+                            catch_unwind(AssertUnwindSafe(|| src.cancel())),
+                            m.cancel(s, R::Requested),
+                        )
                     } else {
-                        Duration::from_nanos(d)
+                        (
+                            catch_unwind(AssertUnwindSafe(|| src.cancel_with(Code(code)))),
+                            m.cancel(s, R::Custom(code)),
+                        )
                     };
-                    r.clock.cancel_after(src, dur);
-                    m.cancel_after(s, d);
-                }
-            }
-            16 => {
-                if let Some(i) = input.pick(r.tokens.len()) {
-                    if let (Some(s), ref t) = r.tokens[i] {
-                        m.states[s].refs += 1;
-                        r.futs.push(Fut {
-                            state: s,
-                            fut: Box::pin(t.clone().cancelled_owned()),
-                            wakes: Arc::new(CountWaker::default()),
-                            attached: false,
-                        });
+                    if let Some(got) = expect(result, m.panic.take(), "cancel") {
+                        assert_eq!(got, want, "cancel's answer");
+                    } else {
+                        assert!(want, "only the cancelling call runs observers");
                     }
                 }
             }
+            // Advance a clock.
+            14 => {
+                let by = u64::from(input.byte() % 8) * STEP;
+                trace!("{op_no}: clock slot {slot}.advance({by} ns)");
+                if let Some(clock) = r.clocks[slot].first() {
+                    let result =
+                        catch_unwind(AssertUnwindSafe(|| clock.advance(Duration::from_nanos(by))));
+                    m.advance(slot_clock[slot], by);
+                    expect(result, m.panic.take(), "advance");
+                }
+            }
+            // clock.cancel_after(source, d)
+            15 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let (s, ref src) = r.sources[i];
+                    let d = delay(input.byte(), op_no);
+                    trace!(
+                        "{op_no}: clock slot {slot}.cancel_after(source {i} (state {s}), {d} ns)"
+                    );
+                    if let Some(clock) = r.clocks[slot].first() {
+                        let result =
+                            catch_unwind(AssertUnwindSafe(|| clock.cancel_after(src, duration(d))));
+                        m.clock_cancel_after(slot_clock[slot], s, d);
+                        expect(result, m.panic.take(), "clock.cancel_after");
+                    }
+                }
+            }
+            // A future on a token, with the variant's panicking wakers.
+            16 => {
+                if let Some(i) = input.pick(r.tokens.len()) {
+                    let (s, ref t) = r.tokens[i];
+                    let panics = [variant == 5 || variant == 7, variant == 6 || variant == 7];
+                    let f = m.new_fut(s, panics);
+                    trace!(
+                        "{op_no}: future {} (id {f}) = token {i} (state {s:?}).cancelled_owned(), panicking wakers {panics:?}",
+                        r.futs.len()
+                    );
+                    let waker = |which: usize| {
+                        Arc::new(W {
+                            wakes: AtomicUsize::new(0),
+                            panics: panics[which],
+                            fut: f,
+                            which,
+                        })
+                    };
+                    r.futs.push((
+                        f,
+                        Fut {
+                            fut: Box::pin(t.clone().cancelled_owned()),
+                            wakers: [waker(0), waker(1)],
+                        },
+                    ));
+                }
+            }
+            // Poll a future with its first or second waker.
             17 => {
                 if let Some(i) = input.pick(r.futs.len()) {
-                    let f = &mut r.futs[i];
-                    let waker = Waker::from(f.wakes.clone());
+                    let which = usize::from(variant & 1);
+                    let (id, ref mut f) = r.futs[i];
+                    trace!("{op_no}: poll future {i} (id {id}) with its waker {which}");
+                    let waker = Waker::from(f.wakers[which].clone());
                     let ready = f
                         .fut
                         .as_mut()
                         .poll(&mut Context::from_waker(&waker))
                         .is_ready();
-                    let cancelled = m.states[f.state].reason.is_some();
-                    assert_eq!(ready, cancelled, "future readiness");
-                    if !ready && m.can_be_cancelled(f.state) {
-                        f.attached = true;
-                    }
+                    drop(waker);
+                    assert_eq!(ready, m.poll(id, which), "future readiness");
                 }
             }
             18 => {
                 if let Some(i) = input.pick(r.futs.len()) {
-                    let f = r.futs.swap_remove(i);
-                    let s = f.state;
+                    let (id, f) = r.futs.swap_remove(i);
+                    trace!("{op_no}: drop future {i} (id {id})");
                     drop(f);
-                    m.release(s);
+                    m.drop_fut(id);
+                }
+            }
+            // A clock handle: cloned, or a new clock for a stopped slot.
+            20 => {
+                trace!("{op_no}: clock slot {slot}: clone a handle (a new clock if stopped)");
+                if let Some(clock) = r.clocks[slot].first() {
+                    let clone = clock.clone();
+                    r.clocks[slot].push(clone);
+                    m.clocks[slot_clock[slot]].handles += 1;
+                } else {
+                    r.clocks[slot].push(ManualClock::new());
+                    slot_clock[slot] = m.new_clock();
+                }
+            }
+            // Drop a clock handle; the last one stops the clock.
+            21 => {
+                trace!("{op_no}: clock slot {slot}: drop a handle");
+                if let Some(clock) = r.clocks[slot].pop() {
+                    drop(clock);
+                    m.drop_clock_handle(slot_clock[slot]);
+                }
+            }
+            // source.cancel_after(d): on the clock of the source's timer
+            // (only for a source that has one on a manual clock, else
+            // `clock.cancel_after` on the slot's clock).
+            22 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let (s, ref src) = r.sources[i];
+                    let d = delay(input.byte(), op_no);
+                    let st = &m.states[s];
+                    trace!(
+                        "{op_no}: source {i} (state {s}).cancel_after({d} ns) (timer on {:?}; else clock slot {slot})",
+                        st.timer_clock
+                    );
+                    if st.reason.is_some() || st.timer_clock.is_some() {
+                        let result =
+                            catch_unwind(AssertUnwindSafe(|| src.cancel_after(duration(d))));
+                        m.source_cancel_after(s, d);
+                        expect(result, m.panic.take(), "source.cancel_after");
+                    } else if let Some(clock) = r.clocks[slot].first() {
+                        let result =
+                            catch_unwind(AssertUnwindSafe(|| clock.cancel_after(src, duration(d))));
+                        m.clock_cancel_after(slot_clock[slot], s, d);
+                        expect(result, m.panic.take(), "clock.cancel_after");
+                    }
+                }
+            }
+            // clock.with_timeout(d)
+            23 => {
+                let d = delay(input.byte(), op_no);
+                if let Some(clock) = r.clocks[slot].first() {
+                    let src = clock.with_timeout(duration(d));
+                    let s = m.new_state(Vec::new(), None);
+                    trace!(
+                        "{op_no}: source {} = clock slot {slot}.with_timeout({d} ns) (state {s})",
+                        r.sources.len()
+                    );
+                    m.clock_cancel_after(slot_clock[slot], s, d);
+                    assert!(m.panic.take().is_none());
+                    r.sources.push((s, src));
+                }
+            }
+            // Drop every handle of a source (its timer may live on).
+            28 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let s = r.sources[i].0;
+                    trace!("{op_no}: drop every handle of state {s} (sources move)");
+                    let mut k = 0;
+                    while k < r.sources.len() {
+                        if r.sources[k].0 == s {
+                            drop(r.sources.swap_remove(k));
+                            m.states[s].sources -= 1;
+                            m.release(s);
+                        } else {
+                            k += 1;
+                        }
+                    }
                 }
             }
             // Observe a token.
             _ => {
                 if let Some(i) = input.pick(r.tokens.len()) {
                     let (s, ref t) = r.tokens[i];
+                    trace!("{op_no}: observe token {i} (state {s:?})");
                     let (cancelled, reason, can, deadline) = match s {
                         Some(s) => (
                             m.states[s].reason.is_some(),
@@ -551,35 +1086,29 @@ fn run_inner(data: &[u8]) {
                 }
             }
         }
-        // After every operation: which callbacks ran, in what order.
-        let got = std::mem::take(&mut *r.log.lock().unwrap());
-        let want = std::mem::take(&mut m.log);
-        assert_eq!(got, want, "callbacks run by operation {op_no} (op {op})");
-        // Every attached future whose source is cancelled was woken once.
-        for f in &r.futs {
-            let want = usize::from(f.attached && m.states[f.state].reason.is_some());
-            assert_eq!(f.wakes.0.load(SeqCst), want, "wake-ups of a future");
-        }
-        let armed = m
-            .states
-            .iter()
-            .filter(|s| s.alive && s.deadline.is_some())
-            .count();
-        assert_eq!(r.clock.armed(), armed, "armed timeouts");
+        assert!(m.panic.is_none(), "every expected panic was compared");
+        check(&mut m, &r, &slot_clock, op_no, op);
     }
     // Tear down in a scrambled order; the model must end with nothing alive.
     let mut turn = 0u8;
-    while !r.futs.is_empty() || !r.regs.is_empty() || r.tokens.len() > 1 || !r.sources.is_empty() {
+    while !r.futs.is_empty()
+        || !r.regs.is_empty()
+        || r.tokens.len() > 1
+        || !r.sources.is_empty()
+        || r.clocks.iter().any(|c| !c.is_empty())
+    {
         turn = turn.wrapping_add(1);
-        match input.byte().wrapping_add(turn) % 4 {
+        match input.byte().wrapping_add(turn) % 5 {
             0 if !r.futs.is_empty() => {
-                let f = r.futs.pop().unwrap();
-                m.release(f.state);
+                let (id, f) = r.futs.pop().unwrap();
+                drop(f);
+                m.drop_fut(id);
             }
             1 if !r.regs.is_empty() => {
                 let (id, reg) = r.regs.pop().unwrap();
-                drop(reg);
                 m.unregister(id);
+                let result = catch_unwind(AssertUnwindSafe(move || drop(reg)));
+                expect(result, m.panic.take(), "registration drop (teardown)");
             }
             2 if r.tokens.len() > 1 => {
                 if let (Some(s), _) = r.tokens.pop().unwrap() {
@@ -591,20 +1120,112 @@ fn run_inner(data: &[u8]) {
                 m.states[s].sources -= 1;
                 m.release(s);
             }
+            4 => {
+                let slot = usize::from(turn & 1);
+                if r.clocks[slot].pop().is_some() {
+                    m.drop_clock_handle(slot_clock[slot]);
+                }
+            }
             _ => {}
         }
-        assert_eq!(
-            r.clock.armed(),
-            m.states
-                .iter()
-                .filter(|s| s.alive && s.deadline.is_some())
-                .count()
-        );
+        check(&mut m, &r, &slot_clock, op_no, 255);
     }
-    assert!(r.log.lock().unwrap().is_empty(), "teardown ran no callback");
+    assert!(
+        r.shared.log.lock().unwrap().is_empty(),
+        "teardown ran no callback"
+    );
     assert!(
         m.states.iter().all(|s| !s.alive),
         "the model freed everything"
     );
-    assert_eq!(r.clock.armed(), 0);
+    assert!(
+        r.shared.drops.lock().unwrap().iter().all(|&d| d == 1),
+        "every closure was dropped exactly once"
+    );
+}
+
+/// The invariants checked after every operation.
+fn check(m: &mut Model, r: &Real, slot_clock: &[usize; 2], op_no: u64, op: u8) {
+    // Which callbacks ran, in what order.
+    let got = std::mem::take(&mut *r.shared.log.lock().unwrap());
+    let want = std::mem::take(&mut m.log);
+    assert_eq!(got, want, "callbacks run by operation {op_no} (op {op})");
+    // Every closure dropped exactly when the model says: once run, removed,
+    // or refused (a registration that can never run keeps no closure).
+    {
+        let drops = r.shared.drops.lock().unwrap();
+        assert_eq!(drops.len(), m.regs.len());
+        if let Some(id) = (0..drops.len()).find(|&id| drops[id] != u8::from(m.regs[id].dropped)) {
+            panic!(
+                "closure {id} ({:?}) dropped {} times after operation {op_no} (op {op})",
+                m.regs[id], drops[id]
+            );
+        }
+    }
+    // A registration is pending exactly while its callback is listed.
+    for (i, (id, reg)) in r.regs.iter().enumerate() {
+        assert_eq!(
+            reg.is_pending(),
+            matches!(m.regs[*id].state, MRegState::Pending(_)),
+            "is_pending of registration {i} (callback {id}) after operation {op_no} (op {op})"
+        );
+    }
+    // Every future woken once per listing (its stored waker), and a waker
+    // clone stored exactly while listed (none for a future polled while its
+    // token could not be cancelled).
+    for (id, f) in &r.futs {
+        let mf = &m.futs[*id];
+        for w in 0..2 {
+            assert_eq!(
+                f.wakers[w].wakes.load(SeqCst),
+                mf.wakes[w],
+                "wake-ups of future {id}'s waker {w} after operation {op_no} (op {op})"
+            );
+            assert_eq!(
+                Arc::strong_count(&f.wakers[w]),
+                1 + usize::from(mf.stored == Some(w)),
+                "stored clones of future {id}'s waker {w} after operation {op_no} (op {op})"
+            );
+        }
+    }
+    // Armed timeouts per live clock.
+    let mut armed = [0; 2];
+    for st in &m.states {
+        if let (true, Some((c, _))) = (st.alive, st.deadline) {
+            for slot in 0..2 {
+                armed[slot] += usize::from(c == slot_clock[slot]);
+            }
+        }
+    }
+    for (slot, (handles, armed)) in r.clocks.iter().zip(armed).enumerate() {
+        if let Some(clock) = handles.first() {
+            assert_eq!(
+                clock.armed(),
+                armed,
+                "armed timeouts of slot {slot} after operation {op_no} (op {op})"
+            );
+        }
+    }
+    // is_cancelled and can_be_cancelled of every live token (the model's
+    // answer memoised per state).
+    let mut memo: Vec<Option<bool>> = vec![None; m.states.len()];
+    for (i, (s, t)) in r.tokens.iter().enumerate() {
+        let (cancelled, can) = match *s {
+            Some(s) => (
+                m.states[s].reason.is_some(),
+                *memo[s].get_or_insert_with(|| m.can_be_cancelled(s)),
+            ),
+            None => (false, false),
+        };
+        assert_eq!(
+            t.is_cancelled(),
+            cancelled,
+            "is_cancelled of token {i} (state {s:?}) after operation {op_no} (op {op})"
+        );
+        assert_eq!(
+            t.can_be_cancelled(),
+            can,
+            "can_be_cancelled of token {i} (state {s:?}) after operation {op_no} (op {op})"
+        );
+    }
 }
