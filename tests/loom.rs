@@ -1384,3 +1384,414 @@ fn waiter_batch_vs_drop_and_repoll_with_a_new_waker() {
         drop((w1, w2, w3, w4, c1, c2, c3, c4, f1, f3, t));
     });
 }
+
+// ------------------------------- 11: timers as cancellers (commit cdfa96d)
+//
+// An armed timeout's queue entry holds one count in the state word's source
+// count (taken before queueing, given back when the entry leaves the queue:
+// disarm, re-arm, `cancel()` popping the timer node, a fire after its claim,
+// or the clock stopping). A fire claims each due source under the queue's
+// lock, so `advance` returns only once every due source is cancelled. The
+// last `ManualClock` handle's drop stops the clock.
+//
+// The handles a racing thread uses (clock clones, tokens) are handed back
+// to the main thread and dropped there after the join where the race does
+// not need the drop: each drop is an atomic operation, and so one more
+// scheduling point for loom to explore.
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn timed_out(token: &CancellationToken) -> bool {
+    matches!(token.reason(), Some(CancelReason::TimedOut))
+}
+
+/// 11.1. Two threads advance a clock past one source's deadline at once:
+/// whichever takes the entry, each `advance` returns only once the source
+/// is cancelled; the callback runs once; nothing stays armed. (Two sources
+/// due at the same time add no interleaving of their own, since
+/// `take_due` claims every due entry in one hold of the queue's lock, and
+/// make the model too large: 190 s to 700 s at the default bound.)
+#[test]
+fn timer_two_advances_one_due_source() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let hits = Counter::new();
+        let registration = source.token().register(hits.bump());
+
+        let advancer = |clock: ManualClock, token: CancellationToken| {
+            thread::spawn(move || {
+                clock.advance(SEC);
+                assert!(
+                    token.is_cancelled(),
+                    "advance returned before the due source was cancelled"
+                );
+                (clock, token)
+            })
+        };
+        let a = advancer(clock.clone(), source.token());
+        let b = advancer(clock.clone(), source.token());
+        let handles = (a.join().unwrap(), b.join().unwrap());
+
+        assert_eq!(hits.get(), 1, "the callback must run exactly once");
+        assert!(timed_out(&source.token()));
+        assert_eq!(clock.armed(), 0);
+        drop((handles, registration, source));
+        assert_eq!(hits.get(), 1);
+    });
+}
+
+/// 11.2a. The last source handle of a timed source is dropped while the
+/// clock reaches its deadline. The armed timer still counts as a canceller:
+/// right after the drop the token can be cancelled, a callback registered
+/// then is kept (or run inline if the fire came first), and both it and the
+/// one registered before run exactly once.
+#[test]
+fn timer_advance_vs_last_source_drop_then_register() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let (early, late) = (Counter::new(), Counter::new());
+        let registration = token.register(early.bump());
+
+        let (t, l) = (token.clone(), late.clone());
+        let dropper = thread::spawn(move || {
+            drop(source);
+            assert!(
+                t.can_be_cancelled(),
+                "an armed timer must keep the token cancellable"
+            );
+            let r = t.register(l.bump());
+            (t, r)
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let (t, late_registration) = dropper.join().unwrap();
+        let c = advancer.join().unwrap();
+
+        assert_eq!(early.get(), 1, "the early callback must run exactly once");
+        assert_eq!(late.get(), 1, "the late callback was lost or ran twice");
+        assert!(timed_out(&token));
+        assert!(token.can_be_cancelled());
+        assert_eq!(clock.armed(), 0);
+        drop((t, c, late_registration, registration));
+        assert_eq!((early.get(), late.get()), (1, 1));
+    });
+}
+
+/// 11.2b. The same with a future: after dropping the last source handle a
+/// thread blocks on `token.cancelled()` while the clock reaches the
+/// deadline. A future first polled when the token looked uncancellable
+/// would store no waker and never wake (loom reports a deadlock). A future
+/// polled before the race is woken exactly once.
+#[test]
+fn timer_advance_vs_last_source_drop_then_block_on() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let (count, waker) = count_waker();
+        let mut early = Box::pin(token.clone().cancelled_owned());
+        assert!(poll_once(early.as_mut(), &waker).is_pending());
+
+        let t = token.clone();
+        let waiter = thread::spawn(move || {
+            drop(source);
+            block_on(t.cancelled());
+            assert!(timed_out(&t));
+            t
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let t = waiter.join().unwrap();
+        let c = advancer.join().unwrap();
+
+        assert_eq!(
+            count.wakes.load(SeqCst),
+            1,
+            "the early future must be woken once"
+        );
+        assert!(poll_once(early.as_mut(), &waker).is_ready());
+        assert_eq!(clock.armed(), 0);
+        drop((t, c, early, waker, count));
+    });
+}
+
+/// 11.3. A disarm (`cancel_after(Duration::MAX)`) racing the fire: either
+/// the fire cancelled the source (callback run once, `TimedOut`), or the
+/// disarm won and the source is untouched and still cancellable through its
+/// handle. Nothing stays armed; once the last handle is dropped the token
+/// can be cancelled iff it was.
+#[test]
+fn timer_disarm_vs_advance() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let c = clock.clone();
+        let disarmer = thread::spawn(move || {
+            c.cancel_after(&source, Duration::MAX);
+            (c, source)
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let (c1, source) = disarmer.join().unwrap();
+        let c2 = advancer.join().unwrap();
+
+        let fired = token.is_cancelled();
+        assert_eq!(hits.get(), usize::from(fired));
+        assert_eq!(clock.armed(), 0, "a disarmed or fired timer stayed queued");
+        if fired {
+            assert!(timed_out(&token));
+        } else {
+            assert!(token.can_be_cancelled());
+            // Disarmed: no later time fires it.
+            clock.advance(Duration::from_secs(10));
+            assert!(!token.is_cancelled());
+        }
+        drop(source);
+        assert_eq!(
+            token.can_be_cancelled(),
+            fired,
+            "a source count was leaked or given back twice"
+        );
+        drop((c1, c2, registration));
+        assert_eq!(hits.get(), usize::from(fired));
+    });
+}
+
+/// 11.4. A re-arm for later racing the fire at the old deadline, with the
+/// last source handle dropped right after the re-arm: only the token is
+/// left. Either the old deadline fired, or the new entry (holding the
+/// count) keeps the token cancellable; then the token is not cancelled
+/// before the new deadline and is cancelled at it. (No callback: with one
+/// the model is too large for loom at the default bound; 11.2 and 11.6
+/// check the callbacks of a fire.)
+#[test]
+fn timer_rearm_then_last_source_drop_vs_advance() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+
+        let c = clock.clone();
+        let rearmer = thread::spawn(move || {
+            // New deadline: 10 s, or 11 s if the advance moved the clock first.
+            c.cancel_after(&source, Duration::from_secs(10));
+            drop(source);
+            c
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let c1 = rearmer.join().unwrap();
+        let c2 = advancer.join().unwrap();
+
+        if !token.is_cancelled() {
+            assert!(
+                token.can_be_cancelled(),
+                "the re-armed timer's count was lost"
+            );
+            assert_eq!(clock.armed(), 1, "a re-armed timeout was lost");
+            clock.advance(Duration::from_secs(8)); // at 9 s: before either new deadline
+            assert!(!token.is_cancelled(), "fired before its new deadline");
+            clock.advance(Duration::from_secs(2)); // at 11 s: past both
+        }
+        assert!(token.is_cancelled(), "the token was never cancelled");
+        assert!(timed_out(&token));
+        assert_eq!(clock.armed(), 0);
+        drop((c1, c2));
+    });
+}
+
+/// 11.5a. The last clock handle is dropped (the clock stops) while the last
+/// source handle is dropped: whichever comes first, the armed timer's count
+/// is given back once, so the token ends uncancellable and uncancelled,
+/// with its callback unrun and freed.
+#[test]
+fn timer_clock_last_drop_vs_last_source_drop() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || drop(clock));
+        let b = thread::spawn(move || drop(source));
+        a.join().unwrap();
+        b.join().unwrap();
+
+        assert!(!token.is_cancelled());
+        assert!(
+            !token.can_be_cancelled(),
+            "no source and a stopped clock: nothing can cancel the token"
+        );
+        drop(registration);
+        let late = token.register(hits.bump());
+        assert!(!late.is_pending(), "an uncancellable token stores nothing");
+        drop(late);
+        assert_eq!(hits.get(), 0);
+    });
+}
+
+/// 11.5b. The last clock handle is dropped while the last source handle
+/// re-arms through `source.cancel_after` (on the timer's clock: the stopping
+/// one) and then drops: a re-arm after the stop arms nothing, one before it
+/// is taken out by the stop; either way the count comes back, and the token
+/// ends uncancellable and uncancelled.
+#[test]
+fn timer_clock_last_drop_vs_source_rearm() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || drop(clock));
+        let t = token.clone();
+        let b = thread::spawn(move || {
+            source.cancel_after(Duration::from_secs(5));
+            assert!(t.can_be_cancelled());
+            drop(source);
+            t
+        });
+        a.join().unwrap();
+        let t = b.join().unwrap();
+
+        assert!(!token.is_cancelled());
+        assert!(
+            !token.can_be_cancelled(),
+            "a timer on a stopped clock still holds a source count"
+        );
+        drop((t, registration));
+        assert_eq!(hits.get(), 0);
+    });
+}
+
+/// 11.5c. The last clock handle is dropped while every handle of a timed
+/// source (source, token, registration) is dropped: the stop and the
+/// state's destruction meet on the queue's lock; no crash, no leak (the
+/// callback's closure and node are freed).
+#[test]
+fn timer_clock_last_drop_vs_last_handles_drop() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let a = thread::spawn(move || drop(clock));
+        let b = thread::spawn(move || {
+            drop(registration);
+            drop(token);
+            drop(source);
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(hits.get(), 0);
+    });
+}
+
+/// 11.6. An explicit `cancel()` by the last source handle (dropped right
+/// after) racing the clock reaching the deadline: exactly one claim wins,
+/// the reason says which, the callback runs once, the advancing thread sees
+/// the source cancelled when `advance` returns, and nothing stays armed.
+#[test]
+fn timer_advance_vs_cancel_by_last_source() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let h = hits.clone();
+        let canceller = thread::spawn(move || {
+            let won = source.cancel();
+            if won {
+                // The winner runs the callbacks before returning.
+                assert_eq!(h.get(), 1);
+            }
+            drop(source);
+            won
+        });
+        let (c, t) = (clock.clone(), token.clone());
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            assert!(
+                t.is_cancelled(),
+                "advance returned before the due source was cancelled"
+            );
+            (c, t)
+        });
+        let cancel_won = canceller.join().unwrap();
+        let handles = advancer.join().unwrap();
+
+        assert_eq!(hits.get(), 1, "the callback must run exactly once");
+        let expected = if cancel_won { "requested" } else { "TimedOut" };
+        assert_eq!(reason_tag(&token).as_deref(), Some(expected));
+        assert_eq!(clock.armed(), 0);
+        assert!(token.can_be_cancelled());
+        drop((handles, registration));
+        assert_eq!(hits.get(), 1);
+    });
+}
+
+/// 11.7. The source handle was dropped before the race, so the armed timer
+/// is the state's only canceller; the last registration (unregistered) and
+/// the last token are dropped, freeing the state, while the clock reaches
+/// the deadline. The fire either upgrades the state first (and runs the
+/// callback, unless it was removed) or finds it dying and skips it; the
+/// callback is removed or run, exactly one of the two; nothing leaks or
+/// stays armed.
+#[test]
+fn timer_advance_vs_last_token_drop_of_a_sourceless_timed_state() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+        drop(source);
+        assert!(token.can_be_cancelled());
+
+        let dropper = thread::spawn(move || {
+            let removed = registration.unregister();
+            drop(token);
+            removed
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let removed = dropper.join().unwrap();
+        let c = advancer.join().unwrap();
+
+        assert_eq!(
+            usize::from(removed) + hits.get(),
+            1,
+            "the callback must be either removed or run, once"
+        );
+        assert_eq!(clock.armed(), 0);
+        drop(c);
+    });
+}
