@@ -2,6 +2,7 @@
 //! against a token. None of them allocates: each waits through one node
 //! pinned inside itself.
 
+use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -9,9 +10,9 @@ use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::raw::{HoldsState, Waiter};
 use crate::reason::Cancelled;
 use crate::token::CancellationToken;
-use crate::waiter::{TokenRef, Waiter};
 
 pin_project! {
     /// Completes when the token is cancelled. Returned by
@@ -205,7 +206,7 @@ impl Future for WaitForCancellationOwned {
 }
 
 /// The shared body of both `RunUntilCancelled` forms.
-fn poll_run<T: TokenRef, F: Future>(
+fn poll_run<T: HoldsState + Borrow<CancellationToken>, F: Future>(
     mut future: Pin<&mut Option<F>>,
     waiter: Pin<&mut Waiter<T>>,
     started: &mut bool,
@@ -214,7 +215,7 @@ fn poll_run<T: TokenRef, F: Future>(
     let Some(inner) = future.as_mut().as_pin_mut() else {
         panic!("`RunUntilCancelled` polled after completion");
     };
-    let token = waiter.token();
+    let token = Borrow::<CancellationToken>::borrow(waiter.holder());
     // An already-cancelled token never lets the inner future run; after the
     // first poll the inner future goes first (the documented bias).
     if !core::mem::replace(started, true) && token.is_cancelled() {
@@ -226,7 +227,7 @@ fn poll_run<T: TokenRef, F: Future>(
         future.set(None);
         return Poll::Ready(Ok(out));
     }
-    let token = waiter.token().clone();
+    let token = Borrow::<CancellationToken>::borrow(waiter.holder()).clone();
     match waiter.poll_cancelled(cx) {
         Poll::Ready(()) => {
             future.set(None);
@@ -257,7 +258,7 @@ macro_rules! debug_impl {
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
-                    .field("is_cancelled", &self.waiter.token().is_cancelled())
+                    .field("is_cancelled", &self.waiter.holder().is_cancelled())
                     .finish_non_exhaustive()
             }
         }
@@ -268,7 +269,7 @@ debug_impl!(WaitForCancellation<'_>, WaitForCancellationOwned);
 impl<F> fmt::Debug for RunUntilCancelled<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunUntilCancelled")
-            .field("is_cancelled", &self.waiter.token().is_cancelled())
+            .field("is_cancelled", &self.waiter.holder().is_cancelled())
             .field("finished", &self.future.is_none())
             .finish_non_exhaustive()
     }
@@ -277,7 +278,7 @@ impl<F> fmt::Debug for RunUntilCancelled<'_, F> {
 impl<F> fmt::Debug for RunUntilCancelledOwned<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunUntilCancelledOwned")
-            .field("is_cancelled", &self.waiter.token().is_cancelled())
+            .field("is_cancelled", &self.waiter.holder().is_cancelled())
             .field("finished", &self.future.is_none())
             .finish_non_exhaustive()
     }

@@ -12,10 +12,10 @@ use std::task::{Context, Wake, Waker};
 
 use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFutureOwned};
 
+use crate::raw::SpinLock;
 use crate::registration::Registration;
 use crate::source::CancellationSource;
 use crate::token::CancellationToken;
-use crate::word::SpinLock;
 
 /// A tokio-util token that is cancelled when a cancel-core token is. Made by
 /// [`CancellationToken::to_tokio`]. It holds one registration on the

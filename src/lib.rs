@@ -41,28 +41,19 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
-// The core: the only modules allowed to use `unsafe`.
-#[cfg(feature = "std")]
+// The core, `raw/`: the only code allowed to use `unsafe`.
 #[allow(unsafe_code)]
-mod inline;
-#[allow(unsafe_code)]
-mod list;
-#[allow(unsafe_code)]
-mod node;
-#[allow(unsafe_code)]
-mod state;
+mod raw;
+// Below the core: the loom shim, and where caught panics go.
 mod sync;
-#[allow(unsafe_code)]
-mod waiter;
-#[allow(unsafe_code)]
-mod wake_batch;
-#[allow(unsafe_code)]
-mod word;
+#[cfg(feature = "std")]
+mod unwind;
 
 // The public faces: safe code over the core.
+mod clock;
 mod future;
 mod guard;
 #[cfg(feature = "tokio-util")]
@@ -73,13 +64,14 @@ mod registration;
 mod source;
 #[cfg(feature = "stream")]
 mod stream;
-mod timer;
 mod token;
-#[cfg(feature = "std")]
-mod unwind;
 #[cfg(feature = "std")]
 mod wait;
 
+pub use clock::ManualClock;
+#[doc(hidden)]
+#[cfg(feature = "std")]
+pub use clock::default_timer_armed;
 pub use future::{
     FutureExt, RunUntilCancelled, RunUntilCancelledOwned, WaitForCancellation,
     WaitForCancellationOwned,
@@ -94,8 +86,4 @@ pub use registration::Registration;
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};
-pub use timer::ManualClock;
-#[doc(hidden)]
-#[cfg(feature = "std")]
-pub use timer::default_timer_armed;
 pub use token::CancellationToken;

@@ -3,9 +3,8 @@
 use alloc::vec::Vec;
 use core::error::Error;
 
-use crate::reason::Reason;
+use crate::raw::{Reason, StateRef};
 use crate::source::CancellationSource;
-use crate::state::StateRef;
 use crate::token::CancellationToken;
 
 /// Up to this many distinct parents are collected on the stack; more spill

@@ -4,7 +4,7 @@ use alloc::sync::Arc;
 use core::error::Error;
 use core::fmt;
 
-use crate::word::{REASON_CUSTOM, REASON_REQUESTED, REASON_TIMED_OUT};
+use crate::raw::Reason;
 
 /// Why a source was cancelled.
 ///
@@ -40,29 +40,15 @@ impl fmt::Display for CancelReason {
     }
 }
 
-/// The reason as the core stores it: the custom cause behind a thin pointer,
-/// so the state keeps one word for it and propagation to children clones
-/// (one atomic increment) instead of allocating.
-#[derive(Clone)]
-pub(crate) enum Reason {
-    Requested,
-    TimedOut,
-    Custom(Arc<CustomCause>),
-}
-
-pub(crate) struct CustomCause(pub(crate) Arc<dyn Error + Send + Sync>);
-
-impl Reason {
-    pub(crate) fn kind(&self) -> usize {
-        match self {
-            Reason::Requested => REASON_REQUESTED,
-            Reason::TimedOut => REASON_TIMED_OUT,
-            Reason::Custom(_) => REASON_CUSTOM,
+impl CancelReason {
+    /// The public form of the core's reason (the custom cause is shared,
+    /// not copied).
+    pub(crate) fn from_raw(reason: Reason) -> Self {
+        match reason {
+            Reason::Requested => CancelReason::Requested,
+            Reason::TimedOut => CancelReason::TimedOut,
+            Reason::Custom(cause) => CancelReason::Custom(cause.0.clone()),
         }
-    }
-
-    pub(crate) fn custom<E: Error + Send + Sync + 'static>(cause: E) -> Self {
-        Reason::Custom(Arc::new(CustomCause(Arc::new(cause))))
     }
 }
 

@@ -8,9 +8,8 @@ use core::pin::Pin;
 use pin_project_lite::pin_project;
 
 #[cfg(feature = "std")]
-use crate::inline::InlineCallback;
-use crate::state::RawRegistration;
-#[cfg(feature = "std")]
+use crate::raw::InlineCallback;
+use crate::raw::RawRegistration;
 use crate::token::CancellationToken;
 
 /// Keeps a callback registered. Dropping it removes the callback; returned
@@ -32,6 +31,38 @@ use crate::token::CancellationToken;
 #[must_use = "dropping the Registration unregisters the callback at once"]
 pub struct Registration {
     raw: RawRegistration,
+}
+
+impl CancellationToken {
+    /// Runs `f` once when the source is cancelled, on the thread that calls
+    /// `cancel()`, before `cancel()` returns. Callbacks run in reverse order
+    /// of registration. If the token is already cancelled, `f` runs here,
+    /// before `register` returns; if it can never be cancelled (see
+    /// [`can_be_cancelled`](Self::can_be_cancelled)), `f` is dropped unrun.
+    ///
+    /// Dropping the returned [`Registration`] removes the callback, waiting
+    /// for it to return if it is running on another thread. Keep callbacks
+    /// short and non-blocking: they run on the canceller's thread.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let hits = Arc::new(AtomicUsize::new(0));
+    /// let h = hits.clone();
+    /// let registration = source.token().register(move || {
+    ///     h.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// source.cancel();
+    /// assert_eq!(hits.load(Ordering::SeqCst), 1);
+    /// drop(registration);
+    /// ```
+    #[must_use = "dropping the Registration unregisters the callback at once"]
+    pub fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> Registration {
+        Registration::from_raw(self.state().register(f))
+    }
 }
 
 impl Registration {
@@ -119,7 +150,7 @@ pin_project! {
         F: 'static,
     {
         #[pin]
-        inner: InlineCallback<F>,
+        inner: InlineCallback<CancellationToken, F>,
     }
 }
 
@@ -159,7 +190,7 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
 
     /// The token this registration observes.
     pub fn token(&self) -> &CancellationToken {
-        self.inner.token()
+        self.inner.holder()
     }
 }
 

@@ -2,8 +2,7 @@
 
 use core::fmt;
 
-use crate::reason::Reason;
-use crate::state::StateRef;
+use crate::raw::{Reason, StateRef};
 use crate::token::CancellationToken;
 
 /// Signals cancellation to every [`CancellationToken`] made from it.

@@ -7,8 +7,8 @@ use core::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use crate::raw::Waiter;
 use crate::token::CancellationToken;
-use crate::waiter::Waiter;
 
 pin_project! {
     /// Yields the inner stream's items until the token is cancelled, then
@@ -63,7 +63,7 @@ impl<S: Stream> Stream for TakeUntilCancelled<S> {
         if *this.done {
             return Poll::Ready(None);
         }
-        if this.waiter.token().is_cancelled() {
+        if this.waiter.holder().is_cancelled() {
             *this.done = true;
             return Poll::Ready(None);
         }

@@ -3,9 +3,8 @@
 use core::fmt;
 use core::hash::{Hash, Hasher};
 
+use crate::raw::{HoldsState, StateRef};
 use crate::reason::{CancelReason, Cancelled};
-use crate::registration::Registration;
-use crate::state::StateRef;
 
 /// Observes a [`CancellationSource`](crate::CancellationSource): poll it,
 /// register callbacks on it, await it or block on it. A token cannot cancel
@@ -97,42 +96,24 @@ impl CancellationToken {
     /// Why the source was cancelled; `None` while it is not. Never `None`
     /// once [`is_cancelled`](Self::is_cancelled) has returned `true`.
     pub fn reason(&self) -> Option<CancelReason> {
-        self.state.reason()
+        self.state.reason().map(CancelReason::from_raw)
     }
 
     #[cold]
     pub(crate) fn cancelled_error(&self) -> Cancelled {
         Cancelled::new(self.reason().unwrap_or(CancelReason::Requested))
     }
+}
 
-    /// Runs `f` once when the source is cancelled, on the thread that calls
-    /// `cancel()`, before `cancel()` returns. Callbacks run in reverse order
-    /// of registration. If the token is already cancelled, `f` runs here,
-    /// before `register` returns; if it can never be cancelled (see
-    /// [`can_be_cancelled`](Self::can_be_cancelled)), `f` is dropped unrun.
-    ///
-    /// Dropping the returned [`Registration`] removes the callback, waiting
-    /// for it to return if it is running on another thread. Keep callbacks
-    /// short and non-blocking: they run on the canceller's thread.
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// use std::sync::Arc;
-    /// use cancel_core::CancellationSource;
-    ///
-    /// let source = CancellationSource::new();
-    /// let hits = Arc::new(AtomicUsize::new(0));
-    /// let h = hits.clone();
-    /// let registration = source.token().register(move || {
-    ///     h.fetch_add(1, Ordering::SeqCst);
-    /// });
-    /// source.cancel();
-    /// assert_eq!(hits.load(Ordering::SeqCst), 1);
-    /// drop(registration);
-    /// ```
-    #[must_use = "dropping the Registration unregisters the callback at once"]
-    pub fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> Registration {
-        Registration::from_raw(self.state.register(f))
+impl HoldsState for CancellationToken {
+    fn state(&self) -> &StateRef {
+        &self.state
+    }
+}
+
+impl HoldsState for &CancellationToken {
+    fn state(&self) -> &StateRef {
+        &self.state
     }
 }
 

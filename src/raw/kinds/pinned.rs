@@ -1,6 +1,8 @@
-//! The pinned callback node behind `PinnedRegistration`: the closure and the
-//! node live inside the caller's (pinned) value, so registering allocates
-//! nothing: the role of C++'s in-place `stop_callback`.
+//! The pinned callback behind `PinnedRegistration` (`std`): the closure and
+//! the node live inside the caller's pinned value, so registering allocates
+//! nothing (the role of C++'s in-place `stop_callback`). The node protocol
+//! is the callback's (`callback.rs`); this file is the owner's side, a
+//! phase machine:
 //!
 //! ```text
 //!  Idle ──register──▶ Attached ──unregister, removed──────────────▶ Finished
@@ -19,12 +21,11 @@
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 
-use crate::node::{CallbackHeader, CallbackNode};
-use crate::state::{AttachCallback, Detached};
-use crate::token::CancellationToken;
+use super::callback::{self, Attached, CallbackHeader, CallbackNode, Detached};
+use crate::raw::lifetime::HoldsState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
+enum Phase {
     /// Not registered; the closure is in the node.
     Idle,
     /// In the token's list (or taken by the canceller).
@@ -40,31 +41,31 @@ pub(crate) enum Phase {
     Never,
 }
 
-pub(crate) struct InlineCallback<F: FnOnce() + Send + 'static> {
-    token: CancellationToken,
+pub(crate) struct InlineCallback<T: HoldsState, F: FnOnce() + Send + 'static> {
+    holder: T,
     node: CallbackNode<F>,
     phase: Phase,
     _pinned: PhantomPinned,
 }
 
 // SAFETY: the node is reached by other threads only under the state's lock
-// (and the abandon protocol, node.rs); the closure is `Send`.
-unsafe impl<F: FnOnce() + Send + 'static> Send for InlineCallback<F> {}
-// SAFETY: `&InlineCallback` exposes only the token and the phase.
-unsafe impl<F: FnOnce() + Send + 'static> Sync for InlineCallback<F> {}
+// (and the abandon protocol, callback.rs); the closure is `Send`.
+unsafe impl<T: HoldsState + Send, F: FnOnce() + Send + 'static> Send for InlineCallback<T, F> {}
+// SAFETY: `&InlineCallback` exposes only the holder and a status snapshot.
+unsafe impl<T: HoldsState + Sync, F: FnOnce() + Send + 'static> Sync for InlineCallback<T, F> {}
 
-impl<F: FnOnce() + Send + 'static> InlineCallback<F> {
-    pub(crate) fn new(token: CancellationToken, f: F) -> Self {
+impl<T: HoldsState, F: FnOnce() + Send + 'static> InlineCallback<T, F> {
+    pub(crate) fn new(holder: T, f: F) -> Self {
         Self {
-            token,
+            holder,
             node: CallbackNode::inline(f),
             phase: Phase::Idle,
             _pinned: PhantomPinned,
         }
     }
 
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
+    pub(crate) fn holder(&self) -> &T {
+        &self.holder
     }
 
     /// Whether the callback is linked and not taken by a cancellation yet.
@@ -81,23 +82,24 @@ impl<F: FnOnce() + Send + 'static> InlineCallback<F> {
         if this.phase != Phase::Idle {
             return this.is_pending();
         }
+        let header = this.node.header();
         // SAFETY: the node is unattached, holds its closure, and is pinned;
         // `detach` (called by `Drop` at the latest) runs before it moves.
-        match unsafe { this.token.state().attach_callback(this.node.header()) } {
-            AttachCallback::Linked => this.phase = Phase::Attached,
-            AttachCallback::Never => this.phase = Phase::Never,
-            AttachCallback::Cancelled => {
+        match unsafe { callback::attach_pinned(this.holder.state(), header) } {
+            Attached::Linked => this.phase = Phase::Attached,
+            Attached::Never => this.phase = Phase::Never,
+            Attached::Cancelled => {
                 // Finished before the call: if it panics, the drop must not
                 // touch the closure it consumed.
                 this.phase = Phase::Finished;
                 // SAFETY: never published: the closure is ours to call.
-                unsafe { CallbackHeader::call(this.node.header()) };
+                unsafe { CallbackHeader::call(header) };
             }
         }
         this.is_pending()
     }
 
-    /// Takes the callback out; `wait` as in `detach_callback`. True iff it
+    /// Takes the callback out; `wait` as in `callback::detach`. True iff it
     /// was removed before it started. Without `wait`, a callback running on
     /// another thread stays in the canceller's hands (`Released`; the drop
     /// waits for it).
@@ -107,8 +109,8 @@ impl<F: FnOnce() + Send + 'static> InlineCallback<F> {
         let header = this.node.header();
         match this.phase {
             Phase::Attached | Phase::Released => {
-                // SAFETY: attached to this token's state by `register`.
-                match unsafe { this.token.state().detach_callback(header, wait) } {
+                // SAFETY: attached to this state by `register`.
+                match unsafe { callback::detach(this.holder.state().get(), header, wait) } {
                     Detached::Removed => {
                         this.phase = Phase::Finished;
                         // SAFETY: removed before it ran: the closure is ours.
@@ -136,7 +138,7 @@ impl<F: FnOnce() + Send + 'static> InlineCallback<F> {
     }
 }
 
-impl<F: FnOnce() + Send + 'static> Drop for InlineCallback<F> {
+impl<T: HoldsState, F: FnOnce() + Send + 'static> Drop for InlineCallback<T, F> {
     fn drop(&mut self) {
         // SAFETY: `drop` is called on the pinned value in place.
         unsafe { Pin::new_unchecked(self) }.detach(true);

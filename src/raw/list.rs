@@ -174,3 +174,134 @@ pub(crate) unsafe fn front(head: &Head) -> Option<NonNull<Links>> {
     // SAFETY: reading the head under the lock (caller's contract).
     head.with(|h| NonNull::new(unsafe { *h }))
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// Test nodes: links plus a tag, as a real node embeds its links first.
+    #[repr(C)]
+    struct Item {
+        links: Links,
+        tag: u32,
+    }
+
+    /// Built once and never grown, so the items stay where they are.
+    fn items(n: u32) -> Vec<Item> {
+        (0..n)
+            .map(|tag| Item {
+                links: Links::new(),
+                tag,
+            })
+            .collect()
+    }
+
+    fn ptr(item: &Item) -> NonNull<Links> {
+        NonNull::from(item).cast()
+    }
+
+    /// The tags from the head, checking every `prev` link on the way.
+    fn tags(head: &Head) -> Vec<u32> {
+        let mut out = Vec::new();
+        // SAFETY: the test owns the list and every node in it.
+        unsafe {
+            let mut prev: *mut Links = ptr::null_mut();
+            let mut cur = head.with(|h| *h);
+            while let Some(node) = NonNull::new(cur) {
+                assert_eq!(node.as_ref().prev.with(|p| *p), prev, "prev link");
+                out.push(node.cast::<Item>().as_ref().tag);
+                prev = cur;
+                cur = next(node);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn push_front_pops_lifo_and_front_peeks() {
+        let nodes = items(3);
+        let head: Head = UnsafeCell::new(ptr::null_mut());
+        // SAFETY: single-threaded; the nodes outlive the list.
+        unsafe {
+            assert!(front(&head).is_none());
+            for n in &nodes {
+                push_front(&head, ptr(n));
+            }
+            assert_eq!(tags(&head), [2, 1, 0]);
+            assert_eq!(front(&head), Some(ptr(&nodes[2])));
+            assert_eq!(pop_front(&head), Some(ptr(&nodes[2])));
+            assert_eq!(tags(&head), [1, 0]);
+            assert_eq!(pop_front(&head), Some(ptr(&nodes[1])));
+            assert_eq!(pop_front(&head), Some(ptr(&nodes[0])));
+            assert_eq!(pop_front(&head), None);
+            assert!(tags(&head).is_empty());
+        }
+    }
+
+    #[test]
+    fn remove_from_the_front_middle_and_back() {
+        let nodes = items(5);
+        let head: Head = UnsafeCell::new(ptr::null_mut());
+        // SAFETY: as above.
+        unsafe {
+            for n in &nodes {
+                push_front(&head, ptr(n));
+            }
+            remove(&head, ptr(&nodes[2])); // middle
+            assert_eq!(tags(&head), [4, 3, 1, 0]);
+            remove(&head, ptr(&nodes[4])); // front
+            assert_eq!(tags(&head), [3, 1, 0]);
+            remove(&head, ptr(&nodes[0])); // back
+            assert_eq!(tags(&head), [3, 1]);
+            // A removed node can be inserted again.
+            push_front(&head, ptr(&nodes[2]));
+            assert_eq!(tags(&head), [2, 3, 1]);
+        }
+    }
+
+    #[test]
+    fn insert_after_keeps_both_neighbours_linked() {
+        let nodes = items(4);
+        let head: Head = UnsafeCell::new(ptr::null_mut());
+        // SAFETY: as above.
+        unsafe {
+            push_front(&head, ptr(&nodes[0]));
+            insert_after(ptr(&nodes[0]), ptr(&nodes[1])); // at the end
+            assert_eq!(tags(&head), [0, 1]);
+            insert_after(ptr(&nodes[0]), ptr(&nodes[2])); // in the middle
+            assert_eq!(tags(&head), [0, 2, 1]);
+            insert_after(ptr(&nodes[1]), ptr(&nodes[3]));
+            assert_eq!(tags(&head), [0, 2, 1, 3]);
+        }
+    }
+
+    #[test]
+    fn cut_front_drops_a_run_and_leaves_the_rest_whole() {
+        let nodes = items(5);
+        let head: Head = UnsafeCell::new(ptr::null_mut());
+        // SAFETY: as above.
+        unsafe {
+            for n in &nodes {
+                push_front(&head, ptr(n));
+            }
+            // [4, 3, 2, 1, 0]: cut 4 and 3 off, 2 becomes the head.
+            cut_front(&head, ptr(&nodes[2]).as_ptr());
+            assert_eq!(tags(&head), [2, 1, 0]);
+            remove(&head, ptr(&nodes[1]));
+            assert_eq!(tags(&head), [2, 0]);
+            cut_front(&head, ptr::null_mut());
+            assert!(tags(&head).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_spare_pointer_is_kept_by_an_unlisted_node() {
+        let nodes = items(2);
+        // SAFETY: unlisted nodes owned by the test.
+        unsafe {
+            nodes[0].links.set_spare(ptr(&nodes[1]).as_ptr());
+            assert_eq!(nodes[0].links.spare(), ptr(&nodes[1]).as_ptr());
+        }
+    }
+}

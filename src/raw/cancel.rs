@@ -1,0 +1,223 @@
+//! Cancel = claim + drain. The claim (`State::claim`) sets CANCELLED with
+//! the reason, exactly once, and keeps the lock; the drain then runs every
+//! observer of the state and, through its links, of every descendant: a
+//! loop that hands the node at the front of the current list to its kind's
+//! step (`kinds/`), depth first, each list in LIFO order. Also here: a
+//! claimed state whose drain is deferred (`Claimed`), and a clock firing its
+//! due timeouts (`fire_due`: claim under the queue's lock, drain after).
+//!
+//! The loop is iterative: the path from the root to the child being drained
+//! is a stack threaded through the popped link nodes' spare pointers, and
+//! each child on it is held by a reference taken when its link was popped.
+//! A cancelled state accepts no new node, so once its list is seen empty
+//! under the lock it stays empty: the drain then finishes that state
+//! without locking it again.
+
+use alloc::vec::Vec;
+use core::ptr::{self, NonNull};
+
+#[cfg(feature = "std")]
+use super::kinds::thread;
+use super::kinds::timer::{Ticks, Timeline};
+use super::kinds::{Drain, Next, callback, link, timer, waiter};
+use super::lifetime::{self, StateRef};
+use super::list::Links;
+use super::node::Kind;
+use super::reason::Reason;
+use super::state::State;
+use super::word::WordGuard;
+
+/// Cancels `state` with `reason`; true for the one call that made the
+/// transition. Returns after every observer of the state and of its linked
+/// descendants has been run, woken or cancelled (except parts that another
+/// thread claimed first: that thread runs them).
+pub(crate) fn cancel(state: &StateRef, reason: Reason) -> bool {
+    if state.is_none() {
+        return false;
+    }
+    let Some(guard) = state.get().claim(&reason) else {
+        return false;
+    };
+    // SAFETY: we hold a reference to the state and just claimed it.
+    unsafe { drain(state.ptr(), &reason, guard) };
+    true
+}
+
+/// Runs every observer of `root` (just claimed by this thread, whose lock
+/// `root_guard` still holds) and of every descendant.
+///
+/// # Safety
+/// `root` is live for the call and this thread claimed it.
+pub(crate) unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard<'a>) {
+    let mut ctx = Drain {
+        #[cfg(feature = "std")]
+        first_panic: None,
+        #[cfg(feature = "std")]
+        me: crate::sync::park::thread_key(),
+        leaves: 0,
+    };
+    let mut cur = root;
+    let mut frames: *mut Links = ptr::null_mut();
+    let mut held: Option<WordGuard<'a>> = Some(root_guard);
+    let mut known_empty = false;
+    loop {
+        // SAFETY: `cur` is root (live by contract) or a child we hold a
+        // reference to.
+        let st: &'a State = unsafe { &*cur.as_ptr() };
+        let front = if known_empty {
+            debug_assert!(held.is_none());
+            None
+        } else {
+            let guard = held.take().unwrap_or_else(|| {
+                ctx.leaves = 0;
+                st.word.lock()
+            });
+            // SAFETY: we hold the lock.
+            match unsafe { st.front() } {
+                Some(front) => Some((front, guard)),
+                None => {
+                    drop(guard);
+                    None
+                }
+            }
+        };
+        let Some((front, guard)) = front else {
+            // `cur` is drained: take its links out of other parents' lists,
+            // then go back up to the parent it was reached from.
+            known_empty = false;
+            // SAFETY: `cur` is live (see above).
+            unsafe { link::detach_all(cur) };
+            let Some(frame) = NonNull::new(frames) else {
+                break;
+            };
+            let child = cur;
+            // SAFETY: `frame` is a popped link of the child `cur`, which we
+            // hold; we stored its spare pointer ourselves.
+            unsafe {
+                frames = frame.as_ref().spare();
+                cur = link::parent_of(frame);
+            }
+            // The child may be freed here, and with it a custom cause whose
+            // `Drop` is user code: with `std` its panic waits for the end of
+            // the drain like any callback's.
+            // SAFETY: the reference taken when its link was popped.
+            #[cfg(feature = "std")]
+            crate::unwind::catch(&mut ctx.first_panic, || unsafe { lifetime::release(child) });
+            // SAFETY: as above.
+            #[cfg(not(feature = "std"))]
+            unsafe {
+                lifetime::release(child)
+            };
+            continue;
+        };
+        // SAFETY: each step is given the lock of the list whose front node
+        // is of its kind (listed nodes are live; `kind` is immutable).
+        let next = unsafe {
+            match front.as_ref().kind() {
+                Kind::Waiter => waiter::step(st, guard, &mut ctx),
+                Kind::Callback => callback::step(st, guard, &mut ctx),
+                Kind::Link => link::step(st, guard, reason, &mut ctx),
+                Kind::Timer => timer::step(st, guard),
+                #[cfg(feature = "std")]
+                Kind::Thread => thread::step(st, guard),
+                #[cfg(not(feature = "std"))]
+                Kind::Thread => unreachable!("thread nodes exist only with std"),
+            }
+        };
+        match next {
+            Next::Locked(guard) => held = Some(guard),
+            Next::Unlocked => {}
+            Next::Empty => known_empty = true,
+            Next::Descend { child, link, guard } => {
+                // SAFETY: the popped link is DONE and its child is held:
+                // nobody else touches its spare pointer.
+                unsafe { link.as_ref().set_spare(frames) };
+                frames = link.as_ptr();
+                cur = child;
+                held = Some(guard);
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    if let Some(payload) = ctx.first_panic {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// A state this thread claimed (CANCELLED and the reason are set, its lock
+/// released) and has not drained yet; drained when dropped, also during an
+/// unwind, so a claimed state is never left with observers nobody will run.
+pub(crate) struct Claimed {
+    state: StateRef,
+    reason: Reason,
+}
+
+/// Sets CANCELLED with `reason` unless the state is already cancelled (then
+/// gives the reference back), without running any observer.
+pub(crate) fn claim(state: StateRef, reason: Reason) -> Result<Claimed, StateRef> {
+    if state.is_none() {
+        return Err(state);
+    }
+    let claimed = state.get().claim(&reason).is_some();
+    if claimed {
+        Ok(Claimed { state, reason })
+    } else {
+        Err(state)
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let guard = self.state.get().word.lock();
+        // SAFETY: we hold a reference; this thread claimed the state (only
+        // one claim succeeds) and this is its one drain.
+        unsafe { drain(self.state.ptr(), &self.reason, guard) }
+    }
+}
+
+/// A caught panic of user code run by a clock.
+#[cfg(feature = "std")]
+pub(crate) type Panic = crate::unwind::Payload;
+#[cfg(not(feature = "std"))]
+pub(crate) type Panic = core::convert::Infallible;
+
+/// Cancels, with reason `TimedOut`, every source of `timeline` whose timeout
+/// is due at `now`: claimed under the queue's lock (`Timeline::take_due`),
+/// drained after it, on this thread. A panic of one source's observers
+/// costs no other source anything: with `std` each drain runs under
+/// `catch_unwind` and every panic goes to `on_panic`; without `std` it
+/// unwinds from here, and the sources claimed with it still drain as they
+/// are dropped. Returns the next deadline.
+pub(crate) fn fire_due(
+    timeline: &Timeline,
+    now: Ticks,
+    on_panic: &mut dyn FnMut(Panic),
+) -> Option<Ticks> {
+    let mut due: Vec<Result<Claimed, StateRef>> = Vec::new();
+    loop {
+        let next = timeline.take_due(now, |state| {
+            // SAFETY: `take_due` hands over a reference it took.
+            let state = unsafe { StateRef::from_raw(state) };
+            // Kept (not dropped) under the queue's lock: a drop may free the
+            // state, which takes that lock.
+            due.push(claim(state, Reason::TimedOut));
+        });
+        if due.is_empty() {
+            return next;
+        }
+        for fired in due.drain(..) {
+            #[cfg(feature = "std")]
+            if let Err(payload) =
+                std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(fired)))
+            {
+                on_panic(payload);
+            }
+            #[cfg(not(feature = "std"))]
+            {
+                let _ = &on_panic;
+                drop(fired);
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! What the public types call: the operations on a counted state reference,
+//! each a thin door into the protocol that implements it (`kinds/`,
+//! `cancel.rs`). No protocol logic lives here.
+
+use alloc::sync::Arc;
+
+use super::cancel;
+use super::kinds::callback::{self, RawRegistration};
+use super::kinds::link;
+use super::kinds::timer::{self, NEVER, Ticks, Timeline};
+use super::lifetime::StateRef;
+use super::reason::Reason;
+
+impl StateRef {
+    /// A new source's state: one reference, one source handle.
+    pub(crate) fn new_source() -> Self {
+        // SAFETY: a new state's one reference.
+        unsafe { StateRef::from_raw(link::alloc_plain()) }
+    }
+
+    /// A new source's state, cancelled from birth with `reason`.
+    pub(crate) fn new_cancelled(reason: &Reason) -> Self {
+        let this = Self::new_source();
+        // A new state has no observer: nothing to drain.
+        let claimed = this.get().claim(reason);
+        debug_assert!(claimed.is_some());
+        drop(claimed);
+        this
+    }
+
+    /// A new child linked to each of `parents` (none of them `none()`, no
+    /// duplicates): one allocation holding the state and one link per parent.
+    /// If a parent is already cancelled the child is born cancelled with that
+    /// parent's reason and linked to nothing.
+    pub(crate) fn new_linked(parents: &[&StateRef]) -> Self {
+        for parent in parents {
+            if let Some(reason) = parent.get().reason() {
+                return Self::new_cancelled(&reason);
+            }
+        }
+        if parents.is_empty() {
+            return Self::new_source();
+        }
+        debug_assert!(parents.iter().all(|p| !p.is_none()));
+        // SAFETY: the caller holds a reference to each parent.
+        let this = unsafe { StateRef::from_raw(link::alloc(parents.iter().map(|p| p.ptr()))) };
+        // SAFETY: just made, and held.
+        if let Some(reason) = unsafe { link::attach_all(this.ptr()) } {
+            // A parent was cancelled while linking: so is the child, unless
+            // another parent's canceller got there first.
+            cancel::cancel(&this, reason);
+        }
+        this
+    }
+
+    /// The poll: one Acquire load.
+    #[inline(always)]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.get().is_cancelled()
+    }
+
+    pub(crate) fn reason(&self) -> Option<Reason> {
+        self.get().reason()
+    }
+
+    /// Whether anything can still cancel this state; see
+    /// `link::can_be_cancelled`.
+    pub(crate) fn can_be_cancelled(&self) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { link::can_be_cancelled(self.ptr()) }
+    }
+
+    pub(crate) fn add_source(&self) {
+        self.get().word.add_source();
+    }
+
+    pub(crate) fn remove_source(&self) {
+        self.get().word.remove_source();
+    }
+
+    /// Cancels with `reason`; see `cancel::cancel`.
+    pub(crate) fn cancel(&self, reason: Reason) -> bool {
+        cancel::cancel(self, reason)
+    }
+
+    /// Registers `f`; see `CancellationToken::register`.
+    pub(crate) fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> RawRegistration {
+        callback::register(self, f)
+    }
+
+    /// Blocks until cancelled or `deadline`; see `kinds/thread.rs`.
+    #[cfg(feature = "std")]
+    pub(crate) fn wait(&self, deadline: Option<std::time::Instant>) -> bool {
+        super::kinds::thread::wait(self, deadline)
+    }
+
+    /// Arms this source to be cancelled (reason `TimedOut`) at `deadline` on
+    /// `timeline`, replacing any earlier arming: the last call wins. A
+    /// deadline that has passed cancels at once; `NEVER` only disarms. The
+    /// caller holds a source handle.
+    pub(crate) fn arm_timeout(&self, timeline: &Arc<Timeline>, deadline: Ticks) {
+        if self.is_none() {
+            return;
+        }
+        if deadline <= timeline.now() {
+            self.cancel(Reason::TimedOut);
+            return;
+        }
+        if deadline == NEVER {
+            timer::disarm_source(self.get());
+            return;
+        }
+        // SAFETY: we hold a reference and the caller a source handle.
+        if let Some(node) = unsafe { timer::timer_on(self.ptr(), timeline) } {
+            timeline.arm(self.get(), &node, deadline);
+        }
+    }
+
+    /// The time line this source's timer is on, if it has one.
+    #[cfg(feature = "std")]
+    pub(crate) fn timeline(&self) -> Option<Arc<Timeline>> {
+        if self.is_none() {
+            return None;
+        }
+        timer::timer(self.get()).map(|node| node.timeline().clone())
+    }
+
+    /// This state's armed deadline and its time line, if armed.
+    #[cfg(feature = "std")]
+    pub(crate) fn armed_deadline(&self) -> Option<(Ticks, Arc<Timeline>)> {
+        if self.is_none() {
+            return None;
+        }
+        let node = timer::timer(self.get())?;
+        let timeline = node.timeline().clone();
+        timeline.deadline_of(&node).map(|ticks| (ticks, timeline))
+    }
+
+    /// Calls `f` with a reference to each state this one was linked to
+    /// (whether or not the link is still in the parent's list).
+    #[cfg(feature = "std")]
+    pub(crate) fn for_each_parent(&self, mut f: impl FnMut(StateRef)) {
+        // SAFETY: we hold a reference; a link holds a reference to its
+        // parent, so taking one more is sound.
+        unsafe {
+            link::for_each_parent(self.ptr(), |parent| {
+                parent.as_ref().acquire();
+                f(StateRef::from_raw(parent));
+            });
+        }
+    }
+}

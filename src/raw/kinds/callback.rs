@@ -1,0 +1,573 @@
+//! Callbacks: the callback node (header and closure in one block), the
+//! boxed registration behind `CancellationToken::register`, the protocols
+//! that attach and detach a callback node (shared with the pinned one,
+//! `pinned.rs`), and the callback's step in the drain.
+//!
+//! ```text
+//!  IDLE ──attach──▶ LINKED ──drain pops──▶ RUNNING ──returns──▶ DONE
+//!                     │                      │ └─owner on the running thread─▶ abandoned (owner frees it)
+//!                     │                      └─owner lets go elsewhere─▶ ORPHAN (the canceller frees it)
+//!                     └──owner unlinks──▶ DETACHED
+//! ```
+//!
+//! While RUNNING the canceller has moved the closure out and is calling it
+//! with no lock held. Its owner then either waits for DONE (a drop, with
+//! `std`), abandons the node if the callback runs on the owner's own thread
+//! (inside its own callback or another callback of the same cancel: the
+//! canceller is past every read of the node, and checks the flag on its own
+//! stack that the owner sets before touching the node again), or lets go of
+//! a boxed node (ORPHAN: the canceller frees it after the call).
+//!
+//! **Panics.** The owner's state changes before any user code runs on its
+//! behalf: attaching never calls the closure (the caller marks itself done,
+//! then calls it); detaching never drops the closure of a node it removed
+//! (the owner does, after recording the removal), and a boxed node is freed
+//! by a guard even if that drop panics. In the drain the call runs under
+//! `catch_unwind` (with `std`) and the first panic is kept for the end.
+
+use core::mem::MaybeUninit;
+use core::ptr::{self, NonNull};
+
+use alloc::boxed::Box;
+
+use super::{Drain, Next, link};
+use crate::raw::lifetime::StateRef;
+use crate::raw::list;
+use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node, RUNNING};
+use crate::raw::state::State;
+use crate::raw::word::WordGuard;
+use crate::sync::{AtomicU8, Ordering, UnsafeCell};
+
+/// Type-erased operations on a `CallbackNode<F>`.
+pub(crate) struct CallbackVTable {
+    /// The node lives inside its owner (never freed by the crate).
+    inline: bool,
+    /// Moves the closure out and calls it. The node keeps no closure after.
+    call: unsafe fn(NonNull<CallbackHeader>),
+    /// Moves the closure out and drops it without calling it.
+    drop_closure: unsafe fn(NonNull<CallbackHeader>),
+    dealloc: unsafe fn(NonNull<CallbackHeader>),
+}
+
+/// The part of a callback node that does not depend on the closure's type.
+#[repr(C)]
+pub(crate) struct CallbackHeader {
+    node: Node,
+    vtable: &'static CallbackVTable,
+    /// While RUNNING: the canceller's stack flag, set by an owner that
+    /// abandons the node (guarded by the lock).
+    abandon: UnsafeCell<*const AtomicU8>,
+    /// `thread_key()` of the thread running the callback; set with RUNNING.
+    #[cfg(feature = "std")]
+    runner: UnsafeCell<usize>,
+    /// A thread waiting in `Registration::drop` for the callback to finish.
+    #[cfg(feature = "std")]
+    parker: UnsafeCell<Option<crate::sync::park::Thread>>,
+}
+
+/// A callback node: header and closure in one block, on the heap
+/// (`register`) or pinned inside its owner (`PinnedRegistration`).
+#[repr(C)]
+pub(crate) struct CallbackNode<F> {
+    header: CallbackHeader,
+    f: UnsafeCell<MaybeUninit<F>>,
+}
+
+struct Ops<F>(F);
+
+impl<F: FnOnce() + Send + 'static> Ops<F> {
+    const BOXED: CallbackVTable = CallbackVTable {
+        inline: false,
+        call: Self::call,
+        drop_closure: Self::drop_closure,
+        dealloc: Self::dealloc,
+    };
+    /// An inline node's memory belongs to its owner: nothing to free.
+    #[cfg(feature = "std")]
+    const INLINE: CallbackVTable = CallbackVTable {
+        inline: true,
+        call: Self::call,
+        drop_closure: Self::drop_closure,
+        dealloc: Self::keep,
+    };
+    #[cfg(feature = "std")]
+    unsafe fn keep(_: NonNull<CallbackHeader>) {}
+    unsafe fn take(h: NonNull<CallbackHeader>) -> F {
+        let node = h.cast::<CallbackNode<F>>();
+        // SAFETY: the vtable was chosen for a CallbackNode<F>, so `h` is
+        // one; the caller guarantees the closure is still there and that it
+        // has exclusive use of it; reading it out leaves it moved.
+        unsafe { (*node.as_ptr()).f.with(|p| (*p).assume_init_read()) }
+    }
+    unsafe fn call(h: NonNull<CallbackHeader>) {
+        // SAFETY: forwarded contract of `CallbackVTable::call`.
+        let f = unsafe { Self::take(h) };
+        f();
+    }
+    unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
+        // SAFETY: forwarded contract of `CallbackVTable::drop_closure`.
+        drop(unsafe { Self::take(h) });
+    }
+    unsafe fn dealloc(h: NonNull<CallbackHeader>) {
+        // SAFETY: a BOXED node was made by `Box::leak` of a CallbackNode<F>
+        // in `alloc`, and the caller gives up its last use of it. The
+        // closure is `MaybeUninit`, so this does not drop it again.
+        drop(unsafe { Box::from_raw(h.cast::<CallbackNode<F>>().as_ptr()) });
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> CallbackNode<F> {
+    fn with_vtable(f: F, vtable: &'static CallbackVTable) -> Self {
+        CallbackNode {
+            header: CallbackHeader {
+                node: Node::new(Kind::Callback),
+                vtable,
+                abandon: UnsafeCell::new(core::ptr::null()),
+                #[cfg(feature = "std")]
+                runner: UnsafeCell::new(0),
+                #[cfg(feature = "std")]
+                parker: UnsafeCell::new(None),
+            },
+            f: UnsafeCell::new(MaybeUninit::new(f)),
+        }
+    }
+
+    #[cfg(feature = "std")]
+    /// A node to be pinned inside its owner (no allocation, never freed by
+    /// the crate).
+    pub(crate) fn inline(f: F) -> Self {
+        Self::with_vtable(f, &Ops::<F>::INLINE)
+    }
+
+    #[cfg(feature = "std")]
+    /// The header pointer of a pinned inline node, with provenance over the
+    /// whole node (closure included).
+    pub(crate) fn header(&self) -> NonNull<CallbackHeader> {
+        NonNull::from(self).cast::<CallbackHeader>()
+    }
+}
+
+impl CallbackHeader {
+    /// Allocates a node holding `f`: the one allocation of `register`.
+    pub(crate) fn alloc<F: FnOnce() + Send + 'static>(f: F) -> NonNull<CallbackHeader> {
+        let node = Box::new(CallbackNode::with_vtable(f, &Ops::<F>::BOXED));
+        // `Box::leak` keeps provenance over the whole node.
+        NonNull::from(Box::leak(node)).cast::<CallbackHeader>()
+    }
+
+    /// Calls and consumes the closure.
+    ///
+    /// # Safety
+    /// `h` is a live callback node whose closure is still there, and the
+    /// caller has exclusive use of the closure (it set RUNNING under the lock,
+    /// or it never published the node).
+    pub(crate) unsafe fn call(h: NonNull<CallbackHeader>) {
+        // SAFETY: caller's contract; the vtable matches the node's type.
+        unsafe { ((*h.as_ptr()).vtable.call)(h) }
+    }
+
+    /// Drops the closure without calling it.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call).
+    pub(crate) unsafe fn drop_closure(h: NonNull<CallbackHeader>) {
+        // SAFETY: caller's contract; the vtable matches the node's type.
+        unsafe { ((*h.as_ptr()).vtable.drop_closure)(h) }
+    }
+
+    /// Whether the node lives inside its owner.
+    ///
+    /// # Safety
+    /// `h` is a live callback node.
+    pub(crate) unsafe fn is_inline(h: NonNull<CallbackHeader>) -> bool {
+        // SAFETY: caller's contract; the vtable pointer is immutable.
+        unsafe { (*h.as_ptr()).vtable.inline }
+    }
+
+    /// Frees the node (its closure must already be called or dropped).
+    ///
+    /// # Safety
+    /// `h` is a live callback node that no list and no other thread can reach.
+    pub(crate) unsafe fn dealloc(h: NonNull<CallbackHeader>) {
+        // SAFETY: caller's contract; the vtable matches the node's type.
+        unsafe { ((*h.as_ptr()).vtable.dealloc)(h) }
+    }
+
+    /// Calls the closure, then frees the node, also when the call panics
+    /// (the closure is consumed either way: its captures are dropped by the
+    /// unwind).
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call) and then [`dealloc`](Self::dealloc).
+    pub(crate) unsafe fn call_then_free(h: NonNull<CallbackHeader>) {
+        let _free = FreeOnDrop(h);
+        // SAFETY: caller's contract.
+        unsafe { Self::call(h) }
+    }
+
+    /// Drops the closure unrun, then frees the node, also when a capture's
+    /// `Drop` panics.
+    ///
+    /// # Safety
+    /// As for [`drop_closure`](Self::drop_closure) and then
+    /// [`dealloc`](Self::dealloc).
+    pub(crate) unsafe fn drop_closure_then_free(h: NonNull<CallbackHeader>) {
+        let _free = FreeOnDrop(h);
+        // SAFETY: caller's contract.
+        unsafe { Self::drop_closure(h) }
+    }
+
+    /// Whether the node is in its source's list, waiting to be run: a
+    /// snapshot (`Acquire`, paired with the canceller's `Release` stores).
+    ///
+    /// # Safety
+    /// `h` is a live callback node.
+    pub(crate) unsafe fn is_linked(h: NonNull<CallbackHeader>) -> bool {
+        // SAFETY: caller's contract; the status is atomic.
+        unsafe { h.as_ref().node.state(Ordering::Acquire) == LINKED }
+    }
+
+    /// The node as a list node.
+    #[inline(always)]
+    fn node(h: NonNull<CallbackHeader>) -> NonNull<Node> {
+        h.cast()
+    }
+}
+
+/// Frees a callback node when dropped: after its closure was called or
+/// dropped, whether or not that panicked.
+struct FreeOnDrop(NonNull<CallbackHeader>);
+
+impl Drop for FreeOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: made only by `call_then_free` and `drop_closure_then_free`,
+        // whose callers own the node and give up their last use of it; the
+        // closure is moved out (consumed) before this runs.
+        unsafe { CallbackHeader::dealloc(self.0) }
+    }
+}
+
+// ------------------------------------------------------- the boxed callback
+
+/// A boxed callback node's owner: the core of `Registration`.
+pub(crate) struct RawRegistration {
+    state: StateRef,
+    node: Option<NonNull<CallbackHeader>>,
+}
+
+// SAFETY: the node is reached only under the state's lock or after the
+// canceller is done with it; the closure is `Send`.
+unsafe impl Send for RawRegistration {}
+// SAFETY: `&RawRegistration` exposes nothing that touches the node.
+unsafe impl Sync for RawRegistration {}
+
+/// Registers `f` on `state`; see `CancellationToken::register`. Runs it here
+/// if the state is cancelled; drops it unrun (storing nothing) if nothing
+/// can cancel the state.
+pub(crate) fn register<F: FnOnce() + Send + 'static>(state: &StateRef, f: F) -> RawRegistration {
+    if state.get().is_cancelled() {
+        f();
+        return RawRegistration::inert();
+    }
+    // SAFETY: we hold a reference.
+    if !unsafe { link::can_be_cancelled(state.ptr()) } {
+        drop(f);
+        return RawRegistration::inert();
+    }
+    let cb = CallbackHeader::alloc(f);
+    // SAFETY: the node is new and ours; it stays allocated until the
+    // registration frees it (or hands it to the canceller).
+    if unsafe { state.get().attach(CallbackHeader::node(cb), || {}) } {
+        return RawRegistration {
+            state: state.clone(),
+            node: Some(cb),
+        };
+    }
+    // Cancelled since the check: run inline, like any late register. The
+    // node is freed even if the closure panics.
+    // SAFETY: the node was never published; the closure is ours.
+    unsafe { CallbackHeader::call_then_free(cb) };
+    RawRegistration::inert()
+}
+
+impl RawRegistration {
+    pub(crate) fn inert() -> Self {
+        Self {
+            state: StateRef::none(),
+            node: None,
+        }
+    }
+
+    /// Removes the callback if it has not started; never waits.
+    pub(crate) fn unregister(mut self) -> bool {
+        self.detach(false)
+    }
+
+    /// True while the callback is registered and has not started.
+    pub(crate) fn is_pending(&self) -> bool {
+        match self.node {
+            // SAFETY: our node is live until we free it.
+            Some(node) => unsafe { CallbackHeader::is_linked(node) },
+            None => false,
+        }
+    }
+
+    fn detach(&mut self, wait: bool) -> bool {
+        // Taken first: whatever the closure's drop does below, this
+        // registration never touches the node again.
+        let Some(cb) = self.node.take() else {
+            return false;
+        };
+        // SAFETY: the node was attached to this state by `register` and is
+        // ours. `detach` leaves a boxed node freed or orphaned, except when
+        // it was removed before it ran: then the closure is still in it, and
+        // ours to drop, after which the node is freed (also if a capture's
+        // `Drop` panics).
+        unsafe {
+            match detach(self.state.get(), cb, wait) {
+                Detached::Removed => {
+                    CallbackHeader::drop_closure_then_free(cb);
+                    true
+                }
+                Detached::NotRemoved | Detached::StillRunning => false,
+            }
+        }
+    }
+}
+
+impl Drop for RawRegistration {
+    fn drop(&mut self) {
+        self.detach(true);
+    }
+}
+
+// ------------------------------------------- attach and detach, both kinds
+
+/// What `attach_pinned` did with a node that is not attached yet. It never
+/// runs the closure: the caller records its own state first, so that a
+/// panic of the closure finds the owner consistent.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attached {
+    /// Linked: it runs on cancel, or until detached.
+    Linked,
+    /// The source is cancelled: nothing linked; the caller runs the closure.
+    Cancelled,
+    /// Nothing can cancel the source: nothing stored, the closure kept.
+    Never,
+}
+
+/// Links a callback node the caller owns and keeps pinned (the inline,
+/// allocation-free registration).
+///
+/// # Safety
+/// `cb` is an unattached callback node with its closure, at a stable
+/// address until `detach` has returned for it.
+#[cfg(feature = "std")]
+pub(crate) unsafe fn attach_pinned(state: &StateRef, cb: NonNull<CallbackHeader>) -> Attached {
+    if state.get().is_cancelled() {
+        return Attached::Cancelled;
+    }
+    // SAFETY: we hold a reference.
+    if !unsafe { link::can_be_cancelled(state.ptr()) } {
+        return Attached::Never;
+    }
+    // SAFETY: caller's contract.
+    match unsafe { state.get().attach(CallbackHeader::node(cb), || {}) } {
+        true => Attached::Linked,
+        false => Attached::Cancelled,
+    }
+}
+
+/// What `detach` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detached {
+    /// Removed before it started: it never runs. The closure is still in the
+    /// node: the owner drops it (and frees a boxed node).
+    Removed,
+    /// It ran (or runs and will be freed by the canceller); the owner is done.
+    NotRemoved,
+    /// An inline node running on another thread, left attached.
+    StillRunning,
+}
+
+/// Takes a callback node out of `st`'s list, or out of the canceller's hands.
+/// - LINKED: unlinked (`Removed`); the closure is still in the node, and the
+///   caller drops it and frees the node (no user code runs in here);
+/// - DONE: the callback ran; the node freed;
+/// - RUNNING on this thread (inside its own callback, or inside any callback
+///   of this thread's cancel; `std` only): abandoned: the canceller's flag is
+///   set, so it never touches the node again, and the node freed now. The
+///   canceller is past every read of the node (it moved the closure out
+///   before calling it), so this is safe;
+/// - RUNNING on another thread, `wait` (a drop, `std`): waits until it
+///   returns, spinning briefly and then parking; the node freed;
+/// - RUNNING on another thread without waiting: a boxed node is orphaned
+///   (the canceller frees it after the call); an inline node stays attached
+///   (`StillRunning`: its owner's drop will wait). Without `std`, where
+///   threads cannot be told apart, a RUNNING boxed node is always orphaned.
+///
+/// # Safety
+/// `cb` is attached to `st` and owned by the caller.
+pub(crate) unsafe fn detach(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -> Detached {
+    let guard = st.word.lock();
+    // SAFETY: our node stays allocated until we free it; status, links,
+    // `abandon` and `runner` change only under the lock we hold.
+    unsafe {
+        let header = cb.as_ref();
+        match header.node.state(Ordering::Relaxed) {
+            LINKED => {
+                list::remove(&st.head, cb.cast());
+                header.node.set_state(DETACHED);
+                drop(guard);
+                Detached::Removed
+            }
+            RUNNING => {
+                #[cfg(feature = "std")]
+                {
+                    if header.runner.with(|p| *p) == crate::sync::park::thread_key() {
+                        let flag = header.abandon.with(|p| *p);
+                        (*flag).store(1, Ordering::Relaxed);
+                        drop(guard);
+                        CallbackHeader::dealloc(cb);
+                        return Detached::NotRemoved;
+                    }
+                    if wait {
+                        drop(guard);
+                        wait_done(st, cb);
+                        return Detached::NotRemoved;
+                    }
+                }
+                let _ = wait;
+                if CallbackHeader::is_inline(cb) {
+                    drop(guard);
+                    return Detached::StillRunning;
+                }
+                header.node.mark_orphan();
+                drop(guard);
+                Detached::NotRemoved
+            }
+            state => {
+                debug_assert!(state == DONE, "unexpected node state {state}");
+                drop(guard);
+                CallbackHeader::dealloc(cb);
+                Detached::NotRemoved
+            }
+        }
+    }
+}
+
+/// Waits until the canceller marks the running callback DONE, spinning
+/// briefly and then parking, and frees the node.
+///
+/// # Safety
+/// `cb` is RUNNING on another thread in `st`'s drain and owned by the caller.
+#[cfg(feature = "std")]
+unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
+    use crate::sync::{Backoff, park};
+    // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
+    // parker slot is guarded by the state's lock, like its status.
+    unsafe {
+        let header = cb.as_ref();
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if header.node.state(Ordering::Acquire) == DONE {
+                // See below: let the canceller leave the lock first.
+                drop(st.word.lock());
+                CallbackHeader::dealloc(cb);
+                return;
+            }
+            backoff.snooze();
+        }
+        // Get the handle outside the lock: it may allocate.
+        let me = park::current();
+        let guard = st.word.lock();
+        if header.node.state(Ordering::Relaxed) == DONE {
+            drop(guard);
+            drop(me);
+            CallbackHeader::dealloc(cb);
+            return;
+        }
+        let old = header.parker.with_mut(|p| (*p).replace(me));
+        drop(guard);
+        drop(old);
+        // Acquire pairs with the canceller's Release store of DONE; park
+        // may return spuriously, hence the loop.
+        while header.node.state(Ordering::Acquire) != DONE {
+            park::park();
+        }
+        // The canceller stores DONE while holding the lock and is still
+        // inside that store's call when we may see it: pass through the
+        // lock so it has returned before the node is freed.
+        drop(st.word.lock());
+        CallbackHeader::dealloc(cb);
+    }
+}
+
+// ----------------------------------------------------------- in the drain
+
+/// The drain's step for a popped callback: marks it RUNNING (recording the
+/// running thread and pointing the node at a flag on this frame), unlocks,
+/// calls the closure (under `catch_unwind` with `std`), relocks; then, if
+/// the owner abandoned the node, leaves it; if orphaned, frees it; else
+/// marks it DONE and unparks a waiting dropper after the unlock.
+///
+/// # Safety
+/// The front node of `st`'s list is a callback and `guard` holds its lock.
+#[inline]
+pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Drain) -> Next<'a> {
+    // SAFETY: caller's contract.
+    let cb = unsafe { st.pop_front() }.cast::<CallbackHeader>();
+    // Set by an owner that abandons the node while it runs.
+    let abandoned = AtomicU8::new(0);
+    // SAFETY: popped under the lock; until we mark it DONE the owner frees
+    // it only after setting `abandoned`, under the lock, which we check
+    // before touching the node again.
+    unsafe {
+        let header = cb.as_ref();
+        header.node.set_state(RUNNING);
+        header.abandon.with_mut(|p| *p = &abandoned);
+        #[cfg(feature = "std")]
+        header.runner.with_mut(|p| *p = ctx.me);
+    }
+    drop(guard);
+
+    // SAFETY: RUNNING gives us the closure.
+    #[cfg(feature = "std")]
+    crate::unwind::catch(&mut ctx.first_panic, || unsafe { CallbackHeader::call(cb) });
+    #[cfg(not(feature = "std"))]
+    // SAFETY: as above.
+    unsafe {
+        let _ = &ctx;
+        CallbackHeader::call(cb)
+    };
+
+    let guard = st.word.lock();
+    // The lock orders the owner's store before this load.
+    if abandoned.load(Ordering::Relaxed) != 0 {
+        // The node is gone; keep the lock for the next pop.
+        return Next::Locked(guard);
+    }
+    // SAFETY: not abandoned: the node is live and RUNNING, and ours until
+    // DONE (or, orphaned, ours to free).
+    unsafe {
+        let header = cb.as_ref();
+        if header.node.is_orphan() {
+            drop(guard);
+            CallbackHeader::dealloc(cb);
+            return Next::Unlocked;
+        }
+        header.abandon.with_mut(|p| *p = ptr::null());
+        #[cfg(feature = "std")]
+        let parker = header.parker.with_mut(|p| (*p).take());
+        header.node.set_state(DONE);
+        #[cfg(feature = "std")]
+        if let Some(thread) = parker {
+            drop(guard);
+            thread.unpark();
+            return Next::Unlocked;
+        }
+    }
+    // Keep the lock for the next pop.
+    Next::Locked(guard)
+}

@@ -1,0 +1,63 @@
+//! The node kinds, one protocol per file: each kind's node type, how it is
+//! attached and detached, its step in the drain (`cancel.rs` loops over the
+//! list and hands each node to its kind's step), and its panic paths.
+//!
+//! | file | observer | node lives in |
+//! |---|---|---|
+//! | `callback.rs` | a boxed callback (`register`) and the callback node shared with the pinned one | the heap / the owner |
+//! | `pinned.rs` | the pinned, allocation-free callback (`PinnedRegistration`) | its owner |
+//! | `waiter.rs` | a future's waker | the pinned future |
+//! | `thread.rs` | a blocked thread (`wait`) | the thread's stack |
+//! | `link.rs` | a linked child (and the layout of a child's allocation) | the child's allocation |
+//! | `timer.rs` | a source's timeout, and each clock's queue of them | an `Arc` shared with the queue |
+//!
+//! This module holds what the steps share with the loop: the drain's
+//! context and what a step tells the loop to do next.
+
+use core::ptr::NonNull;
+
+use super::list::Links;
+use super::state::State;
+use super::word::WordGuard;
+
+pub(crate) mod callback;
+pub(crate) mod link;
+#[cfg(feature = "std")]
+pub(crate) mod pinned;
+#[cfg(feature = "std")]
+pub(crate) mod thread;
+pub(crate) mod timer;
+pub(crate) mod waiter;
+
+/// What one drain's steps share: set up by `cancel.rs` for the whole drain.
+pub(crate) struct Drain {
+    /// The first panic of a callback, waker or released child (`std`): kept
+    /// to be resumed when the whole subtree is drained.
+    #[cfg(feature = "std")]
+    pub(crate) first_panic: Option<crate::unwind::Payload>,
+    /// This thread's identity, recorded in a running callback's node.
+    #[cfg(feature = "std")]
+    pub(crate) me: usize,
+    /// Leaf children finished during the current hold of a parent's lock
+    /// (`link.rs`); the loop resets it whenever it takes a lock afresh.
+    pub(crate) leaves: usize,
+}
+
+/// What a step leaves the drain loop to do.
+pub(crate) enum Next<'a> {
+    /// The state's lock is still held (`guard`): pop the next node under it.
+    Locked(WordGuard<'a>),
+    /// The lock was released: take it again for the next node.
+    Unlocked,
+    /// The lock was released and the list is known to be empty: a
+    /// cancelled list accepts no new node, so it stays empty.
+    Empty,
+    /// Drain `child` next (its lock is `guard`, a reference to it is held),
+    /// then come back through `link`, the popped link node (free to chain
+    /// the path: its spare pointer).
+    Descend {
+        child: NonNull<State>,
+        link: NonNull<Links>,
+        guard: WordGuard<'a>,
+    },
+}

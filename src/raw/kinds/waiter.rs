@@ -1,0 +1,282 @@
+//! Waiters: the node pinned inside every cancellation future, holding one
+//! waker slot; the future core (`Waiter`) that attaches it on first poll and
+//! detaches it on drop; and the waiters' step in the drain, which takes a
+//! whole run of them off the list at once.
+//!
+//! ```text
+//!  IDLE ──first poll (not cancelled)──▶ LINKED ──drain cuts the run──▶ DONE (waker taken, woken after the unlock)
+//!   │                                     └──future dropped──▶ DETACHED
+//!   └──first poll, nothing can cancel──▶ (stays IDLE, no waker stored)
+//! ```
+//!
+//! The slot is guarded by the source's bit lock like the node's links. The
+//! future keeps a private copy of the *stored* waker's identity (the clone:
+//! a `clone` may return a new data pointer), so a re-poll with that waker
+//! is one load, with no lock and no write.
+//!
+//! **No lost wake-up.** The canceller sets CANCELLED (in the claiming CAS)
+//! before it pops anything, and every attach is "unless cancelled". A node
+//! linked before the cut has its current waker taken and woken (a swap
+//! happens under the same lock, before or after the take); a first poll
+//! after the claim fails to attach and returns Ready; a re-poll after the
+//! claim sees CANCELLED in its first load.
+//!
+//! **Panics.** A waker's `clone` runs before the lock (a panic changes
+//! nothing); its `drop` after the unlock; its `wake` in the drain's batch,
+//! after the unlock, under `catch_unwind` with `std` (the rest of the batch
+//! is still woken).
+
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::ptr::{self, NonNull};
+use core::task::{Context, Poll, RawWakerVTable, Waker};
+
+use super::{Drain, Next, link};
+use crate::raw::lifetime::HoldsState;
+use crate::raw::list::Links;
+use crate::raw::node::{Kind, LINKED, Node};
+use crate::raw::state::State;
+use crate::raw::wake_batch::{WAKE_BATCH, WakeBatch};
+use crate::raw::word::WordGuard;
+use crate::sync::{Ordering, UnsafeCell};
+
+/// A future's node: one waker slot.
+#[repr(C)]
+struct WaiterNode {
+    node: Node,
+    waker: UnsafeCell<Option<Waker>>,
+}
+
+impl WaiterNode {
+    fn new() -> Self {
+        Self {
+            node: Node::new(Kind::Waiter),
+            waker: UnsafeCell::new(None),
+        }
+    }
+
+    /// Replaces the waker; returns the old one, to be dropped after the
+    /// lock is released.
+    ///
+    /// # Safety
+    /// The node is IDLE and owned by the caller, or the caller holds the lock
+    /// of the list the node is in (or was in).
+    #[inline]
+    unsafe fn replace_waker(&self, waker: Option<Waker>) -> Option<Waker> {
+        // SAFETY: exclusive access to the slot (caller's contract).
+        self.waker
+            .with_mut(|p| unsafe { core::mem::replace(&mut *p, waker) })
+    }
+}
+
+/// The identity of a waker, as `Waker::will_wake` compares it: its data
+/// pointer and vtable. Only compared, never dereferenced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WakerId(*const (), *const RawWakerVTable);
+
+impl WakerId {
+    const NONE: WakerId = WakerId(ptr::null(), ptr::null());
+
+    #[inline]
+    fn of(waker: &Waker) -> Self {
+        WakerId(waker.data(), waker.vtable())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Not yet polled, or polled while nothing could ever cancel.
+    Idle,
+    /// The node is in the list (or was cut off it by the canceller).
+    Attached,
+}
+
+/// Future core: waits for the state to be cancelled. `!Unpin`: the node's
+/// address is in the list while attached.
+pub(crate) struct Waiter<T: HoldsState> {
+    holder: T,
+    node: WaiterNode,
+    phase: Phase,
+    /// Identity of the waker stored in the node (the clone). Comparing
+    /// with the waker *given* instead would be wrong: once it is freed,
+    /// another task's waker may reuse its address, and that task would
+    /// never be stored. The stored clone cannot be impersonated: it is
+    /// alive while stored, and once the canceller took it CANCELLED is set,
+    /// which the poll's first load sees (design.md).
+    stored: WakerId,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: the node's waker slot and links are reached by other threads only
+// under the state's bit lock; `stored` is only compared, never dereferenced;
+// the rest is `T`.
+unsafe impl<T: HoldsState + Send> Send for Waiter<T> {}
+// SAFETY: `&Waiter` gives access to nothing but `&T`; polling needs `Pin<&mut>`.
+unsafe impl<T: HoldsState + Sync> Sync for Waiter<T> {}
+
+impl<T: HoldsState> Waiter<T> {
+    pub(crate) fn new(holder: T) -> Self {
+        Self {
+            holder,
+            node: WaiterNode::new(),
+            phase: Phase::Idle,
+            stored: WakerId::NONE,
+            _pinned: PhantomPinned,
+        }
+    }
+
+    pub(crate) fn holder(&self) -> &T {
+        &self.holder
+    }
+
+    fn node(&self) -> NonNull<Node> {
+        NonNull::from(&self.node).cast()
+    }
+
+    /// Ready once the state is cancelled. The first poll links the node (one
+    /// lock); a later poll with the stored waker is one load; a different
+    /// waker is swapped in under the lock.
+    pub(crate) fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: we never move out of `this`; the node stays where it is.
+        let this = unsafe { self.get_unchecked_mut() };
+        let state = this.holder.state();
+        if state.get().is_cancelled() {
+            return Poll::Ready(());
+        }
+        match this.phase {
+            Phase::Idle => {
+                // SAFETY: we hold a reference.
+                if !unsafe { link::can_be_cancelled(state.ptr()) } {
+                    // Nothing can cancel it: store nothing.
+                    return Poll::Pending;
+                }
+                // Clone outside the lock: a waker clone is user code.
+                let waker = cx.waker().clone();
+                let stored = WakerId::of(&waker);
+                let mut old = None;
+                let node = this.node();
+                let slot = &this.node;
+                // SAFETY: the node is IDLE and pinned; `Drop` detaches it
+                // before it moves or dies; the holder keeps the state alive.
+                let attached = unsafe {
+                    state
+                        .get()
+                        .attach(node, || old = slot.replace_waker(Some(waker)))
+                };
+                drop(old);
+                if !attached {
+                    return Poll::Ready(());
+                }
+                this.phase = Phase::Attached;
+                this.stored = stored;
+                Poll::Pending
+            }
+            Phase::Attached => {
+                let waker = cx.waker();
+                if WakerId::of(waker) == this.stored {
+                    // The stored waker wakes this task: nothing to do. If the
+                    // canceller took it meanwhile, the wake is on its way.
+                    return Poll::Pending;
+                }
+                // Clone outside the lock: a waker clone is user code.
+                let waker = waker.clone();
+                let stored = WakerId::of(&waker);
+                let slot = &this.node;
+                let guard = state.get().word.lock();
+                // SAFETY: we hold the lock; the node is ours and live.
+                let (linked, old) = unsafe {
+                    if slot.node.state(Ordering::Relaxed) == LINKED {
+                        (true, slot.replace_waker(Some(waker)))
+                    } else {
+                        (false, Some(waker))
+                    }
+                };
+                drop(guard);
+                drop(old);
+                if !linked {
+                    // The canceller took the node: cancelled.
+                    return Poll::Ready(());
+                }
+                this.stored = stored;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: HoldsState> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        if self.phase == Phase::Attached {
+            let slot = &self.node;
+            // SAFETY: attached to this state in `poll_cancelled`; the waker
+            // slot is ours under the lock.
+            let waker = unsafe {
+                self.holder
+                    .state()
+                    .get()
+                    .detach(self.node(), |_| slot.replace_waker(None))
+            };
+            drop(waker);
+        }
+    }
+}
+
+/// The drain's step for a run of waiters at the front of `st`'s list: up to
+/// a batch of them leave the list in one cut. Per node: one read of `next`,
+/// the waker moved out, one store of DONE (`next` and the waker are read
+/// before it: the owner may free the node once it sees DONE); then the first
+/// node after the run becomes the head. The cut nodes keep stale links:
+/// they are DONE, so no owner unlinks them. After the unlock the wakers are
+/// woken; with `std` a panicking `wake` is kept and the rest still woken.
+///
+/// # Safety
+/// The front node of `st`'s list is a waiter and `guard` holds its lock.
+#[inline]
+pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain) -> Next<'a> {
+    let mut batch = WakeBatch::new();
+    // SAFETY: caller's contract: the list is not empty.
+    let mut next: *mut Links =
+        unsafe { crate::raw::list::front(&st.head).unwrap_unchecked() }.as_ptr();
+    // Bounded by nodes, not wakers: at most WAKE_BATCH pushes, so nothing
+    // between the first DONE and the cut can panic.
+    let mut nodes = 0;
+    loop {
+        // SAFETY: `next` is a listed waiter (checked below before looping),
+        // valid under the lock we hold; its waker slot is guarded by that
+        // lock. `next` is read before DONE, after which the owner may free
+        // the node.
+        unsafe {
+            let waiter = NonNull::new_unchecked(next).cast::<WaiterNode>();
+            next = crate::raw::list::next(NonNull::new_unchecked(next));
+            if let Some(waker) = waiter.as_ref().replace_waker(None) {
+                batch.push(waker);
+            }
+            waiter.as_ref().node.set_done_unflagged();
+        }
+        nodes += 1;
+        if nodes == WAKE_BATCH || next.is_null() {
+            break;
+        }
+        // SAFETY: `next` is listed (valid under the lock); `kind` is immutable.
+        if unsafe { Node::of(NonNull::new_unchecked(next)).as_ref().kind() } != Kind::Waiter {
+            break;
+        }
+    }
+    // SAFETY: we hold the lock; `next` is null or listed. The nodes cut off
+    // are DONE: nobody will `remove` them.
+    unsafe { st.cut_front(next) };
+    let empty = next.is_null();
+    drop(guard);
+    #[cfg(feature = "std")]
+    while let Err(payload) =
+        std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| batch.wake_all()))
+    {
+        crate::unwind::keep_first(&mut ctx.first_panic, payload);
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = &ctx;
+        batch.wake_all();
+    }
+    if empty { Next::Empty } else { Next::Unlocked }
+}

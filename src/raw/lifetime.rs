@@ -1,0 +1,232 @@
+//! Object lifetime: `StateRef`, the counted reference to a state, and what
+//! happens when the last one goes: the state leaves its parents' lists,
+//! its timer is retired, it is freed, and so, in the same loop, is any
+//! parent whose last reference was one of its links (never by recursion:
+//! dropping a chain of any depth needs constant stack).
+//!
+//! Without references, a state can still be reached through its links: a
+//! parent's canceller may pop one and claim the state (and read its list)
+//! under that parent's lock. So a dying state first leaves every parent's
+//! list, taking each parent's lock once; after that nothing can reach it,
+//! and its own list is retired without its own lock. A parent freed in the
+//! same loop is still linked to its own parents, so it is retired under its
+//! own lock. (Reversing the order is a data race that the loom models
+//! `parent_cancel_vs_child_last_handle_drop` and
+//! `parent_cancel_vs_last_drop_of_a_timed_two_parent_child` report.)
+
+use core::ptr::{self, NonNull};
+
+use super::kinds::link;
+use super::kinds::timer::{self, Timeline};
+use super::state::{NONE, State};
+use crate::sync::Ordering;
+
+/// A counted reference to a state; `Clone` and `Drop` adjust the count.
+/// The reference to [`NONE`] is not counted.
+pub(crate) struct StateRef {
+    ptr: NonNull<State>,
+}
+
+// SAFETY: a StateRef is a counted pointer to a Send + Sync State.
+unsafe impl Send for StateRef {}
+// SAFETY: as above.
+unsafe impl Sync for StateRef {}
+
+impl StateRef {
+    /// The never-cancelled state shared by every `CancellationToken::none()`.
+    #[cfg(not(loom))]
+    pub(crate) const fn none() -> Self {
+        Self {
+            // SAFETY: the address of a static is never null.
+            ptr: unsafe { NonNull::new_unchecked(&raw const NONE as *mut State) },
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn none() -> Self {
+        Self {
+            ptr: NonNull::from(&*NONE),
+        }
+    }
+
+    #[inline]
+    fn none_ptr() -> *const State {
+        #[cfg(not(loom))]
+        return &raw const NONE;
+        #[cfg(loom)]
+        return &*NONE as *const State;
+    }
+
+    /// Adopts one counted reference to `ptr` (a new state's first, or one
+    /// taken with `try_acquire`).
+    ///
+    /// # Safety
+    /// The caller owns that reference and gives it up.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ptr: NonNull<State>) -> Self {
+        Self { ptr }
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> &State {
+        // SAFETY: a StateRef holds a counted reference (or points to NONE).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn ptr(&self) -> NonNull<State> {
+        self.ptr
+    }
+
+    #[inline]
+    pub(crate) fn is_none(&self) -> bool {
+        ptr::eq(self.ptr.as_ptr(), Self::none_ptr())
+    }
+
+    /// Identity, for `Eq` and `Hash`.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+}
+
+/// How a node's owner (a future, a pinned registration) reaches its state:
+/// a token held by value or by reference. The owner keeps the state alive
+/// while its node is attached.
+pub(crate) trait HoldsState {
+    fn state(&self) -> &StateRef;
+}
+
+impl Clone for StateRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        if !self.is_none() {
+            self.get().acquire();
+        }
+        Self { ptr: self.ptr }
+    }
+}
+
+impl Drop for StateRef {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.is_none() {
+            // SAFETY: we own a counted reference and give it up.
+            unsafe { release(self.ptr) }
+        }
+    }
+}
+
+/// Drops one reference; the last one destroys the state.
+///
+/// # Safety
+/// The caller owns one counted reference to `this` and gives it up.
+#[inline]
+pub(crate) unsafe fn release(this: NonNull<State>) {
+    // SAFETY: we own a reference, so the state is live.
+    let refs = unsafe { this.as_ref().refs() };
+    // Release/Acquire as in `Arc::drop`: every use of the state through other
+    // references happens-before its destruction.
+    if refs.fetch_sub(1, Ordering::Release) != 1 {
+        return;
+    }
+    // An Acquire load of the count rather than a fence: it synchronizes the
+    // same way (it reads the end of the release sequence of every earlier
+    // decrement), and ThreadSanitizer understands it (std's `Arc` does the
+    // same under TSan).
+    refs.load(Ordering::Acquire);
+    // SAFETY: we dropped the last reference.
+    unsafe { destroy(this) }
+}
+
+/// Frees states with no references left, starting with `first`.
+///
+/// # Safety
+/// `first` has no references left.
+#[cold]
+unsafe fn destroy(first: NonNull<State>) {
+    // SAFETY: forwarded; `first` is dead, its parents are kept alive by its
+    // links' references until `destroy_chain` releases them.
+    unsafe {
+        link::unlink_all(first);
+        retire(first, ptr::null_mut(), false);
+        destroy_chain(first);
+    }
+}
+
+/// Retires a dead state's list: takes its timer node out of the list and out
+/// of its queue (the state is freed only after this: `kinds/timer.rs`), and
+/// sets `head` to `next`, the chain of dead states `destroy_chain` walks.
+///
+/// A dead state's list holds nothing else, except nodes of borrowing futures
+/// leaked with `mem::forget` (never freed, so dropping them from the list is
+/// harmless; nobody walks a dead state's list). While the state is still
+/// linked to a parent (`reachable`), that parent's canceller may be claiming
+/// it and reading its list under its lock, so the work is done in one hold
+/// of that lock; once unlinked from every parent, nothing else can touch it.
+///
+/// # Safety
+/// `this` has no references left; if `reachable` is false it was unlinked
+/// from every parent.
+unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) {
+    // SAFETY: a dead state is still allocated. The list is ours: under the
+    // lock, or unreachable (caller's contract).
+    unsafe {
+        let st = this.as_ref();
+        let guard = reachable.then(|| st.word.lock());
+        let node = timer::retire(st);
+        st.head.with_mut(|h| *h = next.cast());
+        drop(guard);
+        if let Some(node) = node {
+            // Its source count dies with the state: nobody reads it again.
+            let _ = Timeline::disarm(&node);
+        }
+    }
+}
+
+/// Frees a state with no references left, and with it its links; a parent
+/// whose last reference was such a link is freed in the same loop.
+///
+/// # Safety
+/// `first` has no references left, was unlinked from its parents and
+/// retired (see `destroy`).
+unsafe fn destroy_chain(first: NonNull<State>) {
+    // Dead states waiting to be freed are chained through their `head`
+    // field: once its timer is gone, a state with no references has nothing
+    // in its list that anyone will look at again (every live node belongs to
+    // a handle or a child link, and each holds a reference; see `retire` for
+    // leaked futures). `first` was retired with an empty chain by `destroy`.
+    let mut todo: *mut State = first.as_ptr();
+    #[cfg(feature = "std")]
+    let mut first_panic: Option<crate::unwind::Payload> = None;
+    while let Some(this) = NonNull::new(todo) {
+        // SAFETY: `this` is on the dead list: unreachable by anyone else
+        // except, for a parent freed here, a grandparent's canceller until
+        // we unlink it (under the grandparent's lock).
+        let custom = unsafe {
+            todo = this.as_ref().head.with(|h| *h).cast::<State>();
+            if this != first {
+                link::unlink_all(this);
+            }
+            let links = link::release_parents(this, |parent| {
+                // Still linked to its own parents: retired under its lock.
+                retire(parent, todo, true);
+                todo = parent.as_ptr();
+            });
+            link::free(this, links)
+        };
+        // User data (the cause's destructor) runs after the free. With `std`
+        // a panic there is kept until the rest of the chain is freed;
+        // without it, it unwinds from here and the states still on `todo`
+        // are leaked, never freed twice.
+        if let Some(custom) = custom {
+            #[cfg(feature = "std")]
+            crate::unwind::catch(&mut first_panic, move || drop(custom));
+            #[cfg(not(feature = "std"))]
+            drop(custom);
+        }
+    }
+    #[cfg(feature = "std")]
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
+    }
+}

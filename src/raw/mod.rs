@@ -1,0 +1,43 @@
+//! The core: the only code with `unsafe`. One atomic state word and one
+//! intrusive list per source; every observer is a node in that list.
+//!
+//! Dependencies point one way, from the top of this table down (a module
+//! uses only modules below it):
+//!
+//! | module | job |
+//! |---|---|
+//! | `handle.rs` | the operations the public types call, each a door into a protocol |
+//! | `cancel.rs` | cancel = claim + drain: the loop over the list, one step per node kind; a clock's fire |
+//! | `kinds/{callback,pinned,waiter,thread}.rs` | the observer kinds: node, attach, detach, drain step |
+//! | `lifetime.rs` | `StateRef`, the counted reference; destroy and retire |
+//! | `kinds/{link,timer}.rs` | links to children (and a child's allocation), timers and their queues |
+//! | `state.rs` | `State`: word + list head + cause; allocation; refcounts; claim; attach/detach idioms |
+//! | `node.rs`, `reason.rs`, `wake_batch.rs` | the node header and its statuses; the stored reason; the stack batch of wakers |
+//! | `word.rs` | the state word's bits, the reason kind's encoding |
+//! | `bitlock.rs`, `list.rs` | a lock on one bit of an atomic word (and a spin lock); intrusive list surgery |
+//!
+//! The public faces (`src/*.rs` beside this folder) use only what is
+//! re-exported here.
+
+mod bitlock;
+mod cancel;
+mod handle;
+mod kinds;
+mod lifetime;
+mod list;
+mod node;
+mod reason;
+mod state;
+mod wake_batch;
+mod word;
+
+#[cfg(feature = "tokio-util")]
+pub(crate) use bitlock::SpinLock;
+pub(crate) use cancel::fire_due;
+pub(crate) use kinds::callback::RawRegistration;
+#[cfg(feature = "std")]
+pub(crate) use kinds::pinned::InlineCallback;
+pub(crate) use kinds::timer::{NEVER, Ticks, Timeline};
+pub(crate) use kinds::waiter::Waiter;
+pub(crate) use lifetime::{HoldsState, StateRef};
+pub(crate) use reason::Reason;

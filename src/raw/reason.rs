@@ -1,0 +1,34 @@
+//! The reason as the core stores and propagates it: a kind (in the state
+//! word, `word.rs`) and, for a custom cause, the cause behind a thin pointer
+//! so that the state keeps one word for it and propagation to children
+//! clones it (one atomic increment) instead of allocating.
+
+use alloc::sync::Arc;
+use core::error::Error;
+
+use super::word::ReasonKind;
+
+#[derive(Clone)]
+pub(crate) enum Reason {
+    Requested,
+    TimedOut,
+    Custom(Arc<CustomCause>),
+}
+
+/// A custom cause: the user's error.
+pub(crate) struct CustomCause(pub(crate) Arc<dyn Error + Send + Sync>);
+
+impl Reason {
+    #[inline]
+    pub(crate) fn kind(&self) -> ReasonKind {
+        match self {
+            Reason::Requested => ReasonKind::Requested,
+            Reason::TimedOut => ReasonKind::TimedOut,
+            Reason::Custom(_) => ReasonKind::Custom,
+        }
+    }
+
+    pub(crate) fn custom<E: Error + Send + Sync + 'static>(cause: E) -> Self {
+        Reason::Custom(Arc::new(CustomCause(Arc::new(cause))))
+    }
+}
