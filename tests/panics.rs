@@ -665,3 +665,69 @@ fn a_callback_panicking_inline_after_a_late_cancel_leaks_no_node() {
         assert_eq!(DROPS.load(SeqCst), 1);
     });
 }
+
+/// Second review, finding 6: a fired timeout's drain resumed a callback's
+/// panic from inside the drop of its claim, and the claim's last reference
+/// to the state was then dropped during that unwind; freeing the chain ran a
+/// cause's `Drop`, which panicked, and that second panic escaped a drop
+/// during unwinding: the process aborted.
+#[test]
+fn a_timeout_callback_panic_and_a_cause_drop_panic_do_not_abort() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let clock = ManualClock::new();
+    let parent = CancellationSource::new();
+    let timed = parent.token().child();
+    clock.cancel_after(&timed, Duration::from_secs(1));
+    let token = timed.token();
+    let handles = Mutex::new(Some((parent, timed)));
+    type Slot = Arc<Mutex<Option<cancel_core::Registration>>>;
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let own = slot.clone();
+    let reg = token.register(move || {
+        let (parent, timed) = handles.lock().unwrap().take().unwrap();
+        // The parent gets a cause of its own (the timed child is skipped:
+        // already timed out); dropping every handle leaves the fire's claim
+        // holding the last reference to the child, and through it the parent.
+        parent.cancel_with(BadCause { drops: &DROPS });
+        drop(parent);
+        drop(timed);
+        let own = own.lock().unwrap().take();
+        drop(own);
+        deliberate!("the timeout callback panics");
+    });
+    *slot.lock().unwrap() = Some(reg);
+    drop(token);
+    let result = quiet(|| clock.advance(Duration::from_secs(1)));
+    let payload = result.expect_err("advance resumes a panic");
+    assert_eq!(
+        message(&*payload),
+        "deliberate: the timeout callback panics"
+    );
+    assert_eq!(DROPS.load(SeqCst), 1, "the cause was dropped, once");
+}
+
+/// Second review, finding 7: a `DropGuard` dropped during an unwind caught
+/// its cancel's panic and dropped the payload directly; a payload whose
+/// `Drop` panics then aborted the process.
+#[test]
+fn a_drop_guard_unwinding_survives_a_payload_whose_drop_panics() {
+    struct PayloadWhoseDropPanics;
+    impl Drop for PayloadWhoseDropPanics {
+        fn drop(&mut self) {
+            deliberate!("the payload's Drop panics");
+        }
+    }
+    let source = CancellationSource::new();
+    let token = source.token();
+    let _reg = token.register(|| std::panic::panic_any(PayloadWhoseDropPanics));
+    let result = quiet(move || {
+        let _guard = source.drop_guard();
+        deliberate!("the scope panics; the guard cancels during the unwind");
+    });
+    let payload = result.expect_err("the scope's panic reaches the caller");
+    assert_eq!(
+        message(&*payload),
+        "deliberate: the scope panics; the guard cancels during the unwind"
+    );
+    assert!(token.is_cancelled());
+}

@@ -298,3 +298,88 @@ fn concurrent_advances_each_return_with_everything_due_cancelled() {
         }
     }
 }
+
+/// Second review, finding 1: `advance` claimed every due source before
+/// running any of their observers. A timeout callback that cancelled a
+/// parent of another due source then saw `cancel()` return `true` with that
+/// source's subtree neither run nor cancelled (it was claimed, waiting for
+/// this thread to drain it after the callback returned), breaking
+/// `cancel()`'s promise; a `wait()` there hung.
+#[test]
+fn cancel_inside_a_timeout_callback_finishes_a_due_descendant() {
+    let clock = ManualClock::new();
+    let parent = CancellationSource::new();
+    let middle = parent.token().child();
+    clock.cancel_after(&middle, 10 * SEC);
+    let grandchild = middle.token().child();
+    let middle_ran = Arc::new(AtomicUsize::new(0));
+    let m = middle_ran.clone();
+    let _reg_middle = middle.token().register(move || {
+        m.fetch_add(1, SeqCst);
+    });
+    let other = clock.with_timeout(5 * SEC);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let (p, g, m, s) = (
+        parent.clone(),
+        grandchild.token(),
+        middle_ran.clone(),
+        seen.clone(),
+    );
+    let _reg_other = other.token().register(move || {
+        let performed = p.cancel();
+        *s.lock().unwrap() = Some((performed, m.load(SeqCst), g.is_cancelled()));
+    });
+    clock.advance(10 * SEC);
+    let (performed, middle_runs, grandchild_cancelled) = seen.lock().unwrap().unwrap();
+    assert!(performed, "parent.cancel() made the cancellation");
+    assert_eq!(
+        middle_runs, 1,
+        "middle's callback ran before parent.cancel() returned"
+    );
+    assert!(
+        grandchild_cancelled,
+        "the grandchild was cancelled before it returned"
+    );
+    assert_eq!(middle_ran.load(SeqCst), 1, "and only once");
+}
+
+/// Second review, finding 2: `cancel_after` checked "already due?" without
+/// the queue's lock and queued the timeout later; an `advance` in between
+/// moved the clock past the deadline and found nothing to fire, leaving a
+/// timeout due at 1 s armed and unfired with the clock at 10 s. The advance
+/// runs here at the timer node's allocation, inside that window.
+#[test]
+fn a_timeout_armed_during_an_advance_is_not_left_overdue() {
+    let clock = ManualClock::new();
+    let source = CancellationSource::new();
+    let c = clock.clone();
+    counting::on_next_alloc(move || c.advance(10 * SEC));
+    clock.cancel_after(&source, SEC);
+    assert_eq!(clock.now(), 10 * SEC);
+    assert!(
+        source.is_cancelled(),
+        "due at 1 s with the clock at 10 s: fired, not left armed"
+    );
+    assert_eq!(clock.armed(), 0);
+}
+
+/// Second review, finding 5: after the last handle of the `ManualClock` a
+/// source was armed on had gone, `source.cancel_after(d)` re-armed on that
+/// stopped clock, which arms nothing: the timeout silently never fired. It
+/// now goes to the default timer.
+#[cfg(feature = "std")]
+#[test]
+fn cancel_after_on_a_source_whose_manual_clock_is_gone_uses_the_default_timer() {
+    let source = CancellationSource::new();
+    {
+        let clock = ManualClock::new();
+        clock.cancel_after(&source, 3600 * SEC);
+    }
+    source.cancel_after(Duration::from_millis(20));
+    assert!(source.token().deadline().is_some(), "armed");
+    assert!(
+        source.token().wait_timeout(Duration::from_secs(60)),
+        "fired"
+    );
+    assert!(timed_out(&source.token()));
+}

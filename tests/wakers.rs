@@ -101,3 +101,58 @@ fn a_reused_waker_address_still_gets_its_own_task_woken() {
     assert_eq!(WOKEN[2].load(SeqCst), 1, "the task polling last is woken");
     assert_eq!(WOKEN[1].load(SeqCst), 0, "the earlier task is not");
 }
+
+/// Second review, finding 3: a re-poll with a new waker stored its clone,
+/// then dropped the replaced one before recording the new identity; when
+/// that drop panicked, the future kept the old identity. Polled again by the
+/// first task, it took the fast path and stored nothing: the first task was
+/// never woken.
+#[test]
+fn a_repoll_after_a_panicking_waker_drop_still_wakes_the_polling_task() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    static A_WAKES: AtomicUsize = AtomicUsize::new(0);
+    static PANIC_ON_DROP: AtomicUsize = AtomicUsize::new(0);
+    static A_VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |data| RawWaker::new(data, &A_VTABLE),
+        |_| {
+            A_WAKES.fetch_add(1, SeqCst);
+        },
+        |_| {
+            A_WAKES.fetch_add(1, SeqCst);
+        },
+        |_| {
+            if PANIC_ON_DROP.swap(0, SeqCst) == 1 {
+                panic!("task A's waker: its drop panics once");
+            }
+        },
+    );
+    #[derive(Default)]
+    struct CountWaker(AtomicUsize);
+    impl Wake for CountWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    let source = CancellationSource::new();
+    let token = source.token();
+    let mut fut = Box::pin(token.cancelled());
+    // SAFETY: the vtable never dereferences the data pointer.
+    let a =
+        unsafe { Waker::from_raw(RawWaker::new(&A_VTABLE as *const _ as *const (), &A_VTABLE)) };
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&a)).is_pending());
+    let b_count = Arc::new(CountWaker::default());
+    let b = Waker::from(b_count.clone());
+    PANIC_ON_DROP.store(1, SeqCst);
+    let replaced = catch_unwind(AssertUnwindSafe(|| {
+        fut.as_mut().poll(&mut Context::from_waker(&b)).is_pending()
+    }));
+    assert!(replaced.is_err(), "the replaced waker's drop panicked");
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&a)).is_pending());
+    source.cancel();
+    assert_eq!(A_WAKES.load(SeqCst), 1, "task A polled last: it is woken");
+    assert_eq!(b_count.0.load(SeqCst), 0);
+}
