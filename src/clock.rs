@@ -260,14 +260,18 @@ mod system {
         /// explicit `cancel()` before the deadline disarms the timer.
         ///
         /// The timer runs on the source's clock: the default timer thread,
-        /// or the [`ManualClock`] it was armed on.
+        /// or the [`ManualClock`] it was armed on; if every handle of that
+        /// manual clock is gone (it can never move again), the default timer.
         pub fn cancel_after(&self, delay: Duration) {
             if self.is_cancelled() {
                 return;
             }
+            // The source's clock, unless it has none or it stopped (a
+            // `ManualClock` whose handles are all gone can never fire): then
+            // the default timer.
             let timeline = match self.state().timeline() {
-                Some(timeline) => timeline,
-                None => system_clock().clone(),
+                Some(timeline) if !timeline.is_stopped() => timeline,
+                _ => system_clock().clone(),
             };
             let deadline = if delay.is_zero() {
                 0

@@ -57,7 +57,13 @@ impl Drop for DropGuard {
         if std::thread::panicking() {
             // A callback panicking now would abort the process (a panic
             // during unwinding): keep the first panic, drop the second.
-            let _ = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| source.cancel()));
+            // A payload whose `Drop` panics would abort here too: it is
+            // dropped under its own guard.
+            if let Err(payload) =
+                std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| source.cancel()))
+            {
+                crate::unwind::drop_payload(payload);
+            }
             return;
         }
         source.cancel();

@@ -26,6 +26,18 @@ pub(crate) fn keep_first(first: &mut Option<Payload>, payload: Payload) {
     }
 }
 
+/// Resumes a run's first panic, if any; during an unwind (a drop) it is
+/// dropped instead: a panic escaping a drop while unwinding would abort.
+pub(crate) fn resume(first: Option<Payload>) {
+    if let Some(payload) = first {
+        if std::thread::panicking() {
+            drop_payload(payload);
+        } else {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
 /// Runs `f`; a panic is kept as the run's first or dropped.
 pub(crate) fn catch(first: &mut Option<Payload>, f: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {

@@ -13,7 +13,6 @@
 //! under the lock it stays empty: the drain then finishes that state
 //! without locking it again.
 
-use alloc::vec::Vec;
 use core::ptr::{self, NonNull};
 
 #[cfg(feature = "std")]
@@ -39,16 +38,39 @@ pub(crate) fn cancel(state: &StateRef, reason: Reason) -> bool {
         return false;
     };
     // SAFETY: we hold a reference to the state and just claimed it.
-    unsafe { drain(state.ptr(), &reason, guard) };
+    let first_panic = unsafe { drain(state.ptr(), &reason, guard) };
+    #[cfg(feature = "std")]
+    crate::unwind::resume(first_panic);
+    #[cfg(not(feature = "std"))]
+    let NoPanics = first_panic;
     true
 }
 
+/// What a drain leaves for its caller: with `std`, the first panic of a
+/// callback, waker or released child, to be resumed once the caller is done
+/// with its own references (resuming it inside a drop, then dropping a
+/// reference during that unwind, could abort).
+#[cfg(feature = "std")]
+pub(crate) type Leftover = Option<crate::unwind::Payload>;
+#[cfg(not(feature = "std"))]
+pub(crate) type Leftover = NoPanics;
+
+/// Without `std` a panic unwinds out of the drain: none is left over.
+#[cfg(not(feature = "std"))]
+pub(crate) struct NoPanics;
+
 /// Runs every observer of `root` (just claimed by this thread, whose lock
-/// `root_guard` still holds) and of every descendant.
+/// `root_guard` still holds) and of every descendant; returns the first
+/// panic for the caller to resume.
 ///
 /// # Safety
 /// `root` is live for the call and this thread claimed it.
-pub(crate) unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard: WordGuard<'a>) {
+#[must_use]
+pub(crate) unsafe fn drain<'a>(
+    root: NonNull<State>,
+    reason: &Reason,
+    root_guard: WordGuard<'a>,
+) -> Leftover {
     let mut ctx = Drain {
         #[cfg(feature = "std")]
         first_panic: None,
@@ -140,16 +162,17 @@ pub(crate) unsafe fn drain<'a>(root: NonNull<State>, reason: &Reason, root_guard
     }
 
     #[cfg(feature = "std")]
-    if let Some(payload) = ctx.first_panic {
-        std::panic::resume_unwind(payload);
-    }
+    return ctx.first_panic;
+    #[cfg(not(feature = "std"))]
+    NoPanics
 }
 
 /// A state this thread claimed (CANCELLED and the reason are set, its lock
 /// released) and has not drained yet; drained when dropped, also during an
 /// unwind, so a claimed state is never left with observers nobody will run.
+/// Its reference is released before the drain's first panic is resumed.
 pub(crate) struct Claimed {
-    state: StateRef,
+    state: Option<StateRef>,
     reason: Reason,
 }
 
@@ -161,7 +184,10 @@ pub(crate) fn claim(state: StateRef, reason: Reason) -> Result<Claimed, StateRef
     }
     let claimed = state.get().claim(&reason).is_some();
     if claimed {
-        Ok(Claimed { state, reason })
+        Ok(Claimed {
+            state: Some(state),
+            reason,
+        })
     } else {
         Err(state)
     }
@@ -169,10 +195,26 @@ pub(crate) fn claim(state: StateRef, reason: Reason) -> Result<Claimed, StateRef
 
 impl Drop for Claimed {
     fn drop(&mut self) {
-        let guard = self.state.get().word.lock();
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        let guard = state.get().word.lock();
         // SAFETY: we hold a reference; this thread claimed the state (only
         // one claim succeeds) and this is its one drain.
-        unsafe { drain(self.state.ptr(), &self.reason, guard) }
+        #[allow(unused_mut)]
+        let mut first_panic = unsafe { drain(state.ptr(), &self.reason, guard) };
+        // The release may free the state, running a cause's `Drop`: user
+        // code, kept like the drain's panics.
+        #[cfg(feature = "std")]
+        {
+            crate::unwind::catch(&mut first_panic, move || drop(state));
+            crate::unwind::resume(first_panic);
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let NoPanics = first_panic;
+            drop(state);
+        }
     }
 }
 
@@ -183,41 +225,42 @@ pub(crate) type Panic = crate::unwind::Payload;
 pub(crate) type Panic = core::convert::Infallible;
 
 /// Cancels, with reason `TimedOut`, every source of `timeline` whose timeout
-/// is due at `now`: claimed under the queue's lock (`Timeline::take_due`),
-/// drained after it, on this thread. A panic of one source's observers
-/// costs no other source anything: with `std` each drain runs under
+/// is due at `now`, in deadline order, on this thread: one at a time, each
+/// claimed under the queue's lock (`Timeline::take_one_due`) and drained
+/// after it, before the next is taken. So when a callback runs, no other
+/// source is claimed and waiting for this thread: a `cancel()` it makes
+/// finishes everything it reaches. A panic of one source's observers costs
+/// no other source anything: with `std` each drain runs under
 /// `catch_unwind` and every panic goes to `on_panic`; without `std` it
-/// unwinds from here, and the sources claimed with it still drain as they
-/// are dropped. Returns the next deadline.
+/// unwinds from here, and the sources still due stay queued for the next
+/// `advance`. Returns the next deadline.
 pub(crate) fn fire_due(
     timeline: &Timeline,
     now: Ticks,
     on_panic: &mut dyn FnMut(Panic),
 ) -> Option<Ticks> {
-    let mut due: Vec<Result<Claimed, StateRef>> = Vec::new();
     loop {
-        let next = timeline.take_due(now, |state| {
-            // SAFETY: `take_due` hands over a reference it took.
+        let mut fired: Option<Result<Claimed, StateRef>> = None;
+        let next = timeline.take_one_due(now, |state| {
+            // SAFETY: `take_one_due` hands over a reference it took.
             let state = unsafe { StateRef::from_raw(state) };
             // Kept (not dropped) under the queue's lock: a drop may free the
             // state, which takes that lock.
-            due.push(claim(state, Reason::TimedOut));
+            fired = Some(claim(state, Reason::TimedOut));
         });
-        if due.is_empty() {
+        let Some(fired) = fired else {
             return next;
+        };
+        #[cfg(feature = "std")]
+        if let Err(payload) =
+            std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(fired)))
+        {
+            on_panic(payload);
         }
-        for fired in due.drain(..) {
-            #[cfg(feature = "std")]
-            if let Err(payload) =
-                std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(fired)))
-            {
-                on_panic(payload);
-            }
-            #[cfg(not(feature = "std"))]
-            {
-                let _ = &on_panic;
-                drop(fired);
-            }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = &on_panic;
+            drop(fired);
         }
     }
 }

@@ -112,7 +112,10 @@ impl StateRef {
         }
         // SAFETY: we hold a reference and the caller a source handle.
         if let Some(node) = unsafe { timer::timer_on(self.ptr(), timeline) } {
-            timeline.arm(self.get(), &node, deadline);
+            if !timeline.arm(self.get(), &node, deadline) {
+                // Reached since the check above (a concurrent advance).
+                self.cancel(Reason::TimedOut);
+            }
         }
     }
 

@@ -226,7 +226,5 @@ unsafe fn destroy_chain(first: NonNull<State>) {
         }
     }
     #[cfg(feature = "std")]
-    if let Some(payload) = first_panic {
-        std::panic::resume_unwind(payload);
-    }
+    crate::unwind::resume(first_panic);
 }

@@ -470,31 +470,29 @@ impl Model {
         }
     }
 
-    /// Every source due on clock `c` is claimed (in deadline order), then
-    /// each claimed one is drained in that order.
+    /// Every source due on clock `c` is cancelled, one at a time in deadline
+    /// order, each fully drained before the next is taken.
     fn advance(&mut self, c: usize, by: u64) {
         self.clocks[c].now += by;
         let now = self.clocks[c].now;
-        let mut due: Vec<(u64, usize)> = (0..self.states.len())
-            .filter_map(|s| {
-                let st = &self.states[s];
-                match st.deadline {
-                    Some((dc, d)) if st.alive && dc == c && d <= now => Some((d, s)),
-                    _ => None,
-                }
-            })
-            .collect();
-        due.sort_unstable();
-        let mut claimed = Vec::new();
-        for (_, s) in due {
+        // One due source at a time, in deadline order, each drained before
+        // the next is looked at (a drain may cancel a later one through its
+        // links).
+        loop {
+            let next = (0..self.states.len())
+                .filter_map(|s| {
+                    let st = &self.states[s];
+                    match st.deadline {
+                        Some((dc, d)) if st.alive && dc == c && d <= now => Some((d, s)),
+                        _ => None,
+                    }
+                })
+                .min();
+            let Some((_, s)) = next else {
+                return;
+            };
             self.states[s].deadline = None;
-            if self.states[s].reason.is_none() {
-                self.claim(s, &R::TimedOut);
-                claimed.push(s);
-            }
-        }
-        for s in claimed {
-            self.drain(s, &R::TimedOut);
+            self.cancel(s, R::TimedOut);
         }
     }
 
@@ -527,10 +525,10 @@ impl Model {
             self.cancel(s, R::TimedOut);
         } else if d == u64::MAX {
             self.states[s].deadline = None;
-        } else if self.clocks[c].handles > 0 {
+        } else {
+            debug_assert!(self.clocks[c].handles > 0, "not used on a stopped clock");
             self.states[s].deadline = Some((c, self.clocks[c].now + d));
         }
-        // A stopped clock arms nothing.
     }
 
     fn has_deadline(&self, s: usize) -> bool {
@@ -1018,7 +1016,12 @@ fn run_inner(data: &[u8]) {
                         "{op_no}: source {i} (state {s}).cancel_after({d} ns) (timer on {:?}; else clock slot {slot})",
                         st.timer_clock
                     );
-                    if st.reason.is_some() || st.timer_clock.is_some() {
+                    // `source.cancel_after` re-arms on the source's manual
+                    // clock; on a source with none, or whose clock stopped,
+                    // it would use the default timer (real time): the
+                    // interpreter arms on a manual clock instead.
+                    let live_clock = st.timer_clock.is_some_and(|c| m.clocks[c].handles > 0);
+                    if st.reason.is_some() || live_clock {
                         let result =
                             catch_unwind(AssertUnwindSafe(|| src.cancel_after(duration(d))));
                         m.source_cancel_after(s, d);

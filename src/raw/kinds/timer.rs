@@ -181,23 +181,42 @@ impl Queue {
         self.holds(index, node).then(|| self.remove(index))
     }
 
-    /// Queues `node` at `deadline`, or moves it there. Returns whether it is
-    /// now the earliest, and whether a new entry was made (it then holds
-    /// the source count the caller took).
-    fn arm(&mut self, node: &Arc<TimerNode>, deadline: Ticks) -> (bool, bool) {
+    /// Queues `node` at `deadline`, or moves it there; see `Armed`. On a
+    /// manual clock a deadline already reached is not queued (an `advance`
+    /// may have passed it since the caller looked at the time): the caller
+    /// cancels at once. The entry such a call takes out is returned, to be
+    /// dropped after the unlock.
+    fn arm(
+        &mut self,
+        manual: bool,
+        node: &Arc<TimerNode>,
+        deadline: Ticks,
+    ) -> (Armed, Option<Entry>) {
         let index = node.queue_index.load(Ordering::Relaxed);
-        if self.holds(index, node) {
+        let queued = self.holds(index, node);
+        if manual && deadline <= self.now {
+            // Due: out of the queue (its count is the caller's to give back).
+            let old = queued.then(|| self.remove(index));
+            return (
+                Armed::Due {
+                    held: old.is_some(),
+                },
+                old,
+            );
+        }
+        if queued {
             // Already queued: move it (it keeps its count).
             self.entries[index].deadline = deadline;
             self.sift_down(index);
             self.sift_up(index);
-            return (node.queue_index.load(Ordering::Relaxed) == 0, false);
+            let earliest = node.queue_index.load(Ordering::Relaxed) == 0;
+            return (Armed::Moved { earliest }, None);
         }
         // A node that left its source's list (DONE) must not be queued
         // again: its source may be freed without looking at this queue. A
         // stopped clock queues nothing: it would never fire.
         if self.stopped || node.node.state(Ordering::Acquire) != LINKED {
-            return (false, false);
+            return (Armed::Refused, None);
         }
         self.entries.push(Entry {
             deadline,
@@ -206,8 +225,22 @@ impl Queue {
         let i = self.entries.len() - 1;
         self.set_index(i);
         self.sift_up(i);
-        (node.queue_index.load(Ordering::Relaxed) == 0, true)
+        let earliest = node.queue_index.load(Ordering::Relaxed) == 0;
+        (Armed::Queued { earliest }, None)
     }
+}
+
+/// What `Queue::arm` did.
+enum Armed {
+    /// A new entry: it holds the source count the caller took.
+    Queued { earliest: bool },
+    /// The node was queued: moved, keeping its count.
+    Moved { earliest: bool },
+    /// Not queued: the node left its list, or the clock stopped.
+    Refused,
+    /// The deadline is already reached on this manual clock: not queued
+    /// (an entry it had was taken out, `held`: its count is given back too).
+    Due { held: bool },
 }
 
 impl Timeline {
@@ -288,16 +321,18 @@ impl Timeline {
         })
     }
 
-    /// Takes every entry due at `now`. For each whose state is alive, takes
-    /// a reference and hands it to `fire`, still under the queue's lock;
-    /// `fire` must leave the state cancelled (claimed: CANCELLED set, no
-    /// observer run), after which the entry's source count is given back.
-    /// A state being destroyed is skipped. Returns the next deadline.
+    /// Takes the earliest entry if it is due at `now` (skipping entries of
+    /// states being destroyed). If its state is alive, takes a reference and
+    /// hands it to `fire`, still under the queue's lock; `fire` must leave
+    /// the state cancelled (claimed: CANCELLED set, no observer run), after
+    /// which the entry's source count is given back. Returns the deadline of
+    /// the entry now first, if any; `fire` was called iff one was taken.
     ///
     /// Claiming under the lock is what makes an `advance` return only once
     /// every source due at its time is cancelled, even one that another
-    /// thread's concurrent `advance` took first.
-    pub(crate) fn take_due(
+    /// thread's concurrent `advance` took first. One entry per hold: the
+    /// caller drains it before taking the next (see `cancel::fire_due`).
+    pub(crate) fn take_one_due(
         &self,
         now: Ticks,
         mut fire: impl FnMut(NonNull<State>),
@@ -311,16 +346,20 @@ impl Timeline {
                 // SAFETY: queued under the lock we hold, so the state is
                 // allocated (module docs).
                 let st = unsafe { first.node.state.as_ref() };
-                if st.try_acquire() {
+                let alive = st.try_acquire();
+                if alive {
                     fire(first.node.state);
                     debug_assert!(st.is_cancelled());
                     st.word.remove_source();
                 }
+                // Dropped after the unlock.
                 dropped.push(q.remove(0));
+                if alive {
+                    break;
+                }
             }
             q.entries.first().map(|e| e.deadline)
         });
-        // Timer nodes are dropped after the lock is released.
         drop(dropped);
         next
     }
@@ -351,16 +390,35 @@ impl Timeline {
     }
 
     /// Arms `node` (this time line's, linked in `st`'s list) for `deadline`:
-    /// queues it, or moves it if it is queued. The caller holds a source
-    /// handle of `st`.
-    pub(crate) fn arm(&self, st: &State, node: &Arc<TimerNode>, deadline: Ticks) {
+    /// queues it, or moves it if it is queued. Returns `false` if the
+    /// deadline is already reached (a manual clock moved past it): nothing
+    /// is armed, and the caller cancels the source at once. The caller holds
+    /// a source handle of `st`.
+    #[must_use]
+    pub(crate) fn arm(&self, st: &State, node: &Arc<TimerNode>, deadline: Ticks) -> bool {
         // The count a new entry holds, taken before it is queued so that a
         // fire never gives back one that was not taken.
         st.word.add_source();
-        let (earliest, new_entry) = self.queue.with(|q| q.arm(node, deadline));
-        if !new_entry {
-            st.word.remove_source();
-        }
+        let (armed, old) = self.queue.with(|q| q.arm(self.manual, node, deadline));
+        drop(old);
+        let earliest = match armed {
+            Armed::Queued { earliest } => earliest,
+            Armed::Moved { earliest } => {
+                st.word.remove_source();
+                earliest
+            }
+            Armed::Refused => {
+                st.word.remove_source();
+                false
+            }
+            Armed::Due { held } => {
+                st.word.remove_source();
+                if held {
+                    st.word.remove_source();
+                }
+                return false;
+            }
+        };
         #[cfg(feature = "std")]
         if earliest {
             if let Some(driver) = self.driver.get() {
@@ -369,6 +427,13 @@ impl Timeline {
         }
         #[cfg(not(feature = "std"))]
         let _ = earliest;
+        true
+    }
+
+    /// Whether the clock stopped (a manual clock whose handles are gone).
+    #[cfg(feature = "std")]
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.queue.with(|q| q.stopped)
     }
 }
 

@@ -163,13 +163,17 @@ impl<T: HoldsState> Waiter<T> {
                         .get()
                         .attach(node, || old = slot.replace_waker(Some(waker)))
                 };
-                drop(old);
-                if !attached {
-                    return Poll::Ready(());
+                if attached {
+                    // Recorded before any waker's drop (user code) runs.
+                    this.phase = Phase::Attached;
+                    this.stored = stored;
                 }
-                this.phase = Phase::Attached;
-                this.stored = stored;
-                Poll::Pending
+                drop(old);
+                if attached {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
             }
             Phase::Attached => {
                 let waker = cx.waker();
@@ -192,13 +196,18 @@ impl<T: HoldsState> Waiter<T> {
                     }
                 };
                 drop(guard);
-                drop(old);
-                if !linked {
-                    // The canceller took the node: cancelled.
-                    return Poll::Ready(());
+                if linked {
+                    // Recorded before the replaced waker's drop (user code,
+                    // which may panic) runs.
+                    this.stored = stored;
                 }
-                this.stored = stored;
-                Poll::Pending
+                drop(old);
+                // Not linked: the canceller took the node: cancelled.
+                if linked {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
             }
         }
     }
