@@ -8,9 +8,11 @@
 //! |---|---|
 //! | `handle.rs` | the operations the public types call, each a door into a protocol |
 //! | `cancel.rs` | cancel = claim + drain: the loop over the list, one step per node kind; a clock's fire |
-//! | `kinds/{callback,pinned,waiter,thread}.rs` | the observer kinds: node, attach, detach, drain step |
+//! | `kinds/pinned.rs` | the pinned registration's phase machine, over the callback node |
+//! | `kinds/{callback,waiter,thread}.rs` | the observer kinds: node, attach, detach, drain step |
 //! | `lifetime.rs` | `StateRef`, the counted reference; destroy and retire |
 //! | `kinds/{link,timer}.rs` | links to children (and a child's allocation), timers and their queues |
+//! | `kinds/mod.rs` | what the drain's steps share with its loop (`Drain`, `Next`) |
 //! | `state.rs` | `State`: word + list head + cause; allocation; refcounts; claim; attach/detach idioms |
 //! | `node.rs`, `reason.rs`, `wake_batch.rs` | the node header and its statuses; the stored reason; the stack batch of wakers |
 //! | `word.rs` | the state word's bits, the reason kind's encoding |
