@@ -603,6 +603,28 @@ def main():
     else:
         w("(not run: scripts/bench.sh runs it when valgrind is installed)")
         w("")
+    history_tsv = os.path.join(ROOT, "benches", "instruction_history.tsv")
+    if os.path.exists(history_tsv):
+        notes, rows = [], []
+        with open(history_tsv) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line.startswith("#"):
+                    notes.append(line.lstrip("# "))
+                elif line:
+                    rows.append(line.split("\t"))
+        header, body = rows[0], rows[1:]
+        w("### Across core changes")
+        w("")
+        w(" ".join(notes) + " From `benches/instruction_history.tsv`; the last column "
+          "compares the last two trees.")
+        w("")
+        w("| " + " | ".join(header) + " | change |")
+        w("|---|" + "---:|" * (len(header) - 1) + "---:|")
+        for r in body:
+            before, after = float(r[-2]), float(r[-1])
+            w("| " + " | ".join(r) + " | %+.1f %% |" % ((after / before - 1) * 100))
+        w("")
 
     # ---- targets summary, placed right after the run description
     t = []

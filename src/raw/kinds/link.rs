@@ -165,7 +165,11 @@ pub(crate) unsafe fn attach_all(this: NonNull<State>) -> Option<Reason> {
             if stop {
                 return;
             }
-            let node = NonNull::from(&(*link.as_ptr()).node);
+            // The link's pointer itself (the node is its first field): it
+            // keeps the whole allocation's provenance, which the drain needs
+            // to get from the link back to its child (`child_of`). A pointer
+            // made from `&link.node` would cover the node only.
+            let node = link.cast::<Node>();
             let parent = (*link.as_ptr()).parent.as_ref();
             // Not `State::attach`: the child may be cancelled meanwhile by
             // a parent linked earlier, checked under this parent's lock.
