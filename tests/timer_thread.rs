@@ -31,8 +31,11 @@ fn a_panicking_timeout_callback_is_reported_and_the_timer_thread_goes_on() {
         default_hook(info);
     }));
 
-    let first = CancellationSource::with_timeout(Duration::from_millis(1));
+    // Registered before the timeout can fire, however slowly this runs
+    // (Miri): armed for an hour, then re-armed.
+    let first = CancellationSource::with_timeout(Duration::from_secs(3600));
     let _reg = first.token().register(|| panic!("timeout callback"));
+    first.cancel_after(Duration::from_millis(1));
     first.token().wait();
     for round in 0..3 {
         let next = CancellationSource::with_timeout(Duration::from_millis(1));
