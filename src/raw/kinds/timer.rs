@@ -17,16 +17,19 @@
 //! **The queue** is a binary min-heap of `(deadline, node)`, each node
 //! knowing its index: arm, re-arm and disarm are O(log n). Its lock (a
 //! `SpinLock` on the same bit lock as the word, so it works without `std`)
-//! is held for heap operations, and around the claim of due sources (a CAS
-//! on each state's word: the queue's lock is the outer one; no code takes it
-//! while holding a bit lock). No user code runs under it.
+//! is held for heap operations (which may allocate: the heap is a `Vec`),
+//! and around the claim of a due source (a CAS on its word: the queue's lock
+//! is the outer one; no code takes it while holding a bit lock). No user
+//! code runs under it.
 //!
-//! **A queued node's state is allocated.** The queue holds a node only while
-//! it is LINKED in its source's list (`Queue::arm` refuses a node that is
-//! not), and a state is freed only after `lifetime::destroy` took its timer
-//! node out of its list (`retire`) and out of the queue (`disarm`, under the
-//! queue's lock). So under the queue's lock a queued node's `state` may be
-//! read, and `try_acquire`d (refused once the state is dying).
+//! **A queued node's state is allocated.** A node is queued only while it is
+//! LINKED in its source's list (`Queue::arm` refuses a node that is not). It
+//! may stay queued after it left the list (DONE), until the thread that took
+//! it out disarms it: the drain's `step` and `timer_on` (a replaced node)
+//! hold a reference to the state meanwhile, and `lifetime::destroy` disarms
+//! it (`retire`, then `disarm` under the queue's lock) before the state is
+//! freed. So under the queue's lock a queued node's `state` may be read, and
+//! `try_acquire`d (refused once the state is dying).
 //!
 //! **An armed timer is a canceller.** A queue entry holds one count in its
 //! state word's SOURCES field, so a token whose source handles are all gone
@@ -34,7 +37,7 @@
 //! `arm` (whose caller holds a source handle, so it never passes through
 //! zero) before the entry is queued, and given back when the entry leaves
 //! the queue: `disarm` by a caller that holds a reference (`disarm_source`,
-//! `timer_on` replacing a node, the drain's `step`), `take_due` after the
+//! `timer_on` replacing a node, the drain's `step`), `take_one_due` after the
 //! fired state is claimed (so no moment exists where nothing counts and
 //! nothing is cancelled), `stop`. A dying state's count is never given back
 //! (`lifetime::destroy`): nobody reads it again.
