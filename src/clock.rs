@@ -266,6 +266,15 @@ mod system {
             if self.is_cancelled() {
                 return;
             }
+            // Now and never need no clock (nor the default timer's thread).
+            if delay.is_zero() {
+                self.cancel_reason(crate::raw::Reason::TimedOut);
+                return;
+            }
+            if Instant::now().checked_add(delay).is_none() {
+                self.state().disarm_timeout();
+                return;
+            }
             // The source's clock, unless it has none or it stopped (a
             // `ManualClock` whose handles are all gone can never fire): then
             // the default timer.
@@ -273,14 +282,7 @@ mod system {
                 Some(timeline) if !timeline.is_stopped() => timeline,
                 _ => system_clock().clone(),
             };
-            let deadline = if delay.is_zero() {
-                0
-            } else {
-                match Instant::now().checked_add(delay) {
-                    Some(_) => timeline.now().saturating_add(to_ticks(delay)),
-                    None => NEVER,
-                }
-            };
+            let deadline = timeline.now().saturating_add(to_ticks(delay));
             self.state().arm_timeout(&timeline, deadline);
         }
     }

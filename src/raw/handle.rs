@@ -107,7 +107,7 @@ impl StateRef {
             return;
         }
         if deadline == NEVER {
-            timer::disarm_source(self.get());
+            self.disarm_timeout();
             return;
         }
         // SAFETY: we hold a reference and the caller a source handle.
@@ -116,6 +116,14 @@ impl StateRef {
                 // Reached since the check above (a concurrent advance).
                 self.cancel(Reason::TimedOut);
             }
+        }
+    }
+
+    /// Disarms this source's timer, if it is armed. The caller holds a
+    /// source handle.
+    pub(crate) fn disarm_timeout(&self) {
+        if !self.is_none() {
+            timer::disarm_source(self.get());
         }
     }
 
