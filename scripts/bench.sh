@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite (benches/ops.rs, memory.rs, timer_accuracy.rs and,
-# when valgrind is installed, callgrind instruction counts through
+# Runs the benchmark suite, the package cancel-core-benches in benches/
+# (benches/ops.rs, memory.rs, timer_accuracy.rs, wake_latency.rs and, when
+# valgrind is installed, callgrind instruction counts through
 # benches/instructions.rs), then writes docs/benchmarks.md and
 # docs/benchmarks.svg with scripts/bench_report.py.
 #
@@ -17,7 +18,7 @@ for arg in "$@"; do
         --quick) quick=1 ;;
         --no-callgrind) callgrind=0 ;;
         -h | --help)
-            sed -n '2,10p' "$0"
+            sed -n '2,11p' "$0"
             exit 0
             ;;
         *)
@@ -34,19 +35,28 @@ if [ "$quick" = 1 ]; then
     mode=quick
 fi
 
+# The benchmarks are the workspace member benches/ (package
+# cancel-core-benches); cargo runs its bench binaries in benches/, so a
+# relative CARGO_TARGET_DIR is made absolute (from the workspace root, as
+# scripts/bench_report.py reads it) for cargo, criterion and the binaries
+# to agree on it.
+if [ -n "${CARGO_TARGET_DIR:-}" ] && [ "${CARGO_TARGET_DIR#/}" = "$CARGO_TARGET_DIR" ]; then
+    export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
+fi
 target="${CARGO_TARGET_DIR:-target}"
 out="$target/cancel-core-bench"
 mkdir -p "$out"
+bench=(cargo bench -p cancel-core-benches)
 
 # Build first, so that the time printed below is the run's own.
-cargo bench --bench ops --bench memory --bench timer_accuracy --bench wake_latency --bench instructions --no-run
+"${bench[@]}" --bench ops --bench memory --bench timer_accuracy --bench wake_latency --bench instructions --no-run
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 start=$(date +%s)
-cargo bench --bench ops --bench memory --bench timer_accuracy --bench wake_latency
+"${bench[@]}" --bench ops --bench memory --bench timer_accuracy --bench wake_latency
 
 if [ "$callgrind" = 1 ] && command -v valgrind >/dev/null 2>&1; then
-    bin=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null |
+    bin=$("${bench[@]}" --bench instructions --no-run --message-format=json 2>/dev/null |
         python3 -c '
 import json, sys
 for line in sys.stdin:

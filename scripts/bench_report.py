@@ -9,8 +9,12 @@ Reads (python3 standard library only):
   target/cancel-core-bench/analysis.md      optional hand-written findings,
                                             pasted into the report if present
 
+benches/ is the workspace member cancel-core-benches; its results are under
+the workspace's target/ (the root's), and benches/instruction_history.tsv is
+read from the source tree.
+
 Usage: scripts/bench_report.py [--command CMD] [--mode quick|full]
-(`$CARGO_TARGET_DIR` is honoured.)
+(`$CARGO_TARGET_DIR` is honoured, a relative one from the workspace root.)
 """
 
 import argparse

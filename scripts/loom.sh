@@ -60,8 +60,8 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 start=$(date +%s)
 # A profile of its own: optimised like `release` for this crate and for
 # loom's runtime (where the time goes), unoptimised for the dev-dependencies
-# the loom test does not use (tokio, smol, criterion: they are built only
-# because `cargo test` builds every dev-dependency), and with this crate's
+# the loom test does not use (tokio, smol: they are built only because
+# `cargo test` builds every dev-dependency), and with this crate's
 # debug assertions on, so the models also check its internal invariants.
 cargo_args=(
     test --test loom --profile loom

@@ -45,12 +45,17 @@ impl Flag {
     }
 }
 
-/// `target/cancel-core-bench` (or under `CARGO_TARGET_DIR`), where
-/// `scripts/bench_report.py` reads the results.
+/// `target/cancel-core-bench` in the workspace root (or under
+/// `CARGO_TARGET_DIR`, a relative one taken from the workspace root, as
+/// `scripts/bench_report.py` does), where `scripts/bench_report.py` reads
+/// the results. This package is `benches/`, one level below the root.
 pub fn out_dir() -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ has a parent, the workspace root");
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .map(|dir| root.join(dir))
+        .unwrap_or_else(|| root.join("target"));
     target.join("cancel-core-bench")
 }
 
