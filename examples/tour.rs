@@ -1,4 +1,5 @@
-//! A five-second tour of cancel-core: `cargo run --example tour`.
+//! A short tour of cancel-core, one numbered step per feature, with printed
+//! output: `cargo run --example tour`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,16 +41,18 @@ fn main() {
 
     // 4. A retry loop under a master token: each attempt has its own linked
     //    source; an attempt's cancellation is retried, the master's ends it.
+    println!("4. retries: each attempt gets its own source, linked to a master token");
     let master = CancellationSource::new();
     let attempts = Arc::new(AtomicUsize::new(0));
     let outcome = retry(&master.token(), &attempts, &master);
     println!(
-        "4. retry loop ended after {} attempts: {:?}",
-        attempts.load(Ordering::SeqCst),
-        outcome.map_err(|e| e.to_string())
+        "   retry() returned {} after {} attempts",
+        describe(&outcome),
+        attempts.load(Ordering::SeqCst)
     );
 
-    // 5. Async: await cancellation, or race any future against a token.
+    // 5. Async: await cancellation, or race any future against a token. No
+    //    runtime is needed: here futures::executor::block_on on a thread.
     let source = CancellationSource::new();
     let token = source.token();
     let waiter = thread::spawn(move || {
@@ -61,10 +64,13 @@ fn main() {
     });
     thread::sleep(Duration::from_millis(20));
     source.cancel();
+    let result = waiter.join().unwrap();
+    println!("5. async, no runtime (futures::executor::block_on), cancelled by another thread:");
     println!(
-        "5. async wait returned {:?}",
-        waiter.join().unwrap().map_err(|e| e.to_string())
+        "   a never-ready future raced with .with_cancellation(&token): {}",
+        describe(&result)
     );
+    println!("   then token.cancelled().await completed at once");
 
     // 6. A blocking wait parks the thread until another thread cancels.
     let source = CancellationSource::new();
@@ -75,14 +81,25 @@ fn main() {
     });
     thread::sleep(Duration::from_millis(20));
     source.cancel();
-    println!(
-        "6. blocking wait woke with reason {:?}",
-        blocked.join().unwrap()
-    );
+    let reason = blocked.join().unwrap();
+    println!("6. blocking, no async: a thread parked in token.wait() woke when another");
+    println!("   thread cancelled; then token.reason() = {reason:?}");
 
     // 7. none(): for APIs that take a token when the caller has nothing to cancel.
     const NEVER: CancellationToken = CancellationToken::none();
-    println!("7. none() can be cancelled? {}", NEVER.can_be_cancelled());
+    println!("7. CancellationToken::none(), for APIs that take a token when the caller has");
+    println!(
+        "   nothing to cancel (a const, no allocation): can_be_cancelled() = {}",
+        NEVER.can_be_cancelled()
+    );
+}
+
+/// `Ok`, or `Err` with the cancellation's reason, for printing.
+fn describe(outcome: &Result<(), Cancelled>) -> String {
+    match outcome {
+        Ok(()) => "Ok".to_string(),
+        Err(e) => format!("Err({})", e.reason()),
+    }
 }
 
 fn retry(
@@ -98,10 +115,13 @@ fn retry(
         }
         attempt.cancel(); // stands in for this attempt's timeout
         match attempt.token().check() {
-            Err(e) if master.is_cancelled() => return Err(e),
+            Err(e) if master.is_cancelled() => {
+                println!("   attempt {n}: the master was cancelled (the user gave up): stop");
+                return Err(e);
+            }
             Err(e) => {
                 assert!(matches!(e.reason(), CancelReason::Requested));
-                println!("   attempt {n} was cancelled on its own; retrying");
+                println!("   attempt {n}: cancelled on its own (as by its timeout): retry");
             }
             Ok(()) => return Ok(()),
         }
