@@ -507,7 +507,7 @@ def main():
             summary.append(("bytes per child", b, BYTES_PER_CHILD_TARGET, ok, []))
             w("")
     else:
-        w("(no memory.json: run `cargo bench --bench memory`)")
+        w("(no memory.json: run `cargo bench -p cancel-core-benches --bench memory`)")
         w("")
 
     # ---- timer accuracy
@@ -560,7 +560,7 @@ def main():
                   fmt_time(r["max_us"] * 1e3), tail))
             w("")
     else:
-        w("(no timer_accuracy.json: run `cargo bench --bench timer_accuracy`)")
+        w("(no timer_accuracy.json: run `cargo bench -p cancel-core-benches --bench timer_accuracy`)")
         w("")
 
     # ---- wake latency
@@ -580,7 +580,7 @@ def main():
                 fmt_time(r["p99_us"] * 1e3), fmt_time(r["max_us"] * 1e3)))
         w("")
     else:
-        w("(no wake_latency.json: run `cargo bench --bench wake_latency`)")
+        w("(no wake_latency.json: run `cargo bench -p cancel-core-benches --bench wake_latency`)")
         w("")
 
     # ---- callgrind
@@ -687,8 +687,8 @@ def main():
     w("```sh")
     w("scripts/bench.sh --quick   # whole suite: ~1 minute on 2 cores, after the build")
     w("scripts/bench.sh           # longer criterion runs: ~5 minutes")
-    w("cargo bench --bench ops -- child_new_drop   # one criterion group")
-    w("cargo bench --bench memory && cargo bench --bench timer_accuracy")
+    w("cargo bench -p cancel-core-benches --bench ops -- child_new_drop   # one criterion group")
+    w("cargo bench -p cancel-core-benches --bench memory --bench timer_accuracy")
     w("python3 scripts/bench_report.py --mode full   # rewrite this page from target/")
     w("```")
     w("")
