@@ -29,39 +29,56 @@ use super::word::WordGuard;
 /// Cancels `state` with `reason`; true for the one call that made the
 /// transition. Returns after every observer of the state and of its linked
 /// descendants has been run, woken or cancelled (except parts that another
-/// thread claimed first: that thread runs them).
+/// thread claimed first: that thread runs them); then resumes the first
+/// panic of the drain, if any.
 pub(crate) fn cancel(state: &StateRef, reason: Reason) -> bool {
-    if state.is_none() {
-        return false;
-    }
-    let Some(guard) = state.get().claim(&reason) else {
-        return false;
-    };
-    // SAFETY: we hold a reference to the state and just claimed it.
-    let first_panic = unsafe { drain(state.ptr(), &reason, guard) };
+    let (claimed, left) = cancel_keeping(state, reason, Leftover::default());
     #[cfg(feature = "std")]
-    crate::unwind::resume(first_panic);
+    left.resume();
     #[cfg(not(feature = "std"))]
-    let NoPanics = first_panic;
-    true
+    let NoPanics = left;
+    claimed
 }
 
-/// What a drain leaves for its caller: with `std`, the first panic of a
-/// callback, waker or released child, to be resumed once the caller is done
-/// with its own references (resuming it inside a drop, then dropping a
-/// reference during that unwind, could abort).
+/// Like [`cancel`], but every panic of the drain is returned, in the order
+/// they happened, instead of the first being resumed.
 #[cfg(feature = "std")]
-pub(crate) type Leftover = Option<crate::unwind::Payload>;
+pub(crate) fn cancel_catching(
+    state: &StateRef,
+    reason: Reason,
+) -> (bool, alloc::vec::Vec<crate::unwind::Payload>) {
+    let (claimed, panics) = cancel_keeping(state, reason, crate::unwind::Panics::collecting());
+    (claimed, panics.into_vec())
+}
+
+fn cancel_keeping(state: &StateRef, reason: Reason, panics: Leftover) -> (bool, Leftover) {
+    if state.is_none() {
+        return (false, panics);
+    }
+    let Some(guard) = state.get().claim(&reason) else {
+        return (false, panics);
+    };
+    // SAFETY: we hold a reference to the state and just claimed it.
+    (true, unsafe { drain(state.ptr(), &reason, guard, panics) })
+}
+
+/// What a drain leaves for its caller: with `std`, the panics of callbacks,
+/// wakers and released children, to be resumed once the caller is done with
+/// its own references (resuming inside a drop, then dropping a reference
+/// during that unwind, could abort).
+#[cfg(feature = "std")]
+pub(crate) type Leftover = crate::unwind::Panics;
 #[cfg(not(feature = "std"))]
 pub(crate) type Leftover = NoPanics;
 
 /// Without `std` a panic unwinds out of the drain: none is left over.
 #[cfg(not(feature = "std"))]
+#[derive(Default)]
 pub(crate) struct NoPanics;
 
 /// Runs every observer of `root` (just claimed by this thread, whose lock
-/// `root_guard` still holds) and of every descendant; returns the first
-/// panic for the caller to resume.
+/// `root_guard` still holds) and of every descendant; keeps their panics in
+/// `panics` and returns them, for the caller to resume.
 ///
 /// # Safety
 /// `root` is live for the call and this thread claimed it.
@@ -70,10 +87,13 @@ pub(crate) unsafe fn drain<'a>(
     root: NonNull<State>,
     reason: &Reason,
     root_guard: WordGuard<'a>,
+    panics: Leftover,
 ) -> Leftover {
+    #[cfg(not(feature = "std"))]
+    let NoPanics = panics;
     let mut ctx = Drain {
         #[cfg(feature = "std")]
-        first_panic: None,
+        panics,
         #[cfg(feature = "std")]
         me: crate::sync::park::thread_key(),
         leaves: 0,
@@ -124,7 +144,7 @@ pub(crate) unsafe fn drain<'a>(
             // the drain like any callback's.
             // SAFETY: the reference taken when its link was popped.
             #[cfg(feature = "std")]
-            crate::unwind::catch(&mut ctx.first_panic, || unsafe { lifetime::release(child) });
+            ctx.panics.catch(|| unsafe { lifetime::release(child) });
             // SAFETY: as above.
             #[cfg(not(feature = "std"))]
             unsafe {
@@ -162,7 +182,7 @@ pub(crate) unsafe fn drain<'a>(
     }
 
     #[cfg(feature = "std")]
-    return ctx.first_panic;
+    return ctx.panics;
     #[cfg(not(feature = "std"))]
     NoPanics
 }
@@ -202,17 +222,17 @@ impl Drop for Claimed {
         // SAFETY: we hold a reference; this thread claimed the state (only
         // one claim succeeds) and this is its one drain.
         #[allow(unused_mut)]
-        let mut first_panic = unsafe { drain(state.ptr(), &self.reason, guard) };
+        let mut panics = unsafe { drain(state.ptr(), &self.reason, guard, Leftover::default()) };
         // The release may free the state, running a cause's `Drop`: user
         // code, kept like the drain's panics.
         #[cfg(feature = "std")]
         {
-            crate::unwind::catch(&mut first_panic, move || drop(state));
-            crate::unwind::resume(first_panic);
+            panics.catch(move || drop(state));
+            panics.resume();
         }
         #[cfg(not(feature = "std"))]
         {
-            let NoPanics = first_panic;
+            let NoPanics = panics;
             drop(state);
         }
     }

@@ -83,6 +83,16 @@ impl StateRef {
         cancel::cancel(self, reason)
     }
 
+    /// Cancels with `reason`, returning every panic of the drain in order
+    /// instead of resuming the first.
+    #[cfg(feature = "std")]
+    pub(crate) fn cancel_catching(
+        &self,
+        reason: Reason,
+    ) -> (bool, alloc::vec::Vec<crate::unwind::Payload>) {
+        cancel::cancel_catching(self, reason)
+    }
+
     /// Registers `f`; see `CancellationToken::register`.
     pub(crate) fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> RawRegistration {
         callback::register(self, f)

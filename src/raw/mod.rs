@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `handle.rs` | the operations the public types call, each a door into a protocol |
 //! | `cancel.rs` | cancel = claim + drain: the loop over the list, one step per node kind; a clock's fire |
-//! | `kinds/pinned.rs` | the pinned registration's phase machine, over the callback node |
+//! | `kinds/{pinned,scoped}.rs` | the pinned registration's phase machine; scopes of borrowing callbacks (both over the callback node) |
 //! | `kinds/{callback,waiter,thread}.rs` | the observer kinds: node, attach, detach, drain step |
 //! | `lifetime.rs` | `StateRef`, the counted reference; destroy and retire |
 //! | `kinds/{link,timer}.rs` | links to children (and a child's allocation), timers and their queues |
@@ -39,6 +39,8 @@ pub(crate) use cancel::fire_due;
 pub(crate) use kinds::callback::RawRegistration;
 #[cfg(feature = "std")]
 pub(crate) use kinds::pinned::InlineCallback;
+#[cfg(feature = "std")]
+pub(crate) use kinds::scoped::{ScopeCore, run as run_scope};
 pub(crate) use kinds::timer::{NEVER, Ticks, Timeline};
 pub(crate) use kinds::waiter::Waiter;
 pub(crate) use lifetime::{HoldsState, StateRef};

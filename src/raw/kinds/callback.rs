@@ -75,7 +75,7 @@ pub(crate) struct CallbackNode<F> {
 
 struct Ops<F>(F);
 
-impl<F: FnOnce() + Send + 'static> Ops<F> {
+impl<F: FnOnce() + Send> Ops<F> {
     const BOXED: CallbackVTable = CallbackVTable {
         inline: false,
         call: Self::call,
@@ -116,7 +116,7 @@ impl<F: FnOnce() + Send + 'static> Ops<F> {
     }
 }
 
-impl<F: FnOnce() + Send + 'static> CallbackNode<F> {
+impl<F: FnOnce() + Send> CallbackNode<F> {
     fn with_vtable(f: F, vtable: &'static CallbackVTable) -> Self {
         CallbackNode {
             header: CallbackHeader {
@@ -149,7 +149,7 @@ impl<F: FnOnce() + Send + 'static> CallbackNode<F> {
 
 impl CallbackHeader {
     /// Allocates a node holding `f`: the one allocation of `register`.
-    pub(crate) fn alloc<F: FnOnce() + Send + 'static>(f: F) -> NonNull<CallbackHeader> {
+    pub(crate) fn alloc<F: FnOnce() + Send>(f: F) -> NonNull<CallbackHeader> {
         let node = Box::new(CallbackNode::with_vtable(f, &Ops::<F>::BOXED));
         // `Box::leak` keeps provenance over the whole node.
         NonNull::from(Box::leak(node)).cast::<CallbackHeader>()
@@ -263,16 +263,32 @@ unsafe impl Sync for RawRegistration {}
 
 /// Registers `f` on `state`; see `CancellationToken::register`. Runs it here
 /// if the state is cancelled; drops it unrun (storing nothing) if nothing
-/// can cancel the state.
+/// can cancel the state. The registration keeps a reference to the state
+/// either way (`Registration::token`).
 pub(crate) fn register<F: FnOnce() + Send + 'static>(state: &StateRef, f: F) -> RawRegistration {
+    // SAFETY: `f` borrows nothing (`'static`): no drop order to keep.
+    unsafe { register_borrowing(state, f) }
+}
+
+/// `register` for a closure that may borrow.
+///
+/// # Safety
+/// The returned registration is dropped (which detaches the callback,
+/// waiting for it if it runs on another thread) before anything `f`
+/// borrows is gone. `mem::forget` of it would break that: the caller owns
+/// it where nobody can forget it (`scoped.rs`).
+pub(crate) unsafe fn register_borrowing<F: FnOnce() + Send>(
+    state: &StateRef,
+    f: F,
+) -> RawRegistration {
     if state.get().is_cancelled() {
         f();
-        return RawRegistration::inert();
+        return RawRegistration::finished(state);
     }
     // SAFETY: we hold a reference.
     if !unsafe { link::can_be_cancelled(state.ptr()) } {
         drop(f);
-        return RawRegistration::inert();
+        return RawRegistration::finished(state);
     }
     let cb = CallbackHeader::alloc(f);
     // SAFETY: the node is new and ours; it stays allocated until the
@@ -287,15 +303,22 @@ pub(crate) fn register<F: FnOnce() + Send + 'static>(state: &StateRef, f: F) -> 
     // node is freed even if the closure panics.
     // SAFETY: the node was never published; the closure is ours.
     unsafe { CallbackHeader::call_then_free(cb) };
-    RawRegistration::inert()
+    RawRegistration::finished(state)
 }
 
 impl RawRegistration {
-    pub(crate) fn inert() -> Self {
+    /// A registration with nothing stored (its callback ran inline, or was
+    /// dropped: nothing could cancel the state).
+    fn finished(state: &StateRef) -> Self {
         Self {
-            state: StateRef::none(),
+            state: state.clone(),
             node: None,
         }
+    }
+
+    /// The state it was registered on.
+    pub(crate) fn state(&self) -> &StateRef {
+        &self.state
     }
 
     /// Removes the callback if it has not started; never waits.
@@ -534,7 +557,7 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
 
     // SAFETY: RUNNING gives us the closure.
     #[cfg(feature = "std")]
-    crate::unwind::catch(&mut ctx.first_panic, || unsafe { CallbackHeader::call(cb) });
+    ctx.panics.catch(|| unsafe { CallbackHeader::call(cb) });
     #[cfg(not(feature = "std"))]
     // SAFETY: as above.
     unsafe {

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `callback.rs` | a boxed callback (`register`) and the callback node shared with the pinned one | the heap / the owner |
 //! | `pinned.rs` | the pinned, allocation-free callback (`PinnedRegistration`) | its owner |
+//! | `scoped.rs` | callbacks that borrow from the stack, owned by a scope | the heap, owned by the scope |
 //! | `waiter.rs` | a future's waker | the pinned future |
 //! | `thread.rs` | a blocked thread (`wait`) | the thread's stack |
 //! | `link.rs` | a linked child (and the layout of a child's allocation) | the child's allocation |
@@ -25,16 +26,19 @@ pub(crate) mod link;
 #[cfg(feature = "std")]
 pub(crate) mod pinned;
 #[cfg(feature = "std")]
+pub(crate) mod scoped;
+#[cfg(feature = "std")]
 pub(crate) mod thread;
 pub(crate) mod timer;
 pub(crate) mod waiter;
 
 /// What one drain's steps share: set up by `cancel.rs` for the whole drain.
 pub(crate) struct Drain {
-    /// The first panic of a callback, waker or released child (`std`): kept
-    /// to be resumed when the whole subtree is drained.
+    /// The panics of callbacks, wakers and released children (`std`): the
+    /// first kept to be resumed when the whole subtree is drained (or all
+    /// of them, for `cancel_catching`).
     #[cfg(feature = "std")]
-    pub(crate) first_panic: Option<crate::unwind::Payload>,
+    pub(crate) panics: crate::unwind::Panics,
     /// This thread's identity, recorded in a running callback's node.
     #[cfg(feature = "std")]
     pub(crate) me: usize,

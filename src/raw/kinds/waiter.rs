@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  IDLE ──first poll (not cancelled)──▶ LINKED ──drain cuts the run──▶ DONE (waker taken, woken after the unlock)
-//!   │                                     └──future dropped──▶ DETACHED
+//!   │                                     └──future dropped, or released──▶ DETACHED
 //!   └──first poll, nothing can cancel──▶ (stays IDLE, no waker stored)
 //! ```
 //!
@@ -89,6 +89,9 @@ enum Phase {
     Idle,
     /// The node is in the list (or was cut off it by the canceller).
     Attached,
+    /// The owner is done waiting (an adapter whose inner future or stream
+    /// finished): the node left the list, and no waker is kept.
+    Released,
 }
 
 /// Future core: waits for the state to be cancelled. `!Unpin`: the node's
@@ -175,6 +178,8 @@ impl<T: HoldsState> Waiter<T> {
                     Poll::Ready(())
                 }
             }
+            // Done waiting: nothing is stored any more.
+            Phase::Released => Poll::Pending,
             Phase::Attached => {
                 let waker = cx.waker();
                 if WakerId::of(waker) == this.stored {
@@ -213,19 +218,39 @@ impl<T: HoldsState> Waiter<T> {
     }
 }
 
+impl<T: HoldsState> Waiter<T> {
+    /// Stops waiting for good: the node leaves the list and its waker is
+    /// dropped, so a later cancellation wakes nobody for this waiter. For
+    /// adapters whose inner future or stream has finished.
+    pub(crate) fn release(self: Pin<&mut Self>) {
+        // SAFETY: we never move out of `this`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let was = core::mem::replace(&mut this.phase, Phase::Released);
+        if was == Phase::Attached {
+            this.detach();
+        }
+    }
+
+    /// Takes the node out of the list if it is still there, and drops its
+    /// waker (after the unlock, with the phase already changed).
+    fn detach(&mut self) {
+        let slot = &self.node;
+        // SAFETY: attached to this state in `poll_cancelled`; the waker slot
+        // is ours under the lock.
+        let waker = unsafe {
+            self.holder
+                .state()
+                .get()
+                .detach(self.node(), |_| slot.replace_waker(None))
+        };
+        drop(waker);
+    }
+}
+
 impl<T: HoldsState> Drop for Waiter<T> {
     fn drop(&mut self) {
         if self.phase == Phase::Attached {
-            let slot = &self.node;
-            // SAFETY: attached to this state in `poll_cancelled`; the waker
-            // slot is ours under the lock.
-            let waker = unsafe {
-                self.holder
-                    .state()
-                    .get()
-                    .detach(self.node(), |_| slot.replace_waker(None))
-            };
-            drop(waker);
+            self.detach();
         }
     }
 }
@@ -280,7 +305,7 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain)
     while let Err(payload) =
         std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| batch.wake_all()))
     {
-        crate::unwind::keep_first(&mut ctx.first_panic, payload);
+        ctx.panics.keep(payload);
     }
     #[cfg(not(feature = "std"))]
     {
