@@ -6,7 +6,7 @@
 use std::thread;
 use std::time::Duration;
 
-use cancel_core::{CancellationSource, CancellationToken, Cancelled, FutureExt};
+use cancel_core::{CancellationFutureExt, CancellationSource, CancellationToken, Cancelled};
 
 async fn download(token: &CancellationToken) -> Result<&'static str, Cancelled> {
     // A "download" that never finishes by itself.

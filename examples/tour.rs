@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use cancel_core::{CancelReason, CancellationSource, CancellationToken, Cancelled, FutureExt};
+use cancel_core::{
+    CancelReason, CancellationFutureExt, CancellationSource, CancellationToken, Cancelled,
+};
 
 fn main() {
     // 1. A source signals; tokens observe. Hand out tokens, keep the source.

@@ -23,6 +23,7 @@ pin_project! {
     pub struct WaitForCancellation<'a> {
         #[pin]
         waiter: Waiter<&'a CancellationToken>,
+        done: bool,
     }
 }
 
@@ -43,13 +44,14 @@ pin_project! {
     pub struct WaitForCancellationOwned {
         #[pin]
         waiter: Waiter<CancellationToken>,
+        done: bool,
     }
 }
 
 pin_project! {
     /// Runs a future until it completes or the token is cancelled, whichever
     /// comes first. Returned by [`CancellationToken::run_until_cancelled`] and
-    /// [`FutureExt::with_cancellation`].
+    /// [`CancellationFutureExt::with_cancellation`].
     ///
     /// If the token is already cancelled at the first poll, the inner future
     /// is never polled. Otherwise each poll polls the inner future first, so
@@ -80,10 +82,10 @@ pin_project! {
 pin_project! {
     /// The `'static` form of [`RunUntilCancelled`], holding its own token.
     /// Returned by [`CancellationToken::run_until_cancelled_owned`] and
-    /// [`FutureExt::with_cancellation_owned`].
+    /// [`CancellationFutureExt::with_cancellation_owned`].
     ///
     /// ```
-    /// use cancel_core::{CancellationSource, FutureExt, RunUntilCancelledOwned};
+    /// use cancel_core::{CancellationFutureExt, CancellationSource, RunUntilCancelledOwned};
     ///
     /// let source = CancellationSource::new();
     /// let job: RunUntilCancelledOwned<std::future::Pending<()>> =
@@ -124,6 +126,7 @@ impl CancellationToken {
     pub fn cancelled(&self) -> WaitForCancellation<'_> {
         WaitForCancellation {
             waiter: Waiter::new(self),
+            done: false,
         }
     }
 
@@ -132,6 +135,7 @@ impl CancellationToken {
     pub fn cancelled_owned(self) -> WaitForCancellationOwned {
         WaitForCancellationOwned {
             waiter: Waiter::new(self),
+            done: false,
         }
     }
 
@@ -169,15 +173,18 @@ impl CancellationToken {
 
 /// Races any future against a token. Implemented for every [`Future`].
 ///
+/// Named so that it can be imported beside `futures::FutureExt` and
+/// `tokio_util`'s without a clash (`use cancel_core::CancellationFutureExt;`).
+///
 /// ```
-/// use cancel_core::{CancellationSource, FutureExt};
+/// use cancel_core::{CancellationSource, CancellationFutureExt};
 ///
 /// let source = CancellationSource::new();
 /// source.cancel();
 /// let out = futures::executor::block_on(std::future::pending::<()>().with_cancellation(&source.token()));
 /// assert!(out.is_err());
 /// ```
-pub trait FutureExt: Future + Sized {
+pub trait CancellationFutureExt: Future + Sized {
     /// Runs `self` until it completes or `token` is cancelled.
     fn with_cancellation(self, token: &CancellationToken) -> RunUntilCancelled<'_, Self> {
         token.run_until_cancelled(self)
@@ -189,26 +196,34 @@ pub trait FutureExt: Future + Sized {
     }
 }
 
-impl<F: Future> FutureExt for F {}
+impl<F: Future> CancellationFutureExt for F {}
 
 impl Future for WaitForCancellation<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.project().waiter.poll_cancelled(cx)
+        let this = self.project();
+        let ready = this.waiter.poll_cancelled(cx);
+        *this.done |= ready.is_ready();
+        ready
     }
 }
 
 impl Future for WaitForCancellationOwned {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.project().waiter.poll_cancelled(cx)
+        let this = self.project();
+        let ready = this.waiter.poll_cancelled(cx);
+        *this.done |= ready.is_ready();
+        ready
     }
 }
 
-/// The shared body of both `RunUntilCancelled` forms.
+/// The shared body of both `RunUntilCancelled` forms. Once it is ready the
+/// inner future is dropped and the waiter released (no waker is kept for a
+/// later cancellation to wake for nothing).
 fn poll_run<T: HoldsState + Borrow<CancellationToken>, F: Future>(
     mut future: Pin<&mut Option<F>>,
-    waiter: Pin<&mut Waiter<T>>,
+    mut waiter: Pin<&mut Waiter<T>>,
     started: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Result<F::Output, Cancelled>> {
@@ -218,23 +233,21 @@ fn poll_run<T: HoldsState + Borrow<CancellationToken>, F: Future>(
     let token = Borrow::<CancellationToken>::borrow(waiter.holder());
     // An already-cancelled token never lets the inner future run; after the
     // first poll the inner future goes first (the documented bias).
-    if !core::mem::replace(started, true) && token.is_cancelled() {
-        let err = token.cancelled_error();
-        future.set(None);
-        return Poll::Ready(Err(err));
-    }
-    if let Poll::Ready(out) = inner.poll(cx) {
-        future.set(None);
-        return Poll::Ready(Ok(out));
-    }
-    let token = Borrow::<CancellationToken>::borrow(waiter.holder()).clone();
-    match waiter.poll_cancelled(cx) {
-        Poll::Ready(()) => {
-            future.set(None);
-            Poll::Ready(Err(token.cancelled_error()))
+    let out = if !core::mem::replace(started, true) && token.is_cancelled() {
+        Err(token.cancelled_error())
+    } else if let Poll::Ready(out) = inner.poll(cx) {
+        Ok(out)
+    } else {
+        match waiter.as_mut().poll_cancelled(cx) {
+            Poll::Ready(()) => {
+                Err(Borrow::<CancellationToken>::borrow(waiter.holder()).cancelled_error())
+            }
+            Poll::Pending => return Poll::Pending,
         }
-        Poll::Pending => Poll::Pending,
-    }
+    };
+    future.set(None);
+    waiter.release();
+    Poll::Ready(out)
 }
 
 impl<F: Future> Future for RunUntilCancelled<'_, F> {
@@ -265,6 +278,40 @@ macro_rules! debug_impl {
     )*};
 }
 debug_impl!(WaitForCancellation<'_>, WaitForCancellationOwned);
+
+#[cfg(feature = "futures-core")]
+mod fused {
+    use futures_core::future::FusedFuture;
+
+    use super::*;
+
+    /// Terminated once it has returned `Ready` (a cancelled token's future
+    /// stays ready if polled again).
+    impl FusedFuture for WaitForCancellation<'_> {
+        fn is_terminated(&self) -> bool {
+            self.done
+        }
+    }
+
+    impl FusedFuture for WaitForCancellationOwned {
+        fn is_terminated(&self) -> bool {
+            self.done
+        }
+    }
+
+    /// Terminated once it has returned `Ready` (the inner future is gone).
+    impl<F: Future> FusedFuture for RunUntilCancelled<'_, F> {
+        fn is_terminated(&self) -> bool {
+            self.future.is_none()
+        }
+    }
+
+    impl<F: Future> FusedFuture for RunUntilCancelledOwned<F> {
+        fn is_terminated(&self) -> bool {
+            self.future.is_none()
+        }
+    }
+}
 
 impl<F> fmt::Debug for RunUntilCancelled<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -31,6 +31,8 @@ use crate::token::CancellationToken;
 /// source.cancel();
 /// assert!(tokio_token.is_cancelled());
 /// ```
+#[must_use = "the tokio-util token follows only while the ToTokio lives: keep it in a named \
+              variable (`let bridge = token.to_tokio();`) and hand out `bridge.token().clone()`"]
 pub struct ToTokio {
     token: TokioToken,
     _registration: Registration,
@@ -83,6 +85,8 @@ impl CancellationToken {
 /// tokio_token.cancel();
 /// assert!(token.is_cancelled());
 /// ```
+#[must_use = "the source follows the tokio-util token only while the FromTokio lives: keep it \
+              in a named variable"]
 pub struct FromTokio {
     source: CancellationSource,
     bridge: Arc<Bridge>,

@@ -59,8 +59,12 @@ mod guard;
 #[cfg(feature = "tokio-util")]
 mod interop;
 mod link;
+#[cfg(feature = "std")]
+mod panics;
 mod reason;
 mod registration;
+#[cfg(feature = "std")]
+mod scope;
 mod source;
 #[cfg(feature = "stream")]
 mod stream;
@@ -73,16 +77,20 @@ pub use clock::ManualClock;
 #[cfg(feature = "std")]
 pub use clock::default_timer_armed;
 pub use future::{
-    FutureExt, RunUntilCancelled, RunUntilCancelledOwned, WaitForCancellation,
+    CancellationFutureExt, RunUntilCancelled, RunUntilCancelledOwned, WaitForCancellation,
     WaitForCancellationOwned,
 };
-pub use guard::DropGuard;
+pub use guard::{DropGuard, DropGuardRef};
 #[cfg(feature = "tokio-util")]
 pub use interop::{FromTokio, ToTokio};
+#[cfg(feature = "std")]
+pub use panics::CallbackPanics;
 pub use reason::{CancelReason, Cancelled};
 #[cfg(feature = "std")]
 pub use registration::PinnedRegistration;
 pub use registration::Registration;
+#[cfg(feature = "std")]
+pub use scope::{CallbackScope, ScopedRegistration, callback_scope};
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};

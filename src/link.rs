@@ -15,6 +15,10 @@ impl CancellationSource {
     /// A source that is cancelled when any of `parents` is, or when it is
     /// cancelled itself; cancelling it never cancels a parent.
     ///
+    /// The parents are sources or tokens, by reference or by value: anything
+    /// that is `AsRef<CancellationToken>`. To mix both kinds in one array,
+    /// lend the sources as tokens: `[source.as_ref(), &token]`.
+    ///
     /// [`none()`](CancellationToken::none) parents are skipped and a parent
     /// given twice counts once; with no parent left this is a plain source.
     /// If a parent is already cancelled, the new source is born cancelled with
@@ -30,47 +34,65 @@ impl CancellationSource {
     ///
     /// let user = CancellationSource::new();
     /// let shutdown = CancellationSource::new();
-    /// let request = CancellationSource::linked([&user.token(), &shutdown.token()]);
+    /// let request = CancellationSource::linked([&user, &shutdown]);
     /// request.cancel();
     /// assert!(!user.is_cancelled() && !shutdown.is_cancelled());
     ///
-    /// let request = CancellationSource::linked([&user.token(), &shutdown.token()]);
+    /// let shutdown_token = shutdown.token();
+    /// let request = CancellationSource::linked([user.as_ref(), &shutdown_token]);
     /// shutdown.cancel();
     /// assert!(request.is_cancelled());
+    ///
+    /// // Tokens by value, from any iterator.
+    /// let tokens = vec![user.token(), CancellationSource::new().token()];
+    /// let request = CancellationSource::linked(tokens);
+    /// user.cancel();
+    /// assert!(request.is_cancelled());
     /// ```
-    pub fn linked<'a>(
-        parents: impl IntoIterator<Item = &'a CancellationToken>,
+    pub fn linked<P: AsRef<CancellationToken>>(
+        parents: impl IntoIterator<Item = P>,
     ) -> CancellationSource {
-        let none = StateRef::none();
-        let mut inline: [&StateRef; INLINE_PARENTS] = [&none; INLINE_PARENTS];
+        // The parents are kept here while the child links to them: on the
+        // stack up to INLINE_PARENTS, on the heap beyond.
+        let mut inline: [Option<P>; INLINE_PARENTS] = [const { None }; INLINE_PARENTS];
         let mut count = 0;
-        let mut spill: Vec<&StateRef> = Vec::new();
-        for token in parents {
-            let state = token.state();
+        let mut spill: Vec<P> = Vec::new();
+        for parent in parents {
+            let state = parent.as_ref().state();
             if state.is_none() {
                 continue;
             }
             if spill.is_empty() {
-                if inline[..count].iter().any(|p| p.addr() == state.addr()) {
+                let seen = inline[..count]
+                    .iter()
+                    .flatten()
+                    .any(|p| p.as_ref().state().addr() == state.addr());
+                if seen {
                     continue;
                 }
                 if count < INLINE_PARENTS {
-                    inline[count] = state;
+                    inline[count] = Some(parent);
                     count += 1;
                     continue;
                 }
-                spill.extend_from_slice(&inline);
+                spill.extend(inline.iter_mut().filter_map(Option::take));
             }
-            spill.push(state);
+            spill.push(parent);
         }
-        let parents: &[&StateRef] = if spill.is_empty() {
-            &inline[..count]
+        let none = StateRef::none();
+        let state = if spill.is_empty() {
+            let mut states: [&StateRef; INLINE_PARENTS] = [&none; INLINE_PARENTS];
+            for (slot, parent) in states.iter_mut().zip(inline.iter().flatten()) {
+                *slot = parent.as_ref().state();
+            }
+            StateRef::new_linked(&states[..count])
         } else {
-            spill.sort_unstable_by_key(|p| p.addr());
-            spill.dedup_by_key(|p| p.addr());
-            &spill
+            let mut states: Vec<&StateRef> = spill.iter().map(|p| p.as_ref().state()).collect();
+            states.sort_unstable_by_key(|p| p.addr());
+            states.dedup_by_key(|p| p.addr());
+            StateRef::new_linked(&states)
         };
-        CancellationSource::from_state(StateRef::new_linked(parents))
+        CancellationSource::from_state(state)
     }
 
     /// Cancels with a cause of the caller's own; `token.reason()` then
@@ -110,6 +132,7 @@ impl CancellationToken {
     /// parent.cancel();
     /// assert!(child.is_cancelled());
     /// ```
+    #[must_use = "the child source is dropped at once"]
     pub fn child(&self) -> CancellationSource {
         let state = self.state();
         if state.is_none() {

@@ -30,6 +30,33 @@ pub enum CancelReason {
     Custom(Arc<dyn Error + Send + Sync>),
 }
 
+/// `Requested` and `TimedOut` equal themselves; two custom reasons are equal
+/// when they hold the same cause (the one `cancel_with` call that a source
+/// and its descendants share), compared by identity: an error need not be
+/// `PartialEq`.
+///
+/// ```
+/// use cancel_core::{CancelReason, CancellationSource};
+///
+/// let parent = CancellationSource::new();
+/// let child = parent.child();
+/// parent.cancel_with(std::fmt::Error);
+/// assert_eq!(parent.reason(), child.reason(), "the child shares its parent's cause");
+/// assert_ne!(parent.reason(), Some(CancelReason::Requested));
+/// ```
+impl PartialEq for CancelReason {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CancelReason::Requested, CancelReason::Requested) => true,
+            (CancelReason::TimedOut, CancelReason::TimedOut) => true,
+            (CancelReason::Custom(a), CancelReason::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for CancelReason {}
+
 impl fmt::Display for CancelReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -41,6 +68,65 @@ impl fmt::Display for CancelReason {
 }
 
 impl CancelReason {
+    /// Whether `cancel()` was called (on the source or a parent).
+    ///
+    /// ```
+    /// let source = cancel_core::CancellationSource::new();
+    /// source.cancel();
+    /// assert!(source.reason().unwrap().is_requested());
+    /// ```
+    pub fn is_requested(&self) -> bool {
+        matches!(self, CancelReason::Requested)
+    }
+
+    /// Whether a timeout or deadline expired.
+    ///
+    /// ```
+    /// let clock = cancel_core::ManualClock::new();
+    /// let source = clock.with_timeout(std::time::Duration::from_secs(1));
+    /// clock.advance(std::time::Duration::from_secs(1));
+    /// assert!(source.reason().unwrap().is_timed_out());
+    /// ```
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, CancelReason::TimedOut)
+    }
+
+    /// Whether `cancel_with(cause)` was called (on the source or a parent).
+    pub fn is_custom(&self) -> bool {
+        matches!(self, CancelReason::Custom(_))
+    }
+
+    /// The cause given to `cancel_with`, if that is why.
+    ///
+    /// ```
+    /// let source = cancel_core::CancellationSource::new();
+    /// source.cancel_with(std::fmt::Error);
+    /// assert_eq!(source.reason().unwrap().cause().unwrap().to_string(), std::fmt::Error.to_string());
+    /// ```
+    pub fn cause(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
+        match self {
+            CancelReason::Custom(cause) => Some(&**cause),
+            _ => None,
+        }
+    }
+
+    /// The cause given to `cancel_with`, if that is why and it is an `E`.
+    ///
+    /// ```
+    /// use std::io;
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// source.cancel_with(io::Error::new(io::ErrorKind::ConnectionReset, "peer left"));
+    /// let reason = source.reason().unwrap();
+    /// let io_error = reason.downcast_cause::<io::Error>().unwrap();
+    /// assert_eq!(io_error.kind(), io::ErrorKind::ConnectionReset);
+    /// assert!(reason.downcast_cause::<std::fmt::Error>().is_none());
+    /// ```
+    pub fn downcast_cause<E: Error + 'static>(&self) -> Option<&E> {
+        self.cause()?.downcast_ref::<E>()
+    }
+
     /// The public form of the core's reason (the custom cause is shared,
     /// not copied).
     pub(crate) fn from_raw(reason: Reason) -> Self {
@@ -82,21 +168,72 @@ pub struct Cancelled {
 }
 
 impl Cancelled {
-    pub(crate) fn new(reason: CancelReason) -> Self {
+    /// The error for an operation stopped by a cancellation with `reason`:
+    /// for runtimes and libraries with futures of their own that report
+    /// cancellation the way this crate's do.
+    ///
+    /// ```
+    /// use cancel_core::{CancelReason, Cancelled};
+    ///
+    /// let err = Cancelled::new(CancelReason::TimedOut);
+    /// assert!(err.reason().is_timed_out());
+    /// ```
+    pub fn new(reason: CancelReason) -> Self {
         Self { reason }
     }
 
     /// Why the operation was cancelled.
+    ///
+    /// ```
+    /// let source = cancel_core::CancellationSource::new();
+    /// source.cancel();
+    /// assert!(source.token().check().unwrap_err().reason().is_requested());
+    /// ```
     pub fn reason(&self) -> &CancelReason {
         &self.reason
     }
-}
 
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "operation cancelled: {}", self.reason)
+    /// The reason, by value.
+    pub fn into_reason(self) -> CancelReason {
+        self.reason
     }
 }
+
+/// Follows the error-chain convention of the Rust API guidelines: a custom
+/// cause is the error's [`source`](Error::source), so it is not repeated in
+/// the message.
+///
+/// ```
+/// use std::error::Error;
+/// use cancel_core::{CancelReason, Cancelled, CancellationSource};
+///
+/// assert_eq!(
+///     Cancelled::new(CancelReason::TimedOut).to_string(),
+///     "operation cancelled: the operation timed out"
+/// );
+/// let source = CancellationSource::new();
+/// source.cancel_with(std::io::Error::other("disk full"));
+/// let err = source.token().check().unwrap_err();
+/// assert_eq!(err.to_string(), "operation cancelled");
+/// assert_eq!(err.source().unwrap().to_string(), "disk full");
+/// ```
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            CancelReason::Custom(_) => f.write_str("operation cancelled"),
+            reason => write!(f, "operation cancelled: {reason}"),
+        }
+    }
+}
+
+/// Equal when their reasons are (see [`CancelReason`]'s `PartialEq`).
+impl PartialEq for Cancelled {
+    fn eq(&self, other: &Self) -> bool {
+        self.reason == other.reason
+    }
+}
+
+impl Eq for Cancelled {}
 
 impl Error for Cancelled {
     fn source(&self) -> Option<&(dyn Error + 'static)> {

@@ -28,7 +28,18 @@ use crate::token::CancellationToken;
 /// registration while both sources are cancelled on two threads wait for
 /// each other forever, as with .NET's `CancellationTokenRegistration.Dispose`;
 /// use [`unregister`](Self::unregister) there.
-#[must_use = "dropping the Registration unregisters the callback at once"]
+///
+/// Keep it in a named variable for as long as the callback should stay
+/// registered: `let _ = token.register(..)` drops it at once, which
+/// unregisters the callback (rustc warns):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let source = cancel_core::CancellationSource::new();
+/// source.token().register(|| println!("cancelled"));
+/// ```
+#[must_use = "dropping a Registration unregisters its callback at once: bind it to a named \
+              variable (`let _reg = token.register(..);`), not to `_`"]
 pub struct Registration {
     raw: RawRegistration,
 }
@@ -59,7 +70,6 @@ impl CancellationToken {
     /// assert_eq!(hits.load(Ordering::SeqCst), 1);
     /// drop(registration);
     /// ```
-    #[must_use = "dropping the Registration unregisters the callback at once"]
     pub fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> Registration {
         Registration::from_raw(self.state().register(f))
     }
@@ -89,8 +99,33 @@ impl Registration {
 
     /// Whether the callback is still waiting for cancellation (registered
     /// and not started). A snapshot: cancellation may start right after.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let registration = source.token().register(|| {});
+    /// assert!(registration.is_pending());
+    /// source.cancel();
+    /// assert!(!registration.is_pending());
+    /// ```
     pub fn is_pending(&self) -> bool {
         self.raw.is_pending()
+    }
+
+    /// The token the callback was registered on (.NET's
+    /// `CancellationTokenRegistration.Token`), also after it ran.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// let registration = token.register(|| {});
+    /// assert_eq!(registration.token(), token);
+    /// ```
+    pub fn token(&self) -> CancellationToken {
+        CancellationToken::from_state(self.raw.state().clone())
     }
 }
 
@@ -98,6 +133,7 @@ impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
             .field("is_pending", &self.is_pending())
+            .field("token", &self.token())
             .finish()
     }
 }

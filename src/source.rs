@@ -1,8 +1,11 @@
 //! `CancellationSource`: the side that can cancel.
 
 use core::fmt;
+use core::hash::{Hash, Hasher};
 
+use crate::future::WaitForCancellationOwned;
 use crate::raw::{Reason, StateRef};
+use crate::reason::CancelReason;
 use crate::token::CancellationToken;
 
 /// Signals cancellation to every [`CancellationToken`] made from it.
@@ -30,29 +33,102 @@ use crate::token::CancellationToken;
 /// assert!(!source.cancel(), "only the first call performs the cancellation");
 /// worker.join().unwrap();
 /// ```
+///
+/// # Observing a source directly
+/// A source answers what its tokens answer ([`is_cancelled`](Self::is_cancelled),
+/// [`reason`](Self::reason), [`can_be_cancelled`](Self::can_be_cancelled)),
+/// makes linked children ([`child`](Self::child)) and gives a future
+/// ([`cancelled`](Self::cancelled)), as tokio-util users expect of their
+/// token. Everything else an observer does (callbacks, blocking waits,
+/// borrowing futures) is on the token: [`token()`](Self::token), or
+/// `&CancellationToken::from(&source)`; hand tokens, not sources, to code
+/// that should only observe. Sources and their tokens compare equal and
+/// hash alike: by the identity of the state they share.
 pub struct CancellationSource {
-    state: StateRef,
+    // A token's handle to the state, plus one count of source handles (see
+    // `Clone` and `Drop`): so a source can lend itself as a token.
+    token: CancellationToken,
 }
 
 impl CancellationSource {
     /// A new, uncancelled source. One allocation.
     pub fn new() -> Self {
-        Self {
-            state: StateRef::new_source(),
-        }
+        Self::from_state(StateRef::new_source())
     }
 
     pub(crate) fn from_state(state: StateRef) -> Self {
-        Self { state }
+        Self {
+            token: CancellationToken::from_state(state),
+        }
     }
 
     pub(crate) fn state(&self) -> &StateRef {
-        &self.state
+        self.token.state()
     }
 
     /// A token observing this source. No allocation.
     pub fn token(&self) -> CancellationToken {
-        CancellationToken::from_state(self.state.clone())
+        self.token.clone()
+    }
+
+    /// Why the source was cancelled; `None` while it is not (see
+    /// [`CancellationToken::reason`]).
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// assert!(source.reason().is_none());
+    /// source.cancel();
+    /// assert!(source.reason().unwrap().is_requested());
+    /// ```
+    pub fn reason(&self) -> Option<CancelReason> {
+        self.token.reason()
+    }
+
+    /// Whether the source is, or may still become, cancelled (C++'s
+    /// `stop_possible`): always `true` while this handle lives; see
+    /// [`CancellationToken::can_be_cancelled`].
+    ///
+    /// ```
+    /// let source = cancel_core::CancellationSource::new();
+    /// assert!(source.can_be_cancelled());
+    /// ```
+    pub fn can_be_cancelled(&self) -> bool {
+        self.token.can_be_cancelled()
+    }
+
+    /// A new source cancelled whenever this one is (tokio-util's
+    /// `child_token`); the same as `self.token().child()`.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let parent = CancellationSource::new();
+    /// let child = parent.child();
+    /// parent.cancel();
+    /// assert!(child.is_cancelled());
+    /// ```
+    #[must_use = "the child source is dropped at once"]
+    pub fn child(&self) -> CancellationSource {
+        self.token.child()
+    }
+
+    /// A future that completes when this source is cancelled; it holds its
+    /// own token (`'static`). The same as `self.token().cancelled_owned()`;
+    /// for a borrowing future, use a token's
+    /// [`cancelled`](CancellationToken::cancelled).
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let waiting = source.cancelled();
+    /// source.cancel();
+    /// futures::executor::block_on(waiting);
+    /// ```
+    pub fn cancelled(&self) -> WaitForCancellationOwned {
+        self.token.clone().cancelled_owned()
     }
 
     /// Cancels the source with reason [`CancelReason::Requested`](crate::CancelReason::Requested).
@@ -71,31 +147,76 @@ impl CancellationSource {
     /// run, the source ends fully cancelled, and then the first panic resumes
     /// here.
     pub fn cancel(&self) -> bool {
-        self.state.cancel(Reason::Requested)
+        self.state().cancel(Reason::Requested)
     }
 
     pub(crate) fn cancel_reason(&self, reason: Reason) -> bool {
-        self.state.cancel(reason)
+        self.state().cancel(reason)
     }
 
     /// Whether the source has been cancelled (one `Acquire` load).
     pub fn is_cancelled(&self) -> bool {
-        self.state.is_cancelled()
+        self.token.is_cancelled()
     }
 }
 
 impl Clone for CancellationSource {
     fn clone(&self) -> Self {
-        self.state.add_source();
+        self.state().add_source();
         Self {
-            state: self.state.clone(),
+            token: self.token.clone(),
         }
     }
 }
 
 impl Drop for CancellationSource {
     fn drop(&mut self) {
-        self.state.remove_source();
+        self.state().remove_source();
+    }
+}
+
+/// Lends the source as a token: for APIs that take `&CancellationToken`
+/// or `impl AsRef<CancellationToken>` (such as
+/// [`linked`](Self::linked)).
+impl AsRef<CancellationToken> for CancellationSource {
+    fn as_ref(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+impl From<&CancellationSource> for CancellationToken {
+    /// The same as [`source.token()`](CancellationSource::token).
+    fn from(source: &CancellationSource) -> Self {
+        source.token()
+    }
+}
+
+/// By identity: two handles of one source are equal.
+impl PartialEq for CancellationSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.token == other.token
+    }
+}
+
+impl Eq for CancellationSource {}
+
+/// A source equals its tokens.
+impl PartialEq<CancellationToken> for CancellationSource {
+    fn eq(&self, other: &CancellationToken) -> bool {
+        &self.token == other
+    }
+}
+
+impl PartialEq<CancellationSource> for CancellationToken {
+    fn eq(&self, other: &CancellationSource) -> bool {
+        self == &other.token
+    }
+}
+
+/// Hashes as its tokens do, so a set of tokens can be queried with a source.
+impl Hash for CancellationSource {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.token.hash(state);
     }
 }
 
@@ -107,8 +228,8 @@ impl Default for CancellationSource {
 
 impl fmt::Debug for CancellationSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancellationSource")
-            .field("is_cancelled", &self.is_cancelled())
-            .finish()
+        let mut d = f.debug_struct("CancellationSource");
+        self.token.debug_fields(&mut d);
+        d.finish()
     }
 }

@@ -59,29 +59,27 @@ impl<S: Stream> Stream for TakeUntilCancelled<S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        let this = self.project();
+        let mut this = self.project();
         if *this.done {
             return Poll::Ready(None);
         }
-        if this.waiter.holder().is_cancelled() {
+        let ended = if this.waiter.holder().is_cancelled() {
+            true
+        } else {
+            match this.stream.poll_next(cx) {
+                Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+                Poll::Ready(None) => true,
+                Poll::Pending => this.waiter.as_mut().poll_cancelled(cx).is_ready(),
+            }
+        };
+        if ended {
+            // Ended: the waiter leaves the token's list now, so a later
+            // cancellation wakes nobody for this stream.
             *this.done = true;
+            this.waiter.release();
             return Poll::Ready(None);
         }
-        match this.stream.poll_next(cx) {
-            Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
-            Poll::Ready(None) => {
-                *this.done = true;
-                return Poll::Ready(None);
-            }
-            Poll::Pending => {}
-        }
-        match this.waiter.poll_cancelled(cx) {
-            Poll::Ready(()) => {
-                *this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Pending
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -90,6 +88,13 @@ impl<S: Stream> Stream for TakeUntilCancelled<S> {
         } else {
             (0, self.stream.size_hint().1)
         }
+    }
+}
+
+/// Terminated once it has ended (cancelled, or the inner stream ended).
+impl<S: Stream> futures_core::stream::FusedStream for TakeUntilCancelled<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

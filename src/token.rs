@@ -138,11 +138,46 @@ impl Hash for CancellationToken {
     }
 }
 
+impl CancellationToken {
+    /// The fields both `Debug` forms show: the state, the reason when it is
+    /// cancelled, the deadline when one is armed (`std`).
+    pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("is_cancelled", &self.is_cancelled());
+        if let Some(reason) = self.reason() {
+            d.field("reason", &reason);
+        } else {
+            d.field("can_be_cancelled", &self.can_be_cancelled());
+            #[cfg(feature = "std")]
+            if let Some(deadline) = self.deadline() {
+                d.field("deadline", &deadline);
+            }
+        }
+    }
+}
+
+/// Shows whether it is cancelled, and why, or else whether it can be and
+/// its deadline, if any.
+///
+/// ```
+/// use cancel_core::CancellationSource;
+///
+/// let source = CancellationSource::new();
+/// assert!(format!("{:?}", source.token()).contains("can_be_cancelled: true"));
+/// source.cancel();
+/// assert!(format!("{:?}", source.token()).contains("reason: Requested"));
+/// ```
 impl fmt::Debug for CancellationToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancellationToken")
-            .field("is_cancelled", &self.is_cancelled())
-            .field("can_be_cancelled", &self.can_be_cancelled())
-            .finish()
+        let mut d = f.debug_struct("CancellationToken");
+        self.debug_fields(&mut d);
+        d.finish()
+    }
+}
+
+/// The identity conversion, so that APIs taking
+/// `impl AsRef<CancellationToken>` take tokens as well as sources.
+impl AsRef<CancellationToken> for CancellationToken {
+    fn as_ref(&self) -> &CancellationToken {
+        self
     }
 }

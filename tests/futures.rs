@@ -13,8 +13,8 @@ use std::time::Duration;
 use std::time::Instant;
 
 use cancel_core::{
-    CancellationSource, CancellationToken, FutureExt, RunUntilCancelled, RunUntilCancelledOwned,
-    WaitForCancellation, WaitForCancellationOwned,
+    CancellationFutureExt, CancellationSource, CancellationToken, RunUntilCancelled,
+    RunUntilCancelledOwned, WaitForCancellation, WaitForCancellationOwned,
 };
 
 #[derive(Default)]

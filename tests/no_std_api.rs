@@ -10,7 +10,8 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use cancel_core::{
-    CancelReason, CancellationSource, CancellationToken, Cancelled, FutureExt, ManualClock,
+    CancelReason, CancellationFutureExt, CancellationSource, CancellationToken, Cancelled,
+    ManualClock,
 };
 
 #[derive(Debug)]

@@ -1,0 +1,141 @@
+//! Callbacks that borrow from the stack, in a scope (`std`).
+
+use core::fmt;
+
+use crate::raw::{ScopeCore, run_scope};
+use crate::token::CancellationToken;
+
+/// Runs `f` with a scope in which callbacks may borrow local data, as C++'s
+/// `stop_callback` captures references. Every callback still registered
+/// when `f` returns (or unwinds) is unregistered then, waiting for one that
+/// is running on another thread, so no callback runs after
+/// `callback_scope` returns and none outlives what it borrows. Modelled on
+/// [`std::thread::scope`], and sound the same way: forgetting a
+/// [`ScopedRegistration`] with `mem::forget` only keeps the callback
+/// registered until the scope ends.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use cancel_core::{CancellationSource, callback_scope};
+///
+/// let source = CancellationSource::new();
+/// let token = source.token();
+/// let cancelled = AtomicUsize::new(0); // on the stack: no Arc
+/// callback_scope(|scope| {
+///     let _r = scope.register(&token, || {
+///         cancelled.fetch_add(1, Ordering::SeqCst);
+///     });
+///     source.cancel();
+/// });
+/// assert_eq!(cancelled.load(Ordering::SeqCst), 1);
+/// ```
+///
+/// A callback cannot borrow what dies before the scope ends (here, a local
+/// of the scope's body):
+///
+/// ```compile_fail,E0373
+/// use cancel_core::{CancellationSource, callback_scope};
+///
+/// let source = CancellationSource::new();
+/// let token = source.token();
+/// callback_scope(|scope| {
+///     let local = 1;
+///     let _r = scope.register(&token, || assert_eq!(local, 1));
+/// });
+/// ```
+pub fn callback_scope<'env, T>(f: impl for<'scope> FnOnce(&CallbackScope<'scope, 'env>) -> T) -> T {
+    run_scope(|core| f(&CallbackScope { core }))
+}
+
+/// A scope of borrowing callbacks; see [`callback_scope`].
+pub struct CallbackScope<'scope, 'env: 'scope> {
+    core: &'scope ScopeCore<'scope, 'env>,
+}
+
+impl<'scope, 'env> CallbackScope<'scope, 'env> {
+    /// Registers `f` on `token` until the scope ends (or the returned
+    /// handle is dropped or unregisters it), with the semantics of
+    /// [`CancellationToken::register`]: it runs once, on the cancelling
+    /// thread; if the token is already cancelled it runs here; if nothing
+    /// can cancel the token it is dropped unrun. `f` may borrow anything
+    /// that outlives the scope.
+    pub fn register<F: FnOnce() + Send + 'scope>(
+        &self,
+        token: &CancellationToken,
+        f: F,
+    ) -> ScopedRegistration<'scope> {
+        let core: &'scope ScopeCore<'scope, 'env> = self.core;
+        let index = core.register(token.state(), f);
+        ScopedRegistration {
+            core: Some(core_ref(core)),
+            index,
+        }
+    }
+}
+
+/// The handle's view of a scope (without `'env`, which it does not need).
+fn core_ref<'scope, 'env>(core: &'scope ScopeCore<'scope, 'env>) -> &'scope dyn ScopeEntries {
+    core
+}
+
+/// What a handle does with its entry.
+trait ScopeEntries {
+    fn detach(&self, index: usize, wait: bool) -> bool;
+    fn is_pending(&self, index: usize) -> bool;
+}
+
+impl ScopeEntries for ScopeCore<'_, '_> {
+    fn detach(&self, index: usize, wait: bool) -> bool {
+        ScopeCore::detach(self, index, wait)
+    }
+    fn is_pending(&self, index: usize) -> bool {
+        ScopeCore::is_pending(self, index)
+    }
+}
+
+/// A callback registered in a [`CallbackScope`]. Dropping it unregisters
+/// the callback now (waiting for it if it runs on another thread);
+/// otherwise the scope's end does.
+#[must_use = "dropping it unregisters the callback at once: bind it (`let _r = ...`)"]
+pub struct ScopedRegistration<'scope> {
+    core: Option<&'scope dyn ScopeEntries>,
+    index: usize,
+}
+
+impl ScopedRegistration<'_> {
+    /// Removes the callback without waiting; `true` iff it was removed
+    /// before it started (as [`Registration::unregister`](crate::Registration::unregister)).
+    pub fn unregister(mut self) -> bool {
+        match self.core.take() {
+            Some(core) => core.detach(self.index, false),
+            None => false,
+        }
+    }
+
+    /// Whether the callback is registered and has not started.
+    pub fn is_pending(&self) -> bool {
+        self.core.is_some_and(|core| core.is_pending(self.index))
+    }
+}
+
+impl Drop for ScopedRegistration<'_> {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            core.detach(self.index, true);
+        }
+    }
+}
+
+impl fmt::Debug for ScopedRegistration<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedRegistration")
+            .field("is_pending", &self.is_pending())
+            .finish()
+    }
+}
+
+impl fmt::Debug for CallbackScope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackScope").finish_non_exhaustive()
+    }
+}
