@@ -58,6 +58,7 @@ racing=(
     "stress:random_register_unregister"
     "timer_lifetime:concurrent_advances"
     "alloc_budget:children_churned_from_two_threads"
+    "scoped:the_scope_end_waits"
 )
 
 for model in "stacked borrows:" "tree borrows:-Zmiri-tree-borrows"; do
