@@ -238,6 +238,7 @@ mod system {
         /// source.token().wait();
         /// assert!(source.is_cancelled());
         /// ```
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub fn with_timeout(timeout: Duration) -> CancellationSource {
             let source = CancellationSource::new();
             source.cancel_after(timeout);
@@ -246,6 +247,7 @@ mod system {
 
         /// A new source cancelled with reason `TimedOut` at `deadline`. A
         /// deadline already reached gives a source that is already cancelled.
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub fn with_deadline(deadline: Instant) -> CancellationSource {
             let source = CancellationSource::new();
             let clock = system_clock();
@@ -262,6 +264,7 @@ mod system {
         /// The timer runs on the source's clock: the default timer thread,
         /// or the [`ManualClock`] it was armed on; if every handle of that
         /// manual clock is gone (it can never move again), the default timer.
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub fn cancel_after(&self, delay: Duration) {
             if self.is_cancelled() {
                 return;
@@ -302,6 +305,7 @@ mod system {
         /// let deadline = child.token().deadline().unwrap();
         /// assert!(deadline <= Instant::now() + Duration::from_secs(60));
         /// ```
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub fn deadline(&self) -> Option<Instant> {
             deadline_walk(self, &mut || {})
         }

@@ -287,12 +287,14 @@ mod fused {
 
     /// Terminated once it has returned `Ready` (a cancelled token's future
     /// stays ready if polled again).
+    #[cfg_attr(docsrs, doc(cfg(feature = "futures-core")))]
     impl FusedFuture for WaitForCancellation<'_> {
         fn is_terminated(&self) -> bool {
             self.done
         }
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "futures-core")))]
     impl FusedFuture for WaitForCancellationOwned {
         fn is_terminated(&self) -> bool {
             self.done
@@ -300,12 +302,14 @@ mod fused {
     }
 
     /// Terminated once it has returned `Ready` (the inner future is gone).
+    #[cfg_attr(docsrs, doc(cfg(feature = "futures-core")))]
     impl<F: Future> FusedFuture for RunUntilCancelled<'_, F> {
         fn is_terminated(&self) -> bool {
             self.future.is_none()
         }
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "futures-core")))]
     impl<F: Future> FusedFuture for RunUntilCancelledOwned<F> {
         fn is_terminated(&self) -> bool {
             self.future.is_none()

@@ -31,6 +31,7 @@ use crate::token::CancellationToken;
 /// source.cancel();
 /// assert!(tokio_token.is_cancelled());
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
 #[must_use = "the tokio-util token follows only while the ToTokio lives: keep it in a named \
               variable (`let bridge = token.to_tokio();`) and hand out `bridge.token().clone()`"]
 pub struct ToTokio {
@@ -55,6 +56,7 @@ impl fmt::Debug for ToTokio {
 
 impl CancellationToken {
     /// A tokio-util token cancelled whenever this one is; see [`ToTokio`].
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
     pub fn to_tokio(&self) -> ToTokio {
         let token = TokioToken::new();
         let t = token.clone();
@@ -85,6 +87,7 @@ impl CancellationToken {
 /// tokio_token.cancel();
 /// assert!(token.is_cancelled());
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
 #[must_use = "the source follows the tokio-util token only while the FromTokio lives: keep it \
               in a named variable"]
 pub struct FromTokio {
@@ -177,6 +180,7 @@ impl fmt::Debug for FromTokio {
 impl CancellationSource {
     /// A source cancelled whenever `token` (tokio-util's) is; see
     /// [`FromTokio`]. If `token` is already cancelled, so is the source.
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
     pub fn from_tokio(token: &TokioToken) -> FromTokio {
         let source = CancellationSource::new();
         let bridge = Arc::new(Bridge {

@@ -38,6 +38,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The loom build is a test configuration, not a platform: no "non-loom" badge.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(loom))))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;

@@ -27,6 +27,7 @@ use crate::source::CancellationSource;
 /// assert_eq!(panics.payloads()[0].downcast_ref::<&str>(), Some(&"second"));
 /// assert!(source.is_cancelled());
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct CallbackPanics {
     payloads: Vec<Box<dyn Any + Send>>,
 }
@@ -107,6 +108,7 @@ impl CancellationSource {
     /// that must not lose any panic: .NET's `AggregateException`.
     ///
     /// Requires `std` (panics are caught with `catch_unwind`).
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn cancel_catching(&self) -> Result<bool, CallbackPanics> {
         let (performed, payloads) = self.state().cancel_catching(crate::raw::Reason::Requested);
         if payloads.is_empty() {

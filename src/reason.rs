@@ -248,6 +248,7 @@ impl Error for Cancelled {
 /// a timeout becomes `TimedOut`, anything else `Other`, with the `Cancelled`
 /// error kept as the inner error.
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl From<Cancelled> for std::io::Error {
     fn from(err: Cancelled) -> Self {
         let kind = match err.reason {

@@ -178,6 +178,7 @@ pin_project! {
     /// source.cancel();
     /// assert!(fired.load(Ordering::SeqCst));
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     #[must_use = "a PinnedRegistration does nothing until pinned and registered"]
     pub struct PinnedRegistration<F>
     where

@@ -43,11 +43,13 @@ use crate::token::CancellationToken;
 ///     let _r = scope.register(&token, || assert_eq!(local, 1));
 /// });
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn callback_scope<'env, T>(f: impl for<'scope> FnOnce(&CallbackScope<'scope, 'env>) -> T) -> T {
     run_scope(|core| f(&CallbackScope { core }))
 }
 
 /// A scope of borrowing callbacks; see [`callback_scope`].
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct CallbackScope<'scope, 'env: 'scope> {
     core: &'scope ScopeCore<'scope, 'env>,
 }
@@ -96,6 +98,7 @@ impl ScopeEntries for ScopeCore<'_, '_> {
 /// A callback registered in a [`CallbackScope`]. Dropping it unregisters
 /// the callback now (waiting for it if it runs on another thread);
 /// otherwise the scope's end does.
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 #[must_use = "dropping it unregisters the callback at once: bind it (`let _r = ...`)"]
 pub struct ScopedRegistration<'scope> {
     core: Option<&'scope dyn ScopeEntries>,

@@ -17,6 +17,7 @@ pin_project! {
     /// Cancellation is checked before each poll of the inner stream, so no
     /// item is pulled after cancellation is seen; an item the inner stream
     /// has produced is always handed on, never dropped.
+    #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
     #[must_use = "streams do nothing unless polled"]
     pub struct TakeUntilCancelled<S> {
         #[pin]
@@ -42,6 +43,7 @@ pin_project! {
 ///     assert_eq!(numbers.next().await, None);
 /// });
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub trait CancellationStreamExt: Stream + Sized {
     /// Ends the stream when `token` is cancelled.
     fn take_until_cancelled(self, token: CancellationToken) -> TakeUntilCancelled<Self> {
@@ -92,6 +94,7 @@ impl<S: Stream> Stream for TakeUntilCancelled<S> {
 }
 
 /// Terminated once it has ended (cancelled, or the inner stream ended).
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 impl<S: Stream> futures_core::stream::FusedStream for TakeUntilCancelled<S> {
     fn is_terminated(&self) -> bool {
         self.done

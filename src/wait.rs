@@ -21,6 +21,7 @@ impl CancellationToken {
     /// source.cancel();
     /// waiter.join().unwrap();
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn wait(&self) {
         self.state().wait(None);
     }
@@ -38,12 +39,14 @@ impl CancellationToken {
     /// source.cancel();
     /// assert!(source.token().wait_timeout(Duration::from_secs(3600)));
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.state().wait(Instant::now().checked_add(timeout))
     }
 
     /// Blocks until the token is cancelled or `deadline` is reached; `true`
     /// if cancelled. A deadline in the past only checks.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
         self.state().wait(Some(deadline))
     }
