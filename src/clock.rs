@@ -60,7 +60,20 @@ struct Manual {
 }
 
 impl ManualClock {
-    /// A clock at time zero.
+    /// A clock at time zero, with nothing armed.
+    ///
+    /// Make one per test that involves timeouts, and pass it (or a clone)
+    /// to the code under test in place of the default timer; in `no_std`
+    /// builds, make one per time line the program drives itself.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// assert_eq!(clock.now(), Duration::ZERO);
+    /// assert_eq!(clock.armed(), 0);
+    /// ```
     pub fn new() -> Self {
         Self {
             shared: Arc::new(Manual {
@@ -74,7 +87,22 @@ impl ManualClock {
         &self.shared.timeline
     }
 
-    /// Time elapsed on this clock since it was made.
+    /// Time elapsed on this clock since it was made: the sum of every
+    /// [`advance`](Self::advance) so far, on any handle.
+    ///
+    /// Use it where the code under test reads the time itself (to log an
+    /// elapsed time, to compute a remaining budget), so that it reads the
+    /// same clock that fires its timeouts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let handle = clock.clone();
+    /// handle.advance(Duration::from_millis(1500));
+    /// assert_eq!(clock.now(), Duration::from_millis(1500));
+    /// ```
     pub fn now(&self) -> Duration {
         Duration::from_nanos(self.timeline().now())
     }
@@ -93,6 +121,25 @@ impl ManualClock {
     /// With `std`, a panicking callback costs no other source its timeout:
     /// every due source is cancelled and its observers run, then the first
     /// panic is resumed here (later ones are dropped).
+    ///
+    /// Call it in a test at the point where time should pass: the timeouts
+    /// fire on the test's own thread, in order, so what follows sees their
+    /// effects at once, with no sleep and no race.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let short = clock.with_timeout(Duration::from_secs(1));
+    /// let long = clock.with_timeout(Duration::from_secs(10));
+    ///
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(short.is_cancelled());
+    /// assert!(!long.is_cancelled());
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(long.reason().unwrap().is_timed_out());
+    /// ```
     pub fn advance(&self, by: Duration) {
         let now = self.timeline().advance(to_ticks(by));
         #[cfg(feature = "std")]
@@ -111,6 +158,29 @@ impl ManualClock {
 
     /// A new source that this clock cancels once `timeout` has elapsed on it.
     /// A zero timeout gives a source that is already cancelled.
+    ///
+    /// The test-clock form of `CancellationSource::with_timeout` (`std`):
+    /// write the code under test to take its timed source (or the clock)
+    /// from its caller, and make it here in tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::{CancellationToken, ManualClock};
+    ///
+    /// fn poll_job(token: &CancellationToken, steps: &mut u32) -> bool {
+    ///     *steps += 1;
+    ///     token.is_cancelled()
+    /// }
+    ///
+    /// let clock = ManualClock::new();
+    /// let budget = clock.with_timeout(Duration::from_millis(300));
+    /// let mut steps = 0;
+    /// while !poll_job(&budget.token(), &mut steps) {
+    ///     clock.advance(Duration::from_millis(100)); // each step "takes" 100 ms
+    /// }
+    /// assert_eq!(steps, 4);
+    /// assert!(clock.with_timeout(Duration::ZERO).is_cancelled());
+    /// ```
     pub fn with_timeout(&self, timeout: Duration) -> CancellationSource {
         let source = CancellationSource::new();
         self.cancel_after(&source, timeout);
@@ -120,12 +190,51 @@ impl ManualClock {
     /// Arms `source` to be cancelled once `delay` has elapsed on this clock,
     /// replacing any timeout it had (on any clock): the last call wins. A
     /// zero delay cancels at once; a delay past the clock's range disarms.
+    ///
+    /// Use it to give a timeout to a source made some other way (a
+    /// [`child`](CancellationSource::child), a
+    /// [`linked`](CancellationSource::linked) source), or to extend one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::{CancellationSource, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let server = CancellationSource::new();
+    /// let request = server.child();
+    /// clock.cancel_after(&request, Duration::from_secs(5));
+    /// clock.cancel_after(&request, Duration::from_secs(8)); // more time: the last call wins
+    ///
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(!request.is_cancelled());
+    /// clock.advance(Duration::from_secs(3));
+    /// assert!(request.reason().unwrap().is_timed_out());
+    /// assert!(!server.is_cancelled());
+    /// ```
     pub fn cancel_after(&self, source: &CancellationSource, delay: Duration) {
         let deadline = self.timeline().now().saturating_add(to_ticks(delay));
         source.state().arm_timeout(self.timeline(), deadline);
     }
 
     /// Number of timeouts armed on this clock.
+    ///
+    /// Use it in tests to check that code disarms what it armed: a timeout
+    /// leaves the clock when it fires, when its source is cancelled some
+    /// other way, or when the source's state is gone.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let a = clock.with_timeout(Duration::from_secs(1));
+    /// let b = clock.with_timeout(Duration::from_secs(2));
+    /// assert_eq!(clock.armed(), 2);
+    /// clock.advance(Duration::from_secs(1)); // `a` fires
+    /// b.cancel(); // `b` is cancelled before its deadline
+    /// assert_eq!(clock.armed(), 0);
+    /// # drop(a);
+    /// ```
     pub fn armed(&self) -> usize {
         self.timeline().armed()
     }
@@ -230,6 +339,12 @@ mod system {
         /// context of Go's `WithTimeout` does), so
         /// `CancellationSource::with_timeout(d).token()` is a timed token.
         ///
+        /// Use it to bound an operation in time without a runtime: pass the
+        /// token to the operation, and it ends with reason
+        /// [`TimedOut`](crate::CancelReason::TimedOut) like any other
+        /// cancellation. In tests, use [`ManualClock::with_timeout`]
+        /// instead, which fires only when the test advances it.
+        ///
         /// ```
         /// use std::time::Duration;
         /// use cancel_core::CancellationSource;
@@ -247,6 +362,23 @@ mod system {
 
         /// A new source cancelled with reason `TimedOut` at `deadline`. A
         /// deadline already reached gives a source that is already cancelled.
+        ///
+        /// Use it when the limit is a point in time that several steps
+        /// share (a request's deadline received from a client, a batch that
+        /// must end by a set time) rather than a duration for each step.
+        ///
+        /// ```
+        /// use std::time::{Duration, Instant};
+        /// use cancel_core::CancellationSource;
+        ///
+        /// let end_of_batch = Instant::now() + Duration::from_secs(3600);
+        /// let step = CancellationSource::with_deadline(end_of_batch);
+        /// assert_eq!(step.token().deadline(), Some(end_of_batch));
+        /// assert!(!step.is_cancelled());
+        ///
+        /// let too_late = CancellationSource::with_deadline(Instant::now());
+        /// assert!(too_late.reason().unwrap().is_timed_out());
+        /// ```
         #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub fn with_deadline(deadline: Instant) -> CancellationSource {
             let source = CancellationSource::new();
@@ -264,6 +396,27 @@ mod system {
         /// The timer runs on the source's clock: the default timer thread,
         /// or the [`ManualClock`] it was armed on; if every handle of that
         /// manual clock is gone (it can never move again), the default timer.
+        ///
+        /// Use it to give a timeout to a source made some other way (a
+        /// [`child`](Self::child), a [`linked`](Self::linked) source), to
+        /// extend a timeout, or to time out now with
+        /// `Duration::ZERO`. Without `std`, use
+        /// [`ManualClock::cancel_after`].
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use cancel_core::CancellationSource;
+        ///
+        /// let server = CancellationSource::new();
+        /// let request = server.child();
+        /// request.cancel_after(Duration::from_secs(30));
+        /// request.cancel_after(Duration::from_secs(60)); // more time: the last call wins
+        /// assert!(!request.is_cancelled());
+        ///
+        /// request.cancel_after(Duration::ZERO); // time is up now
+        /// assert!(request.reason().unwrap().is_timed_out());
+        /// assert!(!server.is_cancelled());
+        /// ```
         #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub fn cancel_after(&self, delay: Duration) {
             if self.is_cancelled() {
@@ -294,6 +447,10 @@ mod system {
         /// The earliest armed deadline of this token's source and of every
         /// source it is linked to, directly or through other links (Go's
         /// `Deadline`). `None` when no timer is armed anywhere up the links.
+        ///
+        /// Use it to hand the remaining time to something that takes a
+        /// timeout of its own (a socket's read timeout, a deadline header
+        /// of an RPC), or to skip work that cannot finish in time.
         ///
         /// ```
         /// use std::time::{Duration, Instant};

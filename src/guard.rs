@@ -25,6 +25,30 @@ pub struct DropGuard {
 
 impl CancellationSource {
     /// Turns this handle into a guard that cancels the source when dropped.
+    ///
+    /// Use it to tie the life of background work to an owner: keep the
+    /// guard in the owner (a struct, a scope) and the work stops when the
+    /// owner goes away, by return, by `?` or by panic. To guard a source
+    /// you keep using elsewhere, see [`drop_guard_ref`](Self::drop_guard_ref).
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, CancellationToken, DropGuard};
+    ///
+    /// struct Service {
+    ///     _stop_workers: DropGuard, // dropping the service stops its workers
+    /// }
+    ///
+    /// fn start() -> (Service, CancellationToken) {
+    ///     let source = CancellationSource::new();
+    ///     let workers = source.token(); // what the workers would watch
+    ///     (Service { _stop_workers: source.drop_guard() }, workers)
+    /// }
+    ///
+    /// let (service, workers) = start();
+    /// assert!(!workers.is_cancelled());
+    /// drop(service);
+    /// assert!(workers.is_cancelled());
+    /// ```
     pub fn drop_guard(self) -> DropGuard {
         DropGuard { source: Some(self) }
     }
@@ -32,6 +56,27 @@ impl CancellationSource {
 
 impl DropGuard {
     /// Gives the source back without cancelling it.
+    ///
+    /// Use it once the step the guard protected has succeeded: a set-up
+    /// that cancels what it started if it fails half-way, and hands on the
+    /// running work when it does not.
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, CancellationToken};
+    ///
+    /// fn start(fail: bool) -> Result<CancellationSource, &'static str> {
+    ///     let guard = CancellationSource::new().drop_guard();
+    ///     let _worker_token: CancellationToken = guard.token(); // given to a worker
+    ///     if fail {
+    ///         return Err("config missing"); // the guard cancels the worker
+    ///     }
+    ///     Ok(guard.disarm()) // success: the caller now owns the running work
+    /// }
+    ///
+    /// let running = start(false).unwrap();
+    /// assert!(!running.is_cancelled());
+    /// assert!(start(true).is_err());
+    /// ```
     pub fn disarm(mut self) -> CancellationSource {
         match self.source.take() {
             Some(source) => source,
@@ -39,7 +84,21 @@ impl DropGuard {
         }
     }
 
-    /// A token of the guarded source.
+    /// A token of the guarded source, for the work the guard should stop.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let guard = CancellationSource::new().drop_guard();
+    /// let token = guard.token();
+    /// let worker = std::thread::spawn(move || {
+    ///     while !token.is_cancelled() {
+    ///         std::thread::yield_now();
+    ///     }
+    /// });
+    /// drop(guard);
+    /// worker.join().unwrap();
+    /// ```
     pub fn token(&self) -> CancellationToken {
         match &self.source {
             Some(source) => source.token(),
@@ -107,13 +166,46 @@ pub struct DropGuardRef<'a> {
 
 impl CancellationSource {
     /// A guard that cancels this source when dropped, borrowing it.
+    ///
+    /// Use it where the source lives on (in a struct, in a caller) but a
+    /// scope must cancel it on every early exit: `?`, `return`, panic.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// fn transfer(stop: &CancellationSource, ok: bool) -> Result<(), &'static str> {
+    ///     let guard = stop.drop_guard_ref();
+    ///     if !ok {
+    ///         return Err("write failed"); // stop the rest of the transfer
+    ///     }
+    ///     guard.disarm();
+    ///     Ok(())
+    /// }
+    ///
+    /// let stop = CancellationSource::new();
+    /// transfer(&stop, true).unwrap();
+    /// assert!(!stop.is_cancelled());
+    /// transfer(&stop, false).unwrap_err();
+    /// assert!(stop.is_cancelled());
+    /// ```
     pub fn drop_guard_ref(&self) -> DropGuardRef<'_> {
         DropGuardRef { source: Some(self) }
     }
 }
 
 impl<'a> DropGuardRef<'a> {
-    /// Lets go of the source without cancelling it.
+    /// Lets go of the source without cancelling it, and gives back the
+    /// borrow: for when the guarded scope ended well.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let guard = source.drop_guard_ref();
+    /// // ... the step that must not be left half-done succeeded ...
+    /// let source_again = guard.disarm();
+    /// assert!(!source_again.is_cancelled());
+    /// ```
     pub fn disarm(mut self) -> &'a CancellationSource {
         match self.source.take() {
             Some(source) => source,

@@ -40,7 +40,19 @@ pub struct ToTokio {
 }
 
 impl ToTokio {
-    /// The tokio-util token (clone it to hand it out).
+    /// The tokio-util token (clone it to hand it out). Keep the `ToTokio`
+    /// itself for as long as the clones should follow.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let bridge = source.token().to_tokio();
+    /// let for_a_task = bridge.token().clone();
+    /// drop(bridge); // the clone stops following
+    /// source.cancel();
+    /// assert!(!for_a_task.is_cancelled());
+    /// ```
     pub fn token(&self) -> &TokioToken {
         &self.token
     }
@@ -56,6 +68,24 @@ impl fmt::Debug for ToTokio {
 
 impl CancellationToken {
     /// A tokio-util token cancelled whenever this one is; see [`ToTokio`].
+    ///
+    /// Use it to call a library that takes tokio-util's token (a server's
+    /// graceful shutdown, any crate built on tokio-util) from code that
+    /// uses cancel-core.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// fn serve(shutdown: tokio_util::sync::CancellationToken) -> bool {
+    ///     shutdown.is_cancelled() // a library that speaks tokio-util
+    /// }
+    ///
+    /// let source = CancellationSource::new();
+    /// let bridge = source.token().to_tokio();
+    /// assert!(!serve(bridge.token().clone()));
+    /// source.cancel();
+    /// assert!(serve(bridge.token().clone()));
+    /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
     pub fn to_tokio(&self) -> ToTokio {
         let token = TokioToken::new();
@@ -154,7 +184,19 @@ impl Bridge {
 
 impl FromTokio {
     /// The source that follows the tokio token (it can also be cancelled on
-    /// its own; that never cancels the tokio token).
+    /// its own; that never cancels the tokio token). Hand out its tokens,
+    /// or make children of it.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let app_shutdown = tokio_util::sync::CancellationToken::new();
+    /// let bridge = CancellationSource::from_tokio(&app_shutdown);
+    /// let request = bridge.source().child();
+    /// bridge.source().cancel(); // stops our work only
+    /// assert!(request.is_cancelled());
+    /// assert!(!app_shutdown.is_cancelled());
+    /// ```
     pub fn source(&self) -> &CancellationSource {
         &self.source
     }
@@ -180,6 +222,24 @@ impl fmt::Debug for FromTokio {
 impl CancellationSource {
     /// A source cancelled whenever `token` (tokio-util's) is; see
     /// [`FromTokio`]. If `token` is already cancelled, so is the source.
+    ///
+    /// Use it where the application's shutdown signal is a tokio-util token
+    /// and the code below it uses cancel-core.
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, CancellationToken};
+    ///
+    /// fn copy_files(token: &CancellationToken) -> bool {
+    ///     token.is_cancelled() // code that speaks cancel-core
+    /// }
+    ///
+    /// let shutdown = tokio_util::sync::CancellationToken::new();
+    /// let bridge = CancellationSource::from_tokio(&shutdown);
+    /// let token = bridge.source().token();
+    /// assert!(!copy_files(&token));
+    /// shutdown.cancel();
+    /// assert!(copy_files(&token));
+    /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
     pub fn from_tokio(token: &TokioToken) -> FromTokio {
         let source = CancellationSource::new();

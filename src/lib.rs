@@ -27,11 +27,21 @@
 //!
 //! # Features
 //! - `std` (default): thread parking (blocking waits, registration drops that
-//!   wait for a running callback, [`PinnedRegistration`]), the default timer
-//!   thread, panic isolation between callbacks, and `std::io::Error`
-//!   conversion. Without it the crate is `no_std` + `alloc`.
-//! - `stream`: `take_until_cancelled` over `futures_core::Stream`.
-//! - `tokio-util`: bridges to and from `tokio_util::sync::CancellationToken`.
+//!   wait for a running callback, [`PinnedRegistration`], `callback_scope`),
+//!   the default timer thread (`with_timeout`, `cancel_after`, `deadline`),
+//!   panic isolation between callbacks (and `cancel_catching`),
+//!   and `std::io::Error` conversion. Without it the crate is `no_std` +
+//!   `alloc`; timeouts then run on a [`ManualClock`].
+//! - `futures-core`: `FusedFuture` for the futures (so `futures::select!`
+//!   takes them as they are; see [`WaitForCancellation`]).
+//! - `stream` (implies `futures-core`): `CancellationStreamExt::take_until_cancelled`
+//!   over `futures_core::Stream`, a `FusedStream`.
+//! - `tokio-util` (implies `std`): bridges to and from
+//!   `tokio_util::sync::CancellationToken` (`token.to_tokio()`,
+//!   `CancellationSource::from_tokio(&t)`).
+//!
+//! Futures and the future adapter trait [`CancellationFutureExt`] need no
+//! feature. On docs.rs every item shows the feature it needs.
 
 #![no_std]
 #![deny(unsafe_code)]

@@ -100,6 +100,11 @@ impl CancellationSource {
     /// it. Like [`cancel`](Self::cancel), returns `true` only for the call
     /// that performed the cancellation; a later cause is dropped.
     ///
+    /// Use it when the canceller knows something the cancelled code should
+    /// report: the client went away, a sibling task failed with an error.
+    /// The cause reaches every linked descendant and is the
+    /// [`source`](core::error::Error::source) of the [`Cancelled`](crate::Cancelled) errors.
+    ///
     /// ```
     /// use cancel_core::{CancelReason, CancellationSource};
     ///

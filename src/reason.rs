@@ -68,7 +68,8 @@ impl fmt::Display for CancelReason {
 }
 
 impl CancelReason {
-    /// Whether `cancel()` was called (on the source or a parent).
+    /// Whether `cancel()` was called (on the source or a parent): someone
+    /// asked for the stop, as opposed to a timeout or a cause.
     ///
     /// ```
     /// let source = cancel_core::CancellationSource::new();
@@ -79,7 +80,8 @@ impl CancelReason {
         matches!(self, CancelReason::Requested)
     }
 
-    /// Whether a timeout or deadline expired.
+    /// Whether a timeout or deadline expired: for code that retries, or
+    /// reports "timed out", where a user's request would end quietly.
     ///
     /// ```
     /// let clock = cancel_core::ManualClock::new();
@@ -92,11 +94,26 @@ impl CancelReason {
     }
 
     /// Whether `cancel_with(cause)` was called (on the source or a parent).
+    ///
+    /// Use it to route a cancellation that carries a cause of its own (to
+    /// log it, or to return it as the error) apart from a plain request or
+    /// a timeout; [`cause`](Self::cause) gives the cause.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// source.cancel_with(std::io::Error::other("client went away"));
+    /// let reason = source.reason().unwrap();
+    /// assert!(reason.is_custom());
+    /// assert!(!reason.is_requested() && !reason.is_timed_out());
+    /// ```
     pub fn is_custom(&self) -> bool {
         matches!(self, CancelReason::Custom(_))
     }
 
-    /// The cause given to `cancel_with`, if that is why.
+    /// The cause given to `cancel_with`, if that is why: to log it, or to
+    /// chain it into an error of your own.
     ///
     /// ```
     /// let source = cancel_core::CancellationSource::new();
@@ -110,7 +127,9 @@ impl CancelReason {
         }
     }
 
-    /// The cause given to `cancel_with`, if that is why and it is an `E`.
+    /// The cause given to `cancel_with`, if that is why and it is an `E`:
+    /// for code that knows which error types its cancellers use, and acts
+    /// on their fields.
     ///
     /// ```
     /// use std::io;
@@ -193,7 +212,32 @@ impl Cancelled {
         &self.reason
     }
 
-    /// The reason, by value.
+    /// The reason, by value: for mapping the error into one of your own
+    /// without a clone.
+    ///
+    /// ```
+    /// use cancel_core::{CancelReason, CancellationSource, Cancelled};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum JobError {
+    ///     TimedOut,
+    ///     Stopped,
+    /// }
+    ///
+    /// impl From<Cancelled> for JobError {
+    ///     fn from(err: Cancelled) -> Self {
+    ///         match err.into_reason() {
+    ///             CancelReason::TimedOut => JobError::TimedOut,
+    ///             _ => JobError::Stopped,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let source = CancellationSource::new();
+    /// source.cancel();
+    /// let err: JobError = source.token().check().unwrap_err().into();
+    /// assert_eq!(err, JobError::Stopped);
+    /// ```
     pub fn into_reason(self) -> CancelReason {
         self.reason
     }

@@ -29,9 +29,39 @@ use crate::token::CancellationToken;
 /// each other forever, as with .NET's `CancellationTokenRegistration.Dispose`;
 /// use [`unregister`](Self::unregister) there.
 ///
-/// Keep it in a named variable for as long as the callback should stay
-/// registered: `let _ = token.register(..)` drops it at once, which
-/// unregisters the callback (rustc warns):
+/// Keep it for as long as the callback should stay registered: in a named
+/// variable for a scope, or in the struct whose resource the callback acts
+/// on, so both go away together.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use cancel_core::{CancellationSource, CancellationToken, Registration};
+///
+/// struct Connection {
+///     closed: Arc<AtomicBool>,
+///     _on_cancel: Registration, // unregistered when the connection is dropped
+/// }
+///
+/// impl Connection {
+///     fn open(token: &CancellationToken) -> Self {
+///         let closed = Arc::new(AtomicBool::new(false));
+///         let c = closed.clone();
+///         let _on_cancel = token.register(move || c.store(true, Ordering::SeqCst));
+///         Connection { closed, _on_cancel }
+///     }
+/// }
+///
+/// let source = CancellationSource::new();
+/// let conn = Connection::open(&source.token());
+/// let dropped = Connection::open(&source.token());
+/// drop(dropped); // its callback is gone with it
+/// source.cancel();
+/// assert!(conn.closed.load(Ordering::SeqCst));
+/// ```
+///
+/// `let _ = token.register(..)` drops it at once, which unregisters the
+/// callback (rustc warns):
 ///
 /// ```compile_fail
 /// #![deny(unused_must_use)]
@@ -54,6 +84,12 @@ impl CancellationToken {
     /// Dropping the returned [`Registration`] removes the callback, waiting
     /// for it to return if it is running on another thread. Keep callbacks
     /// short and non-blocking: they run on the canceller's thread.
+    ///
+    /// Use it to cancel what knows nothing of tokens: kill a child process,
+    /// shut a socket down so a blocked `read` returns, wake a condition
+    /// variable. For a callback that borrows local data, see
+    /// `callback_scope` (`std`); for one without an allocation,
+    /// `PinnedRegistration` (`std`).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,6 +121,12 @@ impl Registration {
     /// running, or was never stored (registered on a cancelled or
     /// never-cancellable token).
     ///
+    /// Use it instead of dropping where waiting could deadlock (a callback
+    /// that unregisters another source's callback while both sources are
+    /// cancelled at once), or where the answer matters: `true` is a
+    /// promise that the callback never runs, so nothing it does needs
+    /// undoing.
+    ///
     /// ```
     /// use cancel_core::CancellationSource;
     ///
@@ -99,6 +141,8 @@ impl Registration {
 
     /// Whether the callback is still waiting for cancellation (registered
     /// and not started). A snapshot: cancellation may start right after.
+    /// For diagnostics and tests; to act on the answer, use the return
+    /// value of [`unregister`](Self::unregister), which is not a snapshot.
     ///
     /// ```
     /// use cancel_core::CancellationSource;
@@ -114,7 +158,8 @@ impl Registration {
     }
 
     /// The token the callback was registered on (.NET's
-    /// `CancellationTokenRegistration.Token`), also after it ran.
+    /// `CancellationTokenRegistration.Token`), also after it ran: for code
+    /// that keeps registrations and needs to know what each one watches.
     ///
     /// ```
     /// use cancel_core::CancellationSource;
@@ -194,7 +239,20 @@ pin_project! {
 #[cfg(feature = "std")]
 impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// A registration of `f` on `token`, not linked yet: pin it and call
-    /// [`register`](Self::register).
+    /// [`register`](Self::register). Nothing is linked and `f` cannot run
+    /// until then, so the value may still be moved (into a future's fields,
+    /// say) before it is pinned.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use cancel_core::{CancellationSource, PinnedRegistration};
+    ///
+    /// let source = CancellationSource::new();
+    /// let registration = PinnedRegistration::new(source.token(), || println!("cancelled"));
+    /// let mut registration = pin!(registration); // moved, then pinned
+    /// assert!(!registration.is_pending(), "not registered yet");
+    /// assert!(registration.as_mut().register());
+    /// ```
     pub fn new(token: CancellationToken, f: F) -> Self {
         Self {
             inner: InlineCallback::new(token, f),
@@ -206,6 +264,23 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// be cancelled nothing is linked. Returns whether the callback is now
     /// pending (as [`is_pending`](Self::is_pending) would). Calling it again
     /// does nothing but answer again.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use cancel_core::{CancellationSource, PinnedRegistration};
+    ///
+    /// let source = CancellationSource::new();
+    /// source.cancel();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// let mut late = pin!(PinnedRegistration::new(source.token(), move || {
+    ///     r.store(true, Ordering::SeqCst);
+    /// }));
+    /// assert!(!late.as_mut().register(), "already cancelled: it ran here, not pending");
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// ```
     pub fn register(self: Pin<&mut Self>) -> bool {
         self.project().inner.register()
     }
@@ -215,17 +290,54 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// running on another thread, the drop waits for it to return.
     /// Afterwards the registration is not pending and `register` does
     /// nothing.
+    ///
+    /// Use it, like [`Registration::unregister`], where the drop's wait
+    /// could deadlock, or to learn whether the callback will never run.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use cancel_core::{CancellationSource, PinnedRegistration};
+    ///
+    /// let source = CancellationSource::new();
+    /// let mut registration = pin!(PinnedRegistration::new(source.token(), || unreachable!()));
+    /// registration.as_mut().register();
+    /// assert!(registration.as_mut().unregister(), "removed before it ran");
+    /// source.cancel();
+    /// ```
     pub fn unregister(self: Pin<&mut Self>) -> bool {
         self.project().inner.detach(false)
     }
 
     /// Whether the callback is registered and has not been taken by a
-    /// cancellation yet (a snapshot).
+    /// cancellation yet (a snapshot, for diagnostics and tests).
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use cancel_core::{CancellationSource, PinnedRegistration};
+    ///
+    /// let source = CancellationSource::new();
+    /// let mut registration = pin!(PinnedRegistration::new(source.token(), || {}));
+    /// assert!(!registration.is_pending());
+    /// registration.as_mut().register();
+    /// assert!(registration.is_pending());
+    /// source.cancel();
+    /// assert!(!registration.is_pending());
+    /// ```
     pub fn is_pending(&self) -> bool {
         self.inner.is_pending()
     }
 
-    /// The token this registration observes.
+    /// The token this registration observes (as [`Registration::token`],
+    /// but borrowed).
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use cancel_core::{CancellationSource, PinnedRegistration};
+    ///
+    /// let source = CancellationSource::new();
+    /// let registration = pin!(PinnedRegistration::new(source.token(), || {}));
+    /// assert_eq!(*registration.token(), source.token());
+    /// ```
     pub fn token(&self) -> &CancellationToken {
         self.inner.holder()
     }

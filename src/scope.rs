@@ -14,6 +14,15 @@ use crate::token::CancellationToken;
 /// [`ScopedRegistration`] with `mem::forget` only keeps the callback
 /// registered until the scope ends.
 ///
+/// Use it where a callback needs local state (a counter, a channel end, a
+/// `&Condvar`) that would otherwise have to move into it or be shared
+/// through an `Arc`, or that cannot be `'static` at all. Each callback
+/// still takes one allocation, as with
+/// [`register`](CancellationToken::register). Why a scope: a handle
+/// that unregisters in its `Drop` cannot by itself make borrowing sound,
+/// since `mem::forget` skips the drop; the scope's end is the one
+/// unregistration that cannot be skipped.
+///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use cancel_core::{CancellationSource, callback_scope};
@@ -48,7 +57,35 @@ pub fn callback_scope<'env, T>(f: impl for<'scope> FnOnce(&CallbackScope<'scope,
     run_scope(|core| f(&CallbackScope { core }))
 }
 
-/// A scope of borrowing callbacks; see [`callback_scope`].
+/// A scope of borrowing callbacks; see [`callback_scope`], which makes it
+/// and passes it to its closure by reference. Pass `&CallbackScope` on to
+/// helper functions that register callbacks of their own.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use cancel_core::{
+///     CallbackScope, CancellationSource, CancellationToken, ScopedRegistration, callback_scope,
+/// };
+///
+/// fn log_on_cancel<'scope>(
+///     scope: &CallbackScope<'scope, '_>,
+///     token: &CancellationToken,
+///     log: &'scope Mutex<Vec<&'static str>>,
+///     name: &'static str,
+/// ) -> ScopedRegistration<'scope> {
+///     scope.register(token, move || log.lock().unwrap().push(name))
+/// }
+///
+/// let source = CancellationSource::new();
+/// let token = source.token();
+/// let log = Mutex::new(Vec::new());
+/// callback_scope(|scope| {
+///     let _reader = log_on_cancel(scope, &token, &log, "reader");
+///     let _writer = log_on_cancel(scope, &token, &log, "writer");
+///     source.cancel();
+/// });
+/// assert_eq!(*log.lock().unwrap(), ["writer", "reader"]); // last registered, first run
+/// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct CallbackScope<'scope, 'env: 'scope> {
     core: &'scope ScopeCore<'scope, 'env>,
@@ -61,6 +98,19 @@ impl<'scope, 'env> CallbackScope<'scope, 'env> {
     /// thread; if the token is already cancelled it runs here; if nothing
     /// can cancel the token it is dropped unrun. `f` may borrow anything
     /// that outlives the scope.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use cancel_core::{CancellationSource, callback_scope};
+    ///
+    /// let source = CancellationSource::new();
+    /// let stop_reading = AtomicBool::new(false); // borrowed, not shared by Arc
+    /// callback_scope(|scope| {
+    ///     let _r = scope.register(source.as_ref(), || stop_reading.store(true, Ordering::SeqCst));
+    ///     source.cancel();
+    ///     assert!(stop_reading.load(Ordering::SeqCst));
+    /// });
+    /// ```
     pub fn register<F: FnOnce() + Send + 'scope>(
         &self,
         token: &CancellationToken,
@@ -98,6 +148,29 @@ impl ScopeEntries for ScopeCore<'_, '_> {
 /// A callback registered in a [`CallbackScope`]. Dropping it unregisters
 /// the callback now (waiting for it if it runs on another thread);
 /// otherwise the scope's end does.
+///
+/// Drop it to end a callback's watch before the scope ends (one step of
+/// a longer scope); keep it to the end of the scope otherwise.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use cancel_core::{CancellationSource, callback_scope};
+///
+/// let source = CancellationSource::new();
+/// let token = source.token();
+/// let interrupted_steps = AtomicUsize::new(0);
+/// callback_scope(|scope| {
+///     for step in 0..3 {
+///         let _watch = scope.register(&token, || {
+///             interrupted_steps.fetch_add(1, Ordering::SeqCst);
+///         });
+///         if step == 2 {
+///             source.cancel(); // only the running step's callback is registered
+///         }
+///     } // each step's `_watch` is dropped here: unregistered
+/// });
+/// assert_eq!(interrupted_steps.load(Ordering::SeqCst), 1);
+/// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 #[must_use = "dropping it unregisters the callback at once: bind it (`let _r = ...`)"]
 pub struct ScopedRegistration<'scope> {
@@ -108,6 +181,23 @@ pub struct ScopedRegistration<'scope> {
 impl ScopedRegistration<'_> {
     /// Removes the callback without waiting; `true` iff it was removed
     /// before it started (as [`Registration::unregister`](crate::Registration::unregister)).
+    /// Use it where the drop's wait could deadlock, or to learn whether
+    /// the callback ran.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use cancel_core::{CancellationSource, callback_scope};
+    ///
+    /// let source = CancellationSource::new();
+    /// let rolled_back = AtomicBool::new(false);
+    /// callback_scope(|scope| {
+    ///     let r = scope.register(source.as_ref(), || rolled_back.store(true, Ordering::SeqCst));
+    ///     // ... the step finished before any cancellation ...
+    ///     assert!(r.unregister(), "removed before it ran: nothing to undo");
+    ///     source.cancel();
+    /// });
+    /// assert!(!rolled_back.load(Ordering::SeqCst));
+    /// ```
     pub fn unregister(mut self) -> bool {
         match self.core.take() {
             Some(core) => core.detach(self.index, false),
@@ -115,7 +205,23 @@ impl ScopedRegistration<'_> {
         }
     }
 
-    /// Whether the callback is registered and has not started.
+    /// Whether the callback is registered and has not started (a
+    /// snapshot, for diagnostics and tests).
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, callback_scope};
+    ///
+    /// let source = CancellationSource::new();
+    /// let hits = std::sync::atomic::AtomicUsize::new(0);
+    /// callback_scope(|scope| {
+    ///     let r = scope.register(source.as_ref(), || {
+    ///         hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ///     });
+    ///     assert!(r.is_pending());
+    ///     source.cancel();
+    ///     assert!(!r.is_pending());
+    /// });
+    /// ```
     pub fn is_pending(&self) -> bool {
         self.core.is_some_and(|core| core.is_pending(self.index))
     }

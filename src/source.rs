@@ -52,6 +52,20 @@ pub struct CancellationSource {
 
 impl CancellationSource {
     /// A new, uncancelled source. One allocation.
+    ///
+    /// Make one wherever something may have to stop: an operation, a
+    /// request, a whole service. Keep the source where the decision to
+    /// cancel is made and hand [`token`](Self::token)s to the code that
+    /// does the work. To make a source that follows another one, use
+    /// [`child`](Self::child) or [`linked`](Self::linked) instead.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let shutdown = CancellationSource::new();
+    /// assert!(!shutdown.is_cancelled());
+    /// assert!(shutdown.can_be_cancelled());
+    /// ```
     pub fn new() -> Self {
         Self::from_state(StateRef::new_source())
     }
@@ -67,12 +81,45 @@ impl CancellationSource {
     }
 
     /// A token observing this source. No allocation.
+    ///
+    /// Call it to hand out the right to observe, not to cancel: a worker,
+    /// a library call or a callback gets a token; code that holds only a
+    /// token cannot cancel anything. Each call gives a handle to the same
+    /// state (a reference count, no allocation).
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, CancellationToken};
+    ///
+    /// fn worker(token: CancellationToken) -> u32 {
+    ///     let mut steps = 0;
+    ///     while !token.is_cancelled() {
+    ///         steps += 1;
+    ///         std::thread::yield_now();
+    ///     }
+    ///     steps
+    /// }
+    ///
+    /// let source = CancellationSource::new();
+    /// let workers: Vec<_> = (0..2)
+    ///     .map(|_| {
+    ///         let token = source.token();
+    ///         std::thread::spawn(move || worker(token))
+    ///     })
+    ///     .collect();
+    /// source.cancel();
+    /// for w in workers {
+    ///     w.join().unwrap();
+    /// }
+    /// assert_eq!(source.token(), source.token(), "one source, one state");
+    /// ```
     pub fn token(&self) -> CancellationToken {
         self.token.clone()
     }
 
     /// Why the source was cancelled; `None` while it is not (see
-    /// [`CancellationToken::reason`]).
+    /// [`CancellationToken::reason`]). Use it where the source's owner
+    /// reports the outcome: a timeout, a user's request, or a cause of
+    /// its own.
     ///
     /// ```
     /// use cancel_core::CancellationSource;
@@ -99,7 +146,10 @@ impl CancellationSource {
     }
 
     /// A new source cancelled whenever this one is (tokio-util's
-    /// `child_token`); the same as `self.token().child()`.
+    /// `child_token`); the same as `self.token().child()`. Use it for a
+    /// sub-operation that must stop with its parent but can also be
+    /// cancelled (or time out) alone; for more than one parent, see
+    /// [`linked`](Self::linked).
     ///
     /// ```
     /// use cancel_core::CancellationSource;
@@ -115,9 +165,11 @@ impl CancellationSource {
     }
 
     /// A future that completes when this source is cancelled; it holds its
-    /// own token (`'static`). The same as `self.token().cancelled_owned()`;
-    /// for a borrowing future, use a token's
-    /// [`cancelled`](CancellationToken::cancelled).
+    /// own token (`'static`, so it can be spawned). The same as
+    /// `self.token().cancelled_owned()`; for a borrowing future, use a
+    /// token's [`cancelled`](CancellationToken::cancelled). Like every
+    /// future of the crate it is `!Unpin`: see [`WaitForCancellation`](crate::WaitForCancellation)
+    /// for awaiting it in a `select!` loop.
     ///
     /// ```
     /// use cancel_core::CancellationSource;
@@ -145,7 +197,28 @@ impl CancellationSource {
     ///
     /// With `std`, a panicking callback does not stop the others: all of them
     /// run, the source ends fully cancelled, and then the first panic resumes
-    /// here.
+    /// here. To get every panic instead of the first, use
+    /// `cancel_catching` (`std`).
+    ///
+    /// Call it when the work is no longer wanted: the user pressed stop,
+    /// the service shuts down, another part of the work failed. To say
+    /// why, use [`cancel_with`](Self::cancel_with); for a timeout,
+    /// `cancel_after` or [`ManualClock`](crate::ManualClock).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let stopped = Arc::new(AtomicBool::new(false));
+    /// let s = stopped.clone();
+    /// let _registration = source.token().register(move || s.store(true, Ordering::SeqCst));
+    ///
+    /// assert!(source.cancel(), "this call cancelled");
+    /// assert!(stopped.load(Ordering::SeqCst), "callbacks ran before cancel() returned");
+    /// assert!(!source.cancel(), "already cancelled: nothing more happens");
+    /// ```
     pub fn cancel(&self) -> bool {
         self.state().cancel(Reason::Requested)
     }
@@ -154,7 +227,22 @@ impl CancellationSource {
         self.state().cancel(reason)
     }
 
-    /// Whether the source has been cancelled (one `Acquire` load).
+    /// Whether the source has been cancelled (one `Acquire` load), by
+    /// [`cancel`](Self::cancel), a timeout, or a parent it is linked to.
+    ///
+    /// Ask the source rather than a token when the code that owns it needs
+    /// to know how an operation ended: after a linked call failed, whether
+    /// *this* source (say, its timeout) or a parent was cancelled.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let user = CancellationSource::new();
+    /// let call = user.child();
+    /// call.cancel(); // e.g. the call's own timeout
+    /// assert!(call.is_cancelled());
+    /// assert!(!user.is_cancelled(), "cancelling a child never cancels its parent");
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
     }

@@ -17,6 +17,34 @@ pin_project! {
     /// Cancellation is checked before each poll of the inner stream, so no
     /// item is pulled after cancellation is seen; an item the inner stream
     /// has produced is always handed on, never dropped.
+    ///
+    /// It is `!Unpin` (it holds its waiter node): pin it with
+    /// [`pin!`](core::pin::pin) or `Box::pin` before calling `StreamExt::next`
+    /// on it (see [`WaitForCancellation`](crate::WaitForCancellation)).
+    /// With it, `futures::select!` takes it directly: it is a
+    /// `FusedStream`, terminated once it has ended. Name the type to store
+    /// the stream in a struct.
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use futures::StreamExt;
+    /// use futures::stream::{self, Iter};
+    /// use cancel_core::{CancellationSource, CancellationStreamExt, TakeUntilCancelled};
+    ///
+    /// struct Feed {
+    ///     events: Pin<Box<TakeUntilCancelled<Iter<std::ops::Range<u32>>>>>,
+    /// }
+    ///
+    /// let source = CancellationSource::new();
+    /// let mut feed = Feed {
+    ///     events: Box::pin(stream::iter(0..10).take_until_cancelled(source.token())),
+    /// };
+    /// futures::executor::block_on(async {
+    ///     assert_eq!(feed.events.next().await, Some(0));
+    ///     source.cancel();
+    ///     assert_eq!(feed.events.next().await, None);
+    /// });
+    /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
     #[must_use = "streams do nothing unless polled"]
     pub struct TakeUntilCancelled<S> {
@@ -30,6 +58,10 @@ pin_project! {
 
 /// Adds [`take_until_cancelled`](Self::take_until_cancelled) to every
 /// [`Stream`]. Requires the `stream` feature.
+///
+/// Use it for streams that should end when the work is cancelled:
+/// events, ticks, a subscription. Import it beside `futures::StreamExt`
+/// (the names do not clash).
 ///
 /// ```
 /// use cancel_core::{CancellationSource, CancellationStreamExt};
@@ -45,7 +77,37 @@ pin_project! {
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub trait CancellationStreamExt: Stream + Sized {
-    /// Ends the stream when `token` is cancelled.
+    /// Ends the stream when `token` is cancelled; see
+    /// [`TakeUntilCancelled`] for what is pulled and what is kept.
+    ///
+    /// Use it so that a loop over a stream (`while let Some(x) =
+    /// stream.next().await`) ends on cancellation like it ends on the
+    /// stream's own end, with no `select!`.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use futures::channel::mpsc;
+    /// use cancel_core::{CancellationSource, CancellationStreamExt};
+    ///
+    /// let source = CancellationSource::new();
+    /// let (tx, rx) = mpsc::unbounded::<&str>();
+    /// tx.unbounded_send("tick").unwrap();
+    /// tx.unbounded_send("stop").unwrap();
+    /// tx.unbounded_send("never read").unwrap();
+    ///
+    /// let mut events = std::pin::pin!(rx.take_until_cancelled(source.token()));
+    /// let seen = futures::executor::block_on(async {
+    ///     let mut seen = Vec::new();
+    ///     while let Some(event) = events.next().await {
+    ///         seen.push(event);
+    ///         if event == "stop" {
+    ///             source.cancel(); // in a real program, another task
+    ///         }
+    ///     }
+    ///     seen
+    /// });
+    /// assert_eq!(seen, ["tick", "stop"]);
+    /// ```
     fn take_until_cancelled(self, token: CancellationToken) -> TakeUntilCancelled<Self> {
         TakeUntilCancelled {
             stream: self,

@@ -30,7 +30,28 @@ pub struct CancellationToken {
 
 impl CancellationToken {
     /// A token that is never cancelled, for APIs that take a token when the
-    /// caller has none. Allocates nothing; usable in `const` and `static`.
+    /// caller has none. Allocates nothing; usable in `const` and `static`
+    /// (.NET's `CancellationToken.None`, C++'s `std::nostopstate` token; the
+    /// role of C++26's `never_stop_token`).
+    ///
+    /// Pass it where a function takes a token and nothing should ever stop
+    /// the call: a test, a command-line tool, a caller that does not
+    /// support cancellation yet. Registering on it, or linking to it, costs
+    /// nothing.
+    ///
+    /// ```
+    /// use cancel_core::{CancellationToken, Cancelled};
+    ///
+    /// fn sum(values: &[u64], token: &CancellationToken) -> Result<u64, Cancelled> {
+    ///     token.check()?;
+    ///     Ok(values.iter().sum())
+    /// }
+    ///
+    /// static NEVER: CancellationToken = CancellationToken::none();
+    /// assert_eq!(sum(&[1, 2, 3], &NEVER), Ok(6));
+    /// assert!(!NEVER.can_be_cancelled());
+    /// assert_eq!(CancellationToken::default(), CancellationToken::none());
+    /// ```
     #[cfg(not(loom))]
     pub const fn none() -> Self {
         Self {
@@ -57,6 +78,28 @@ impl CancellationToken {
     /// Whether the source has been cancelled. One `Acquire` load, wait-free:
     /// cheap enough to call in a tight loop. When it returns `true`, everything
     /// the cancelling thread wrote before `cancel()` is visible to the caller.
+    ///
+    /// Poll it in processing loops that can stop at any iteration and want
+    /// to decide themselves what to return; to leave with an error, use
+    /// [`check`](Self::check) and `?`.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// let mut done = Vec::new();
+    /// for item in 0..100 {
+    ///     if token.is_cancelled() {
+    ///         break; // keep what is done so far
+    ///     }
+    ///     done.push(item);
+    ///     if item == 9 {
+    ///         source.cancel(); // e.g. another thread asks us to stop
+    ///     }
+    /// }
+    /// assert_eq!(done.len(), 10);
+    /// ```
     #[inline]
     pub fn is_cancelled(&self) -> bool {
         self.state.is_cancelled()
@@ -78,12 +121,47 @@ impl CancellationToken {
     /// stacked diamonds has exponentially many paths; .NET answers `true`
     /// for every linked token). A tree, a chain, or a few diamonds is always
     /// judged exactly.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// assert!(token.can_be_cancelled());
+    /// drop(source); // the last source handle, never cancelled
+    /// assert!(!token.can_be_cancelled(), "nothing could cancel it now: skip the set-up");
+    /// assert!(!token.is_cancelled());
+    /// ```
     pub fn can_be_cancelled(&self) -> bool {
         self.state.can_be_cancelled()
     }
 
     /// `Err(Cancelled)` once cancelled, for `?` at the points where an
     /// operation may stop (the `ThrowIfCancellationRequested` of .NET).
+    ///
+    /// Use it between the steps of an operation that returns a `Result`:
+    /// the error carries the [`reason`](Cancelled::reason), so callers can
+    /// tell a timeout from a request. In a very tight loop, check every N
+    /// iterations.
+    ///
+    /// ```
+    /// use cancel_core::{CancellationSource, CancellationToken, Cancelled};
+    ///
+    /// fn copy(src: &[u8], dst: &mut Vec<u8>, token: &CancellationToken) -> Result<(), Cancelled> {
+    ///     for chunk in src.chunks(4) {
+    ///         token.check()?;
+    ///         dst.extend_from_slice(chunk);
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// let source = CancellationSource::new();
+    /// let mut out = Vec::new();
+    /// assert!(copy(b"hello world", &mut out, &source.token()).is_ok());
+    /// source.cancel();
+    /// let err = copy(b"hello world", &mut out, &source.token()).unwrap_err();
+    /// assert!(err.reason().is_requested());
+    /// ```
     #[inline]
     pub fn check(&self) -> Result<(), Cancelled> {
         if self.is_cancelled() {
@@ -95,6 +173,28 @@ impl CancellationToken {
 
     /// Why the source was cancelled; `None` while it is not. Never `None`
     /// once [`is_cancelled`](Self::is_cancelled) has returned `true`.
+    ///
+    /// Use it where the outcome is reported: to tell a timeout
+    /// ([`is_timed_out`](CancelReason::is_timed_out)) from a request, or to
+    /// recover the cause a canceller gave to
+    /// [`cancel_with`](crate::CancellationSource::cancel_with). A linked
+    /// token reports the reason of the parent that cancelled it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::{CancelReason, CancellationSource, ManualClock};
+    ///
+    /// let clock = ManualClock::new(); // a test clock: no waiting
+    /// let user = CancellationSource::new();
+    /// let call = CancellationSource::linked([&user]);
+    /// clock.cancel_after(&call, Duration::from_secs(5));
+    /// let token = call.token();
+    /// assert_eq!(token.reason(), None);
+    ///
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(token.reason(), Some(CancelReason::TimedOut));
+    /// assert_eq!(user.reason(), None, "the timeout was the call's own");
+    /// ```
     pub fn reason(&self) -> Option<CancelReason> {
         self.state.reason().map(CancelReason::from_raw)
     }

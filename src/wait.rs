@@ -7,6 +7,10 @@ use crate::token::CancellationToken;
 impl CancellationToken {
     /// Blocks the calling thread until the token is cancelled.
     ///
+    /// Use it in a thread whose job is to react to cancellation (a
+    /// watchdog, a thread that closes a resource), or in synchronous code
+    /// that has nothing else to do until then.
+    ///
     /// Allocates nothing: the thread's node lives on its own stack. Spurious
     /// wake-ups are absorbed. A token that can never be cancelled
     /// ([`can_be_cancelled`](Self::can_be_cancelled) is `false`) blocks
@@ -30,6 +34,9 @@ impl CancellationToken {
     /// if cancelled. A timeout too large to add to `Instant::now()` waits
     /// without a limit.
     ///
+    /// Use it as a cancellable sleep: a periodic job that should wake up
+    /// at once when asked to stop, rather than at its next tick.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use cancel_core::CancellationSource;
@@ -46,6 +53,25 @@ impl CancellationToken {
 
     /// Blocks until the token is cancelled or `deadline` is reached; `true`
     /// if cancelled. A deadline in the past only checks.
+    ///
+    /// Use it where several waits share one end time, so that the time
+    /// spent before each wait counts against the whole.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let token = source.token();
+    /// // Two pauses that may take 20 ms in all.
+    /// let deadline = Instant::now() + Duration::from_millis(20);
+    /// assert!(!token.wait_deadline(deadline), "not cancelled: returns at the deadline");
+    /// assert!(Instant::now() >= deadline);
+    /// assert!(!token.wait_deadline(deadline), "the deadline has passed: only checks");
+    ///
+    /// source.cancel();
+    /// assert!(token.wait_deadline(Instant::now() + Duration::from_secs(3600)));
+    /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
         self.state().wait(Some(deadline))
