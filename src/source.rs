@@ -3,7 +3,7 @@
 use core::fmt;
 use core::hash::{Hash, Hasher};
 
-use crate::future::WaitForCancellationOwned;
+use crate::future::WaitForCancellation;
 use crate::raw::{Reason, StateRef};
 use crate::reason::CancelReason;
 use crate::token::CancellationToken;
@@ -37,13 +37,14 @@ use crate::token::CancellationToken;
 /// # Observing a source directly
 /// A source answers what its tokens answer ([`is_cancelled`](Self::is_cancelled),
 /// [`reason`](Self::reason), [`can_be_cancelled`](Self::can_be_cancelled)),
-/// makes linked children ([`child`](Self::child)) and gives a future
-/// ([`cancelled`](Self::cancelled)), as tokio-util users expect of their
-/// token. Everything else an observer does (callbacks, blocking waits,
-/// borrowing futures) is on the token: [`token()`](Self::token), or
-/// `&CancellationToken::from(&source)`; hand tokens, not sources, to code
-/// that should only observe. Sources and their tokens compare equal and
-/// hash alike: by the identity of the state they share.
+/// makes linked children ([`child`](Self::child)), and can be awaited
+/// ([`cancelled`](Self::cancelled)) or waited on ([`wait`](Self::wait)),
+/// as tokio-util users expect of their token. Callbacks and everything else
+/// an observer does are on the token: [`token()`](Self::token), or
+/// `source.as_ref()` to lend the source as a `&CancellationToken`; hand
+/// tokens, not sources, to code that should only observe. Sources and
+/// their tokens compare equal and hash alike: by the identity of the state
+/// they share.
 pub struct CancellationSource {
     // A token's handle to the state, plus one count of source handles (see
     // `Clone` and `Drop`): so a source can lend itself as a token.
@@ -164,11 +165,11 @@ impl CancellationSource {
         self.token.child()
     }
 
-    /// A future that completes when this source is cancelled; it holds its
-    /// own token (`'static`, so it can be spawned). The same as
-    /// `self.token().cancelled_owned()`; for a borrowing future, use a
-    /// token's [`cancelled`](CancellationToken::cancelled). Like every
-    /// future of the crate it is `!Unpin`: see [`WaitForCancellation`](crate::WaitForCancellation)
+    /// A future that completes when this source is cancelled, borrowing
+    /// the source as [`CancellationToken::cancelled`] borrows a token (no
+    /// reference count touched); for a `'static` future to spawn, use
+    /// `source.token().cancelled_owned()`. Like every future of the crate it
+    /// is `!Unpin`: see [`WaitForCancellation`](crate::WaitForCancellation)
     /// for awaiting it in a `select!` loop.
     ///
     /// ```
@@ -179,8 +180,61 @@ impl CancellationSource {
     /// source.cancel();
     /// futures::executor::block_on(waiting);
     /// ```
-    pub fn cancelled(&self) -> WaitForCancellationOwned {
-        self.token.clone().cancelled_owned()
+    pub fn cancelled(&self) -> WaitForCancellation<'_> {
+        self.token.cancelled()
+    }
+
+    /// Blocks until this source is cancelled, as
+    /// [`CancellationToken::wait`] does (`std`); for a thread that holds the
+    /// source but leaves cancelling to another handle of it.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let canceller = source.clone();
+    /// let thread = std::thread::spawn(move || canceller.cancel());
+    /// source.wait();
+    /// assert!(source.is_cancelled());
+    /// thread.join().unwrap();
+    /// ```
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn wait(&self) {
+        self.token.wait();
+    }
+
+    /// Blocks until this source is cancelled or `timeout` has passed; see
+    /// [`CancellationToken::wait_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// assert!(!source.wait_timeout(Duration::from_millis(1)));
+    /// ```
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn wait_timeout(&self, timeout: std::time::Duration) -> bool {
+        self.token.wait_timeout(timeout)
+    }
+
+    /// Blocks until this source is cancelled or `deadline` is reached; see
+    /// [`CancellationToken::wait_deadline`].
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// source.cancel();
+    /// assert!(source.wait_deadline(Instant::now() + Duration::from_secs(60)));
+    /// ```
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn wait_deadline(&self, deadline: std::time::Instant) -> bool {
+        self.token.wait_deadline(deadline)
     }
 
     /// Cancels the source with reason [`CancelReason::Requested`](crate::CancelReason::Requested).
