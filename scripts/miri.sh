@@ -30,7 +30,7 @@ phase="${1:-all}"
 # error unless leaks are ignored, so they run apart, with
 # -Zmiri-ignore-leaks (which lets that thread run on). Every other target
 # keeps Miri's leak checker.
-timer_targets=(timer timer_lifetime timer_thread)
+timer_targets=(timer timer_lifetime timer_thread shutdown_timer)
 is_timer_target() {
     local t
     for t in "${timer_targets[@]}"; do [ "$t" = "$1" ] && return 0; done
@@ -59,6 +59,7 @@ racing=(
     "timer_lifetime:concurrent_advances"
     "alloc_budget:children_churned_from_two_threads"
     "scoped:the_scope_end_waits"
+    "shutdown:no_lost_shutdown_under_churn unregister_async_completes finishes_when_shut_down dropped_at_once"
 )
 
 for model in "stacked borrows:" "tree borrows:-Zmiri-tree-borrows"; do

@@ -77,12 +77,14 @@ mod reason;
 mod registration;
 #[cfg(feature = "std")]
 mod scope;
+mod shutdown;
 mod source;
 #[cfg(feature = "stream")]
 mod stream;
 mod token;
 #[cfg(feature = "std")]
 mod wait;
+mod work_guard;
 
 pub use clock::ManualClock;
 #[doc(hidden)]
@@ -102,8 +104,14 @@ pub use reason::{CancelReason, Cancelled};
 pub use registration::PinnedRegistration;
 pub use registration::Registration;
 #[cfg(feature = "std")]
+pub use registration::Unregistering;
+#[cfg(feature = "std")]
 pub use scope::{CallbackScope, ScopedRegistration, callback_scope};
+#[cfg(feature = "std")]
+pub use shutdown::ShutdownFinishedWithin;
+pub use shutdown::{InFlight, Shutdown, ShutdownFinished, ShutdownStarted};
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};
 pub use token::CancellationToken;
+pub use work_guard::{ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked};

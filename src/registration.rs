@@ -157,6 +157,32 @@ impl Registration {
         self.raw.is_pending()
     }
 
+    /// Removes the callback without blocking a thread (.NET's
+    /// `CancellationTokenRegistration.DisposeAsync`): a future that resolves
+    /// to `true` iff the callback was removed before it started. If the
+    /// callback is running on another thread, the future completes once it
+    /// has returned, like the drop's guarantee but awaited instead of
+    /// parking the thread; from inside the callback itself (on the
+    /// cancelling thread) it completes at once. Dropped before it completes,
+    /// it lets go without waiting (as [`unregister`](Self::unregister)).
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    ///
+    /// let source = CancellationSource::new();
+    /// let registration = source.token().register(|| unreachable!("removed first"));
+    /// let removed = futures::executor::block_on(registration.unregister_async());
+    /// assert!(removed);
+    /// source.cancel();
+    /// ```
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn unregister_async(self) -> Unregistering {
+        Unregistering {
+            inner: self.raw.unregister_async(),
+        }
+    }
+
     /// The token the callback was registered on (.NET's
     /// `CancellationTokenRegistration.Token`), also after it ran: for code
     /// that keeps registrations and needs to know what each one watches.
@@ -171,6 +197,51 @@ impl Registration {
     /// ```
     pub fn token(&self) -> CancellationToken {
         CancellationToken::from_state(self.raw.state().clone())
+    }
+}
+
+/// The future of [`Registration::unregister_async`]: `true` iff the
+/// callback was removed before it started; completes once a callback running
+/// on another thread has returned. `Unpin`.
+///
+/// ```
+/// use std::sync::{Arc, Barrier};
+/// use cancel_core::CancellationSource;
+///
+/// let source = CancellationSource::new();
+/// let (started, finish) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+/// let (s, f) = (started.clone(), finish.clone());
+/// let registration = source.token().register(move || {
+///     s.wait();
+///     f.wait();
+/// });
+/// let canceller = { let s = source.clone(); std::thread::spawn(move || s.cancel()) };
+/// started.wait(); // the callback runs on the canceller's thread
+/// let unregistering = registration.unregister_async();
+/// finish.wait(); // let it return
+/// assert!(!futures::executor::block_on(unregistering), "it ran");
+/// assert!(canceller.join().unwrap());
+/// ```
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+#[must_use = "futures do nothing unless polled; dropped, it unregisters without waiting"]
+pub struct Unregistering {
+    inner: crate::raw::UnregisterAsync,
+}
+
+#[cfg(feature = "std")]
+impl core::future::Future for Unregistering {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<bool> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+#[cfg(feature = "std")]
+impl fmt::Debug for Unregistering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unregistering").finish_non_exhaustive()
     }
 }
 

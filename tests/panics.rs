@@ -735,3 +735,50 @@ fn a_drop_guard_unwinding_survives_a_payload_whose_drop_panics() {
     );
     assert!(token.is_cancelled());
 }
+
+/// A shutdown scope's completion runs user code (the wakers of its
+/// `finished` futures) inside the last guard's drop. A panicking wake is
+/// resumed from that drop, once; the scope is still finished, the other
+/// waiters woken, the parent scope released and woken too (its own
+/// panicking waker, met while unwinding, is dropped, not an abort), and
+/// nothing leaks.
+#[test]
+fn a_scope_whose_finished_wakers_panic_still_completes_and_releases_its_parent() {
+    static F: Faulty = faults(false, true, false);
+    no_leak(|| {
+        let parent = cancel_core::Shutdown::new();
+        let child = parent.child().unwrap();
+        let guard = child.enter().unwrap();
+        let (child_wakes, good) = count_waker();
+        let bad = faulty(&F);
+        let mut child_bad = Box::pin(child.finished());
+        let mut child_good = Box::pin(child.finished());
+        let mut parent_bad = Box::pin(parent.finished());
+        let mut parent_good = Box::pin(parent.finished());
+        assert!(poll(child_bad.as_mut(), &bad).is_pending());
+        assert!(poll(child_good.as_mut(), &good).is_pending());
+        assert!(poll(parent_bad.as_mut(), &bad).is_pending());
+        let (parent_wakes, good2) = count_waker();
+        assert!(poll(parent_good.as_mut(), &good2).is_pending());
+        parent.shutdown();
+        let result = quiet(|| drop(guard));
+        assert!(result.is_err(), "the wake's panic is resumed from the drop");
+        assert_eq!(F.wakes.load(SeqCst), 2, "each faulty waker woken once");
+        assert_eq!(child_wakes.0.load(SeqCst), 1);
+        assert_eq!(parent_wakes.0.load(SeqCst), 1);
+        assert!(child.is_finished() && parent.is_finished());
+        assert_eq!(parent.in_flight(), 0);
+        assert!(poll(child_good.as_mut(), &good).is_ready());
+        assert!(poll(parent_good.as_mut(), &good2).is_ready());
+        drop((
+            child_bad,
+            child_good,
+            parent_bad,
+            parent_good,
+            bad,
+            good,
+            good2,
+        ));
+        assert_eq!(F.live.load(SeqCst), 0);
+    });
+}

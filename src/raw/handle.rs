@@ -5,7 +5,7 @@
 use alloc::sync::Arc;
 
 use super::cancel;
-use super::kinds::callback::{self, RawRegistration};
+use super::kinds::boxed::{self, RawRegistration};
 use super::kinds::link;
 use super::kinds::timer::{self, NEVER, Ticks, Timeline};
 use super::lifetime::StateRef;
@@ -95,7 +95,7 @@ impl StateRef {
 
     /// Registers `f`; see `CancellationToken::register`.
     pub(crate) fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> RawRegistration {
-        callback::register(self, f)
+        boxed::register(self, f)
     }
 
     /// Blocks until cancelled or `deadline`; see `kinds/thread.rs`.

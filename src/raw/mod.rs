@@ -6,6 +6,7 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | `tracker.rs` | a shutdown scope's count of work in flight (also its reference count) and its completion, on two sources |
 //! | `handle.rs` | the operations the public types call, each a door into a protocol |
 //! | `cancel.rs` | cancel = claim + drain: the loop over the list, one step per node kind; a clock's fire |
 //! | `kinds/{pinned,scoped}.rs` | the pinned registration's phase machine; scopes of borrowing callbacks (both over the callback node) |
@@ -30,13 +31,16 @@ mod list;
 mod node;
 mod reason;
 mod state;
+mod tracker;
 mod wake_batch;
 mod word;
 
 #[cfg(feature = "tokio-util")]
 pub(crate) use bitlock::SpinLock;
 pub(crate) use cancel::fire_due;
-pub(crate) use kinds::callback::RawRegistration;
+pub(crate) use kinds::boxed::RawRegistration;
+#[cfg(feature = "std")]
+pub(crate) use kinds::boxed::UnregisterAsync;
 #[cfg(feature = "std")]
 pub(crate) use kinds::pinned::InlineCallback;
 #[cfg(feature = "std")]
@@ -45,3 +49,4 @@ pub(crate) use kinds::timer::{NEVER, Ticks, Timeline};
 pub(crate) use kinds::waiter::Waiter;
 pub(crate) use lifetime::{HoldsState, StateRef};
 pub(crate) use reason::Reason;
+pub(crate) use tracker::{TrackerRef, WorkRef};

@@ -30,12 +30,17 @@ use core::ptr::{self, NonNull};
 
 use alloc::boxed::Box;
 
-use super::{Drain, Next, link};
+#[cfg(feature = "std")]
+use super::link;
+use super::{Drain, Next};
+#[cfg(feature = "std")]
 use crate::raw::lifetime::StateRef;
 use crate::raw::list;
 use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node, RUNNING};
 use crate::raw::state::State;
 use crate::raw::word::WordGuard;
+#[cfg(feature = "std")]
+use crate::sync::park::Thread;
 use crate::sync::{AtomicU8, Ordering, UnsafeCell};
 
 /// Type-erased operations on a `CallbackNode<F>`.
@@ -60,9 +65,10 @@ pub(crate) struct CallbackHeader {
     /// `thread_key()` of the thread running the callback; set with RUNNING.
     #[cfg(feature = "std")]
     runner: UnsafeCell<usize>,
-    /// A thread waiting in `Registration::drop` for the callback to finish.
+    /// The owner waiting for the callback to finish: a thread in a drop,
+    /// or a task in `unregister_async`.
     #[cfg(feature = "std")]
-    parker: UnsafeCell<Option<crate::sync::park::Thread>>,
+    parker: UnsafeCell<Option<Waiting>>,
 }
 
 /// A callback node: header and closure in one block, on the heap
@@ -229,7 +235,7 @@ impl CallbackHeader {
 
     /// The node as a list node.
     #[inline(always)]
-    fn node(h: NonNull<CallbackHeader>) -> NonNull<Node> {
+    pub(crate) fn node(h: NonNull<CallbackHeader>) -> NonNull<Node> {
         h.cast()
     }
 }
@@ -247,120 +253,24 @@ impl Drop for FreeOnDrop {
     }
 }
 
-// ------------------------------------------------------- the boxed callback
-
-/// A boxed callback node's owner: the core of `Registration`.
-pub(crate) struct RawRegistration {
-    state: StateRef,
-    node: Option<NonNull<CallbackHeader>>,
+/// Who waits for a running callback to return.
+#[cfg(feature = "std")]
+pub(crate) enum Waiting {
+    /// A thread parked in a registration's drop (`wait_done`).
+    Thread(Thread),
+    /// A task awaiting `unregister_async` (`poll_detach`).
+    Task(core::task::Waker),
 }
 
-// SAFETY: the node is reached only under the state's lock or after the
-// canceller is done with it; the closure is `Send`.
-unsafe impl Send for RawRegistration {}
-// SAFETY: `&RawRegistration` exposes nothing that touches the node.
-unsafe impl Sync for RawRegistration {}
-
-/// Registers `f` on `state`; see `CancellationToken::register`. Runs it here
-/// if the state is cancelled; drops it unrun (storing nothing) if nothing
-/// can cancel the state. The registration keeps a reference to the state
-/// either way (`Registration::token`).
-pub(crate) fn register<F: FnOnce() + Send + 'static>(state: &StateRef, f: F) -> RawRegistration {
-    // SAFETY: `f` borrows nothing (`'static`): no drop order to keep.
-    unsafe { register_borrowing(state, f) }
-}
-
-/// `register` for a closure that may borrow.
-///
-/// # Safety
-/// The returned registration is dropped (which detaches the callback,
-/// waiting for it if it runs on another thread) before anything `f`
-/// borrows is gone. `mem::forget` of it would break that: the caller owns
-/// it where nobody can forget it (`scoped.rs`).
-pub(crate) unsafe fn register_borrowing<F: FnOnce() + Send>(
-    state: &StateRef,
-    f: F,
-) -> RawRegistration {
-    if state.get().is_cancelled() {
-        f();
-        return RawRegistration::finished(state);
-    }
-    // SAFETY: we hold a reference.
-    if !unsafe { link::can_be_cancelled(state.ptr()) } {
-        drop(f);
-        return RawRegistration::finished(state);
-    }
-    let cb = CallbackHeader::alloc(f);
-    // SAFETY: the node is new and ours; it stays allocated until the
-    // registration frees it (or hands it to the canceller).
-    if unsafe { state.get().attach(CallbackHeader::node(cb), || {}) } {
-        return RawRegistration {
-            state: state.clone(),
-            node: Some(cb),
-        };
-    }
-    // Cancelled since the check: run inline, like any late register. The
-    // node is freed even if the closure panics.
-    // SAFETY: the node was never published; the closure is ours.
-    unsafe { CallbackHeader::call_then_free(cb) };
-    RawRegistration::finished(state)
-}
-
-impl RawRegistration {
-    /// A registration with nothing stored (its callback ran inline, or was
-    /// dropped: nothing could cancel the state).
-    fn finished(state: &StateRef) -> Self {
-        Self {
-            state: state.clone(),
-            node: None,
+#[cfg(feature = "std")]
+impl Waiting {
+    /// Tells the owner the callback returned. A task's waker is user code:
+    /// its panic is the caller's to keep.
+    fn notify(self) {
+        match self {
+            Waiting::Thread(thread) => thread.unpark(),
+            Waiting::Task(waker) => waker.wake(),
         }
-    }
-
-    /// The state it was registered on.
-    pub(crate) fn state(&self) -> &StateRef {
-        &self.state
-    }
-
-    /// Removes the callback if it has not started; never waits.
-    pub(crate) fn unregister(mut self) -> bool {
-        self.detach(false)
-    }
-
-    /// True while the callback is registered and has not started.
-    pub(crate) fn is_pending(&self) -> bool {
-        match self.node {
-            // SAFETY: our node is live until we free it.
-            Some(node) => unsafe { CallbackHeader::is_linked(node) },
-            None => false,
-        }
-    }
-
-    fn detach(&mut self, wait: bool) -> bool {
-        // Taken first: whatever the closure's drop does below, this
-        // registration never touches the node again.
-        let Some(cb) = self.node.take() else {
-            return false;
-        };
-        // SAFETY: the node was attached to this state by `register` and is
-        // ours. `detach` leaves a boxed node freed or orphaned, except when
-        // it was removed before it ran: then the closure is still in it, and
-        // ours to drop, after which the node is freed (also if a capture's
-        // `Drop` panics).
-        unsafe {
-            match detach(self.state.get(), cb, wait) {
-                Detached::Removed => {
-                    CallbackHeader::drop_closure_then_free(cb);
-                    true
-                }
-                Detached::NotRemoved | Detached::StillRunning => false,
-            }
-        }
-    }
-}
-
-impl Drop for RawRegistration {
-    fn drop(&mut self) {
-        self.detach(true);
     }
 }
 
@@ -467,7 +377,13 @@ pub(crate) unsafe fn detach(st: &State, cb: NonNull<CallbackHeader>, wait: bool)
                     return Detached::StillRunning;
                 }
                 header.node.mark_orphan();
+                // A task that awaited `unregister_async` and gave up: its
+                // waker is dropped here, not by the canceller.
+                #[cfg(feature = "std")]
+                let ours = header.parker.with_mut(|p| (*p).take());
                 drop(guard);
+                #[cfg(feature = "std")]
+                drop(ours);
                 Detached::NotRemoved
             }
             state => {
@@ -511,7 +427,9 @@ unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
             CallbackHeader::dealloc(cb);
             return;
         }
-        let old = header.parker.with_mut(|p| (*p).replace(me));
+        let old = header
+            .parker
+            .with_mut(|p| (*p).replace(Waiting::Thread(me)));
         drop(guard);
         drop(old);
         // Acquire pairs with the canceller's Release store of DONE; park
@@ -524,6 +442,84 @@ unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
         // lock so it has returned before the node is freed.
         drop(st.word.lock());
         CallbackHeader::dealloc(cb);
+    }
+}
+
+/// What an asynchronous detach found (`poll_detach`).
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PolledDetach {
+    /// Removed before it started: the closure is still in the node; the
+    /// owner drops it and frees the node.
+    Removed,
+    /// It ran (or ran on this very thread and was abandoned): the node is
+    /// freed.
+    Finished,
+    /// It is running on another thread: the task's waker is stored in the
+    /// node, and the canceller wakes it once the call returns.
+    Pending,
+}
+
+/// One poll of an asynchronous detach of a boxed node (.NET's
+/// `CancellationTokenRegistration.DisposeAsync`): like `detach` with
+/// waiting, except that a callback running on another thread leaves the
+/// task's waker in the node (the canceller wakes it after the call
+/// returns) instead of parking the thread.
+///
+/// # Safety
+/// `cb` is a boxed callback node attached to `st`, owned by the caller, not
+/// detached yet (or only `Pending` so far). After `Removed` or `Finished`
+/// the caller never touches it again but as said there; after `Pending` it
+/// polls again or gives up with `detach` without waiting (which orphans a
+/// running node and drops the task's waker).
+#[cfg(feature = "std")]
+pub(crate) unsafe fn poll_detach(
+    st: &State,
+    cb: NonNull<CallbackHeader>,
+    waker: &core::task::Waker,
+) -> PolledDetach {
+    // Cloned outside the lock: a waker clone is user code.
+    let waker = waker.clone();
+    let guard = st.word.lock();
+    // SAFETY: as in `detach`: our node stays allocated until we free it;
+    // its status, links, `abandon`, `runner` and `parker` change only under
+    // the lock we hold.
+    unsafe {
+        let header = cb.as_ref();
+        match header.node.state(Ordering::Relaxed) {
+            LINKED => {
+                list::remove(&st.head, cb.cast());
+                header.node.set_state(DETACHED);
+                drop(guard);
+                drop(waker);
+                PolledDetach::Removed
+            }
+            RUNNING if header.runner.with(|p| *p) == crate::sync::park::thread_key() => {
+                // Inside its own callback, on the cancelling thread: abandon
+                // it, as `detach` does.
+                (*header.abandon.with(|p| *p)).store(1, Ordering::Relaxed);
+                drop(guard);
+                CallbackHeader::dealloc(cb);
+                drop(waker);
+                PolledDetach::Finished
+            }
+            RUNNING => {
+                let old = header
+                    .parker
+                    .with_mut(|p| (*p).replace(Waiting::Task(waker)));
+                drop(guard);
+                drop(old);
+                PolledDetach::Pending
+            }
+            state => {
+                debug_assert!(state == DONE, "unexpected node state {state}");
+                // Seen under the lock: the canceller is done with it.
+                drop(guard);
+                CallbackHeader::dealloc(cb);
+                drop(waker);
+                PolledDetach::Finished
+            }
+        }
     }
 }
 
@@ -585,9 +581,9 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
         let parker = header.parker.with_mut(|p| (*p).take());
         header.node.set_state(DONE);
         #[cfg(feature = "std")]
-        if let Some(thread) = parker {
+        if let Some(waiting) = parker {
             drop(guard);
-            thread.unpark();
+            ctx.panics.catch(|| waiting.notify());
             return Next::Unlocked;
         }
     }

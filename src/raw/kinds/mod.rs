@@ -4,7 +4,8 @@
 //!
 //! | file | observer | node lives in |
 //! |---|---|---|
-//! | `callback.rs` | a boxed callback (`register`) and the callback node shared with the pinned one | the heap / the owner |
+//! | `callback.rs` | the callback node and its protocol, shared by every owner | the heap / the owner |
+//! | `boxed.rs` | the boxed callback's owner (`register`, `unregister_async`) | the heap |
 //! | `pinned.rs` | the pinned, allocation-free callback (`PinnedRegistration`) | its owner |
 //! | `scoped.rs` | callbacks that borrow from the stack, owned by a scope | the heap, owned by the scope |
 //! | `waiter.rs` | a future's waker | the pinned future |
@@ -21,6 +22,7 @@ use super::list::Links;
 use super::state::State;
 use super::word::WordGuard;
 
+pub(crate) mod boxed;
 pub(crate) mod callback;
 pub(crate) mod link;
 #[cfg(feature = "std")]

@@ -15,7 +15,7 @@ use core::marker::PhantomData;
 
 use alloc::vec::Vec;
 
-use super::callback::{self, RawRegistration};
+use super::boxed::{self, RawRegistration};
 use crate::raw::lifetime::StateRef;
 
 /// A scope's registrations; only `run` makes one.
@@ -68,7 +68,7 @@ impl<'scope, 'env> ScopeCore<'scope, 'env> {
         // it, waiting if it runs elsewhere) before `run` returns or unwinds,
         // so before anything `f` borrows for `'scope` is gone. Nobody else
         // can take it out but `detach`, which drops it too.
-        let raw = unsafe { callback::register_borrowing(state, f) };
+        let raw = unsafe { boxed::register_borrowing(state, f) };
         let mut entries = self.entries.borrow_mut();
         entries.push(Some(raw));
         entries.len() - 1
