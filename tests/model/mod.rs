@@ -18,6 +18,19 @@
 //!   can never be cancelled), and wakers whose `wake` panics. The model knows
 //!   the execution order of every observer, so it predicts the exact payload
 //!   that `cancel()` / `advance()` / `register()` / `unregister()` resume.
+//! - **Shutdown scopes.** A scope is two states (`signal`, cancelled by
+//!   `shutdown`; `done`, cancelled at completion) plus a count of work in
+//!   flight, handles, and a hook on `signal` (a callback listed first in its
+//!   list, so it runs last) that begins the scope's shutdown (sets it
+//!   closed: `enter` and `child` refused) when the signal comes, from
+//!   `shutdown` or a parent's. `close` begins it without the signal. A
+//!   nested scope holds one unit of its parent's work until it completes; a
+//!   scope with no handle left completes (without cancelling its token) when
+//!   its last guard leaves. `finished()` futures are futures on `done`;
+//!   scope and guard tokens fill token slots. Guards are plain, `track`ed
+//!   futures' or `shutdown_on_panic`; dropped during an unwind, the last
+//!   kind shuts its scope down (the panics of that drain are caught by the
+//!   guard: only the unwind's own payload comes out).
 //!
 //! Checked after every operation: the callbacks that ran (and in what
 //! order), every closure's drop count (once, and exactly when the model
@@ -25,13 +38,17 @@
 //! once), every future's wake count and stored-waker count (a future polled
 //! while its token cannot be cancelled stores no waker), the armed count of
 //! each live clock, and `is_cancelled` / `can_be_cancelled` of every live
-//! token. At the end: nothing alive in the model, nothing left allocated.
+//! token; of every scope handle `is_shutting_down`, `is_finished`,
+//! `in_flight` and whether `enter` is refused, and of every guard
+//! `is_cancelled`. At the end: nothing alive in the model (every scope
+//! freed), nothing left allocated.
 
 #![allow(dead_code)]
 
 use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -40,8 +57,8 @@ use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use cancel_core::{
-    CancelReason, CancellationSource, CancellationToken, ManualClock, Registration,
-    WaitForCancellationOwned,
+    CancelReason, CancellationSource, CancellationToken, ManualClock, Registration, Shutdown,
+    ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked,
 };
 
 // ------------------------------------------------------------ allocations
@@ -131,6 +148,8 @@ pub enum R {
     Requested,
     TimedOut,
     Custom(u8),
+    /// A `shutdown_on_panic` guard dropped by a panic.
+    WorkPanicked,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +157,8 @@ enum Obs {
     Callback(usize),
     Waiter(usize),
     Link(usize),
+    /// A scope's hook on its own signal: begins its shutdown.
+    Scope(usize),
 }
 
 #[derive(Debug)]
@@ -160,9 +181,13 @@ struct MState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MRegState {
     Pending(usize),
+    /// Ran, holding a reference to its state (a registration keeps one,
+    /// for `Registration::token`, until it is dropped).
     Ran(Option<usize>),
     Removed,
-    Inert,
+    /// Refused (the token could never be cancelled), holding a reference
+    /// like `Ran`.
+    Inert(Option<usize>),
 }
 
 /// What a registered closure does besides logging its run.
@@ -200,6 +225,31 @@ struct MClock {
     now: u64,
 }
 
+/// A shutdown scope (`raw/tracker.rs`), at operation boundaries: nothing
+/// runs between its steps, so "a completer is running" never shows.
+#[derive(Debug)]
+struct MScope {
+    handles: usize,
+    /// Shutdown (or `close`) began: `enter` and `child` refused.
+    shutdown: bool,
+    /// No handle left: nothing can enter any more.
+    orphaned: bool,
+    /// `done` cancelled (the completer ran).
+    completed: bool,
+    /// The tracker's memory is gone (its hook, its two source counts).
+    freed: bool,
+    /// Guards alive plus nested scopes not completed (`in_flight`).
+    guards: usize,
+    /// The state of the scope's token.
+    signal: usize,
+    /// The state `finished()` waits on.
+    done: usize,
+    /// The scope whose unit of work this one holds until it completes.
+    parent: Option<usize>,
+    /// The hook is in `signal`'s list (not run, not detached).
+    hook_listed: bool,
+}
+
 /// The reference: plain collections, recursion, no concurrency.
 #[derive(Default)]
 pub struct Model {
@@ -207,6 +257,7 @@ pub struct Model {
     regs: Vec<MReg>,
     futs: Vec<MFut>,
     clocks: Vec<MClock>,
+    scopes: Vec<MScope>,
     log: Vec<usize>,
     /// The first panic of the current operation, in execution order.
     panic: Option<String>,
@@ -344,6 +395,10 @@ impl Model {
                         self.drain(c, r);
                     }
                 }
+                Obs::Scope(sc) => {
+                    self.scopes[sc].hook_listed = false;
+                    self.scope_begin(sc);
+                }
             }
         }
     }
@@ -361,6 +416,10 @@ impl Model {
         let id = self.regs.len();
         let cancelled = s.is_some_and(|s| self.states[s].reason.is_some());
         let cancellable = s.is_some_and(|s| self.can_be_cancelled(s));
+        // A registration keeps a reference to its state whether its closure
+        // ran, was refused or is listed; none is made if the closure's panic
+        // unwinds out of `register`.
+        let quiet = self.panic.is_none();
         let state = if cancelled {
             // Run inline: its panic (body or capture drop) reaches the caller.
             self.log.push(id);
@@ -369,18 +428,26 @@ impl Model {
                 Kind::PanicRun => self.note_panic(|| format!("deliberate: run {id}")),
                 Kind::PanicDrop => self.note_panic(|| format!("deliberate: drop {id}")),
             }
-            MRegState::Ran(None)
+            MRegState::Ran(s)
         } else if !cancellable {
             // Dropped unrun at once.
             if kind == Kind::PanicDrop {
                 self.note_panic(|| format!("deliberate: drop {id}"));
             }
-            MRegState::Inert
+            MRegState::Inert(s)
         } else {
             let s = s.unwrap();
             self.states[s].list.push(Obs::Callback(id));
-            self.states[s].refs += 1;
             MRegState::Pending(s)
+        };
+        let state = match state {
+            _ if quiet && self.panic.is_some() => MRegState::Removed,
+            state => {
+                if let Some(s) = s {
+                    self.states[s].refs += 1;
+                }
+                state
+            }
         };
         self.regs.push(MReg {
             state,
@@ -401,8 +468,8 @@ impl Model {
                 }
                 (true, Some(s))
             }
-            MRegState::Ran(held) => (false, held),
-            MRegState::Removed | MRegState::Inert => (false, None),
+            MRegState::Ran(held) | MRegState::Inert(held) => (false, held),
+            MRegState::Removed => (false, None),
         };
         self.regs[id].state = MRegState::Removed;
         if let Some(s) = held {
@@ -545,6 +612,160 @@ impl Model {
         }
         false
     }
+
+    /// `Shutdown::new()`, or `parent.child()`: `None` if the parent's
+    /// shutdown has begun. The nested scope takes a unit of the parent's
+    /// work first, then links its signal to the parent's.
+    fn new_scope(&mut self, parent: Option<usize>) -> Option<usize> {
+        let signal = match parent {
+            Some(p) => {
+                if self.scopes[p].shutdown {
+                    return None;
+                }
+                self.scopes[p].guards += 1;
+                let ps = self.scopes[p].signal;
+                self.new_linked(&[Some(ps)])
+            }
+            None => self.new_state(Vec::new(), None),
+        };
+        let done = self.new_state(Vec::new(), None);
+        let sc = self.scopes.len();
+        self.scopes.push(MScope {
+            handles: 1,
+            shutdown: false,
+            orphaned: false,
+            completed: false,
+            freed: false,
+            guards: 0,
+            signal,
+            done,
+            parent,
+            hook_listed: false,
+        });
+        // The hook's registration holds a reference to the signal. A
+        // signal can always be cancelled (the scope holds a source count);
+        // a cancelled one runs the hook at once.
+        self.states[signal].refs += 1;
+        if self.states[signal].reason.is_some() {
+            self.scope_begin(sc);
+        } else {
+            self.states[signal].list.push(Obs::Scope(sc));
+            self.scopes[sc].hook_listed = true;
+        }
+        Some(sc)
+    }
+
+    /// Sets SHUTDOWN; completes an open scope with nothing in flight. True
+    /// if it was not set.
+    fn scope_begin(&mut self, sc: usize) -> bool {
+        let st = &mut self.scopes[sc];
+        if st.shutdown {
+            return false;
+        }
+        st.shutdown = true;
+        // With no handle it was closed already: completed by whoever closed
+        // it, or to be completed by its last guard.
+        if st.guards == 0 && !st.orphaned {
+            self.scope_complete(sc);
+        }
+        true
+    }
+
+    /// `shutdown()` / `shutdown_with()` (and a `shutdown_on_panic` guard
+    /// dropped by a panic): cancels the signal, whose drain runs the hook
+    /// last (it begins the shutdown, and may complete the scope), then
+    /// begins it (already begun, between operations). True if this call
+    /// cancelled the signal.
+    fn scope_shutdown(&mut self, sc: usize, r: R) -> bool {
+        let quiet = self.panic.is_none();
+        let signal = self.scopes[sc].signal;
+        let cancelled = self.cancel(signal, r);
+        // A panic of the drain is resumed before the second step.
+        if quiet && self.panic.is_some() {
+            debug_assert!(self.scopes[sc].shutdown, "the hook ran in the drain");
+            return cancelled;
+        }
+        let began = self.scope_begin(sc);
+        debug_assert!(!began, "the hook ran in the drain, or a parent's");
+        cancelled
+    }
+
+    /// `enter()`: refused once shutdown began.
+    fn scope_enter(&mut self, sc: usize) -> bool {
+        let st = &mut self.scopes[sc];
+        debug_assert!(!st.orphaned && !st.freed, "entered through a handle");
+        if st.shutdown {
+            return false;
+        }
+        st.guards += 1;
+        true
+    }
+
+    /// A guard's drop (or a nested scope's completion): the leave that
+    /// closes the scope with nothing in flight completes it.
+    fn scope_leave(&mut self, sc: usize) {
+        let st = &mut self.scopes[sc];
+        st.guards -= 1;
+        if st.guards == 0 && (st.shutdown || st.orphaned) {
+            self.scope_complete(sc);
+        }
+    }
+
+    fn scope_drop_handle(&mut self, sc: usize) {
+        let st = &mut self.scopes[sc];
+        st.handles -= 1;
+        if st.handles > 0 {
+            return;
+        }
+        st.orphaned = true;
+        if st.guards != 0 {
+            return; // the last guard's leave completes and frees
+        }
+        if !st.shutdown {
+            // This drop closed the scope with nothing in flight.
+            self.scope_complete(sc);
+        } else {
+            debug_assert!(st.completed, "no completer runs between operations");
+            self.scope_free(sc);
+        }
+    }
+
+    /// The completer: frees the memory if no handle is left, cancels
+    /// `done` (its waiters are woken), then leaves the parent.
+    fn scope_complete(&mut self, sc: usize) {
+        let st = &mut self.scopes[sc];
+        debug_assert!(!st.completed, "completed once");
+        st.completed = true;
+        let parent = st.parent.take();
+        let done = st.done;
+        // The completer's own reference to `done`, kept across the free.
+        self.states[done].refs += 1;
+        if self.scopes[sc].orphaned {
+            self.scope_free(sc);
+        }
+        self.cancel(done, R::Requested);
+        if let Some(p) = parent {
+            self.scope_leave(p);
+        }
+        self.release(done);
+    }
+
+    /// No handle, no guard, completed: the hook is detached (its reference
+    /// given back) and so are the two source counts.
+    fn scope_free(&mut self, sc: usize) {
+        let st = &mut self.scopes[sc];
+        debug_assert!(st.orphaned && st.completed && st.guards == 0 && !st.freed);
+        st.freed = true;
+        let (signal, done) = (st.signal, st.done);
+        if std::mem::take(&mut st.hook_listed) {
+            self.states[signal].list.retain(|o| *o != Obs::Scope(sc));
+        }
+        self.release(signal);
+        self.states[signal].sources -= 1;
+        self.release(signal);
+        self.states[done].sources -= 1;
+        self.release(done);
+    }
 }
 
 // ------------------------------------------------------------ interpreter
@@ -620,7 +841,8 @@ impl Wake for W {
 }
 
 struct Fut {
-    fut: Pin<Box<WaitForCancellationOwned>>,
+    /// A token's `cancelled_owned()` or a scope's `finished()`.
+    fut: Pin<Box<dyn Future<Output = ()>>>,
     /// Two wakers, so that re-polls can swap the stored one.
     wakers: [Arc<W>; 2],
 }
@@ -641,6 +863,30 @@ impl Bytes<'_> {
         let b = self.byte();
         (len > 0).then(|| b as usize % len)
     }
+    /// One byte: an index (`b / modes`, modulo `len`) and a mode (`b %
+    /// modes`); `None`: nothing to pick.
+    fn pick_mode(&mut self, len: usize, modes: u8) -> Option<(usize, u8)> {
+        let b = self.byte();
+        (len > 0).then(|| ((b / modes) as usize % len, b % modes))
+    }
+}
+
+/// A guard as the interpreter holds it: plain, made to shut its scope down
+/// if dropped by a panic, or held by a tracked future (never polled).
+enum Guard {
+    Plain(WorkGuard),
+    OnPanic(ShutdownOnPanic),
+    Tracked(Tracked<std::future::Ready<()>>),
+}
+
+impl Guard {
+    fn get(&self) -> &WorkGuard {
+        match self {
+            Guard::Plain(g) => g,
+            Guard::OnPanic(g) => g,
+            Guard::Tracked(t) => t.guard(),
+        }
+    }
 }
 
 /// The crate under test, with handles indexed like the model's.
@@ -653,12 +899,17 @@ struct Real {
     tokens: Vec<(Option<usize>, CancellationToken)>,
     regs: Vec<(usize, Registration)>,
     futs: Vec<(usize, Fut)>,
+    /// Scope handles, with the model's scope id.
+    scopes: Vec<(usize, Shutdown)>,
+    /// Guards, with the model's id of their scope.
+    guards: Vec<(usize, Guard)>,
 }
 
 fn reason_of(t: &CancellationToken) -> Option<R> {
     Some(match t.reason()? {
         CancelReason::Requested => R::Requested,
         CancelReason::TimedOut => R::TimedOut,
+        CancelReason::Custom(c) if c.downcast_ref::<WorkPanicked>().is_some() => R::WorkPanicked,
         CancelReason::Custom(c) => {
             let text = c.to_string();
             R::Custom(
@@ -715,9 +966,10 @@ pub fn run(data: &[u8]) {
 
 /// The operations, by `op byte % 32`; `variant = op byte / 32` (0..=7)
 /// picks a clock slot (bit 0), a waker (bit 0), a closure's kind
-/// (`kind_of`) or a future's panicking wakers. Bytes below 32 decode as
-/// they did before clocks and panics were modelled (slot 0, plain closures,
-/// quiet wakers).
+/// (`kind_of`), a future's panicking wakers, `unregister_async` (op 10) or
+/// a scope operation (op 26, see `scope_op`; once an alias of op 12).
+/// Bytes below 32 decode as they did before clocks and panics were
+/// modelled (slot 0, plain closures, quiet wakers), except 26.
 fn run_inner(data: &[u8]) {
     let mut m = Model::default();
     let mut slot_clock = [m.new_clock(), m.new_clock()];
@@ -728,6 +980,8 @@ fn run_inner(data: &[u8]) {
         tokens: vec![(None, CancellationToken::none())],
         regs: Vec::new(),
         futs: Vec::new(),
+        scopes: Vec::new(),
+        guards: Vec::new(),
     };
     let mut input = Bytes(data);
     let mut op_no: u64 = 0;
@@ -740,7 +994,6 @@ fn run_inner(data: &[u8]) {
             // Aliases, for a useful mix of operations.
             24 => 8,
             25 => 17,
-            26 => 12,
             27 => 14,
             29 => 5,
             30 => 15,
@@ -859,14 +1112,41 @@ fn run_inner(data: &[u8]) {
                     }
                 }
             }
+            // unregister(); variants 4 and 5: unregister_async() polled
+            // (ready at once: nothing runs elsewhere), 6 and 7: dropped
+            // unpolled (which lets go as `unregister` does).
             10 => {
                 if let Some(i) = input.pick(r.regs.len()) {
                     let (id, reg) = r.regs.swap_remove(i);
-                    trace!("{op_no}: registration {i} (callback {id}).unregister()");
                     let want = m.unregister(id);
-                    let result = catch_unwind(AssertUnwindSafe(move || reg.unregister()));
-                    if let Some(got) = expect(result, m.panic.take(), "unregister") {
-                        assert_eq!(got, want, "unregister's answer");
+                    if variant < 4 {
+                        trace!("{op_no}: registration {i} (callback {id}).unregister()");
+                        let result = catch_unwind(AssertUnwindSafe(move || reg.unregister()));
+                        if let Some(got) = expect(result, m.panic.take(), "unregister") {
+                            assert_eq!(got, want, "unregister's answer");
+                        }
+                    } else if variant < 6 {
+                        trace!(
+                            "{op_no}: registration {i} (callback {id}).unregister_async(), polled"
+                        );
+                        let result = catch_unwind(AssertUnwindSafe(move || {
+                            let mut fut = reg.unregister_async();
+                            Pin::new(&mut fut).poll(&mut Context::from_waker(Waker::noop()))
+                        }));
+                        if let Some(got) = expect(result, m.panic.take(), "unregister_async") {
+                            assert_eq!(
+                                got,
+                                std::task::Poll::Ready(want),
+                                "unregister_async's answer"
+                            );
+                        }
+                    } else {
+                        trace!(
+                            "{op_no}: registration {i} (callback {id}).unregister_async(), dropped"
+                        );
+                        let result =
+                            catch_unwind(AssertUnwindSafe(move || drop(reg.unregister_async())));
+                        expect(result, m.panic.take(), "unregister_async dropped");
                     }
                 }
             }
@@ -1049,6 +1329,7 @@ fn run_inner(data: &[u8]) {
                     r.sources.push((s, src));
                 }
             }
+            26 => scope_op(&mut m, &mut r, &mut input, variant, op_no),
             // Drop every handle of a source (its timer may live on).
             28 => {
                 if let Some(i) = input.pick(r.sources.len()) {
@@ -1093,15 +1374,24 @@ fn run_inner(data: &[u8]) {
         check(&mut m, &r, &slot_clock, op_no, op);
     }
     // Tear down in a scrambled order; the model must end with nothing alive.
+    // (Five ways while no scope is left: the order inputs without scopes
+    // always had.)
     let mut turn = 0u8;
     while !r.futs.is_empty()
         || !r.regs.is_empty()
         || r.tokens.len() > 1
         || !r.sources.is_empty()
         || r.clocks.iter().any(|c| !c.is_empty())
+        || !r.scopes.is_empty()
+        || !r.guards.is_empty()
     {
         turn = turn.wrapping_add(1);
-        match input.byte().wrapping_add(turn) % 5 {
+        let ways = if r.scopes.is_empty() && r.guards.is_empty() {
+            5
+        } else {
+            7
+        };
+        match input.byte().wrapping_add(turn) % ways {
             0 if !r.futs.is_empty() => {
                 let (id, f) = r.futs.pop().unwrap();
                 drop(f);
@@ -1129,6 +1419,20 @@ fn run_inner(data: &[u8]) {
                     m.drop_clock_handle(slot_clock[slot]);
                 }
             }
+            // A guard's drop or a handle's may complete a scope: its
+            // `finished()` futures are woken (and a waker may panic).
+            5 if !r.guards.is_empty() => {
+                let (sc, g) = r.guards.pop().unwrap();
+                let result = catch_unwind(AssertUnwindSafe(move || drop(g)));
+                m.scope_leave(sc);
+                expect(result, m.panic.take(), "guard drop (teardown)");
+            }
+            6 if !r.scopes.is_empty() => {
+                let (sc, h) = r.scopes.pop().unwrap();
+                let result = catch_unwind(AssertUnwindSafe(move || drop(h)));
+                m.scope_drop_handle(sc);
+                expect(result, m.panic.take(), "scope handle drop (teardown)");
+            }
             _ => {}
         }
         check(&mut m, &r, &slot_clock, op_no, 255);
@@ -1138,6 +1442,10 @@ fn run_inner(data: &[u8]) {
         "teardown ran no callback"
     );
     assert!(
+        m.scopes.iter().all(|s| s.freed),
+        "the model freed every scope"
+    );
+    assert!(
         m.states.iter().all(|s| !s.alive),
         "the model freed everything"
     );
@@ -1145,6 +1453,242 @@ fn run_inner(data: &[u8]) {
         r.shared.drops.lock().unwrap().iter().all(|&d| d == 1),
         "every closure was dropped exactly once"
     );
+}
+
+/// A waker pair for a future, the variant's wakers panicking.
+fn wakers(f: usize, panics: [bool; 2]) -> [Arc<W>; 2] {
+    [0, 1].map(|which| {
+        Arc::new(W {
+            wakes: AtomicUsize::new(0),
+            panics: panics[which],
+            fut: f,
+            which,
+        })
+    })
+}
+
+/// The operations of shutdown scopes (op 26), by the variant: 0 a new
+/// scope, 1 `child`, 2 a handle cloned, 3 a handle dropped (mode 1: every
+/// handle of that scope), 4 `enter` (modes 0, 1; 2: `shutdown_on_panic`; 3:
+/// `track` a future), 5 a guard dropped (mode 1: during an unwind), 6
+/// `shutdown` (modes 0, 1; 2: `shutdown_with` a code; 3: `close`), 7 by
+/// mode of 8: a `finished()` future (0..=3: quiet, quiet, waker 0 panics,
+/// waker 1 panics), a token slot from a scope's `token()` (4, 5) or a
+/// guard's (6, 7). An argument byte is a slot index (`b / modes`, modulo the
+/// count) and a mode (`b % modes`).
+fn scope_op(m: &mut Model, r: &mut Real, input: &mut Bytes<'_>, variant: u8, op_no: u64) {
+    match variant {
+        0 => {
+            let sc = m.new_scope(None).expect("a root scope is never refused");
+            trace!(
+                "{op_no}: scope handle {} = Shutdown::new() (scope {sc}, signal state {}, done state {})",
+                r.scopes.len(),
+                m.scopes[sc].signal,
+                m.scopes[sc].done
+            );
+            r.scopes.push((sc, Shutdown::new()));
+        }
+        1 => {
+            if let Some(i) = input.pick(r.scopes.len()) {
+                let (p, ref parent) = r.scopes[i];
+                let want = m.new_scope(Some(p));
+                trace!(
+                    "{op_no}: scope handle {} = handle {i} (scope {p}).child() -> model scope {want:?}",
+                    r.scopes.len()
+                );
+                let got = parent.child();
+                assert_eq!(
+                    got.is_ok(),
+                    want.is_some(),
+                    "child refused exactly once the parent's shutdown began"
+                );
+                if let (Ok(child), Some(c)) = (got, want) {
+                    assert!(child != *parent, "a nested scope is a scope of its own");
+                    r.scopes.push((c, child));
+                }
+            }
+        }
+        2 => {
+            if let Some(i) = input.pick(r.scopes.len()) {
+                let (sc, ref h) = r.scopes[i];
+                trace!(
+                    "{op_no}: scope handle {} = handle {i} (scope {sc}).clone()",
+                    r.scopes.len()
+                );
+                let clone = h.clone();
+                // Equal by identity: to its scope's handles, no other.
+                for (other, h) in &r.scopes {
+                    assert_eq!(*h == clone, *other == sc, "a handle's equality");
+                }
+                m.scopes[sc].handles += 1;
+                r.scopes.push((sc, clone));
+            }
+        }
+        3 => {
+            if let Some((i, every)) = input.pick_mode(r.scopes.len(), 2) {
+                let every = every == 1;
+                let sc = r.scopes[i].0;
+                trace!(
+                    "{op_no}: drop {} scope {sc} (the last handle moves to each freed place)",
+                    if every {
+                        "every handle of"
+                    } else {
+                        "a handle of"
+                    }
+                );
+                let mut k = i;
+                while k < r.scopes.len() {
+                    if r.scopes[k].0 != sc {
+                        k += 1;
+                        continue;
+                    }
+                    let (_, h) = r.scopes.swap_remove(k);
+                    let result = catch_unwind(AssertUnwindSafe(move || drop(h)));
+                    m.scope_drop_handle(sc);
+                    expect(result, m.panic.take(), "scope handle drop");
+                    if !every {
+                        break;
+                    }
+                    k = 0;
+                }
+            }
+        }
+        4 => {
+            if let Some((i, how)) = input.pick_mode(r.scopes.len(), 4) {
+                let (sc, ref h) = r.scopes[i];
+                let want = m.scope_enter(sc);
+                trace!(
+                    "{op_no}: guard {} = handle {i} (scope {sc}).{} -> model {}",
+                    r.guards.len(),
+                    [
+                        "enter()",
+                        "enter()",
+                        "enter().shutdown_on_panic()",
+                        "track(ready(()))"
+                    ][usize::from(how)],
+                    if want { "entered" } else { "refused" }
+                );
+                let got = match how {
+                    0 | 1 => h.enter().map(Guard::Plain),
+                    2 => h.enter().map(|g| Guard::OnPanic(g.shutdown_on_panic())),
+                    _ => h.track(std::future::ready(())).map(Guard::Tracked),
+                };
+                match got {
+                    Ok(g) => {
+                        assert!(want, "enter refused exactly once shutdown began");
+                        r.guards.push((sc, g));
+                    }
+                    Err(cancel_core::ShutdownStarted) => {
+                        assert!(!want, "enter refused exactly once shutdown began")
+                    }
+                }
+            }
+        }
+        5 => {
+            if let Some((i, unwinding)) = input.pick_mode(r.guards.len(), 2) {
+                let unwinding = unwinding == 1;
+                let (sc, g) = r.guards.swap_remove(i);
+                let on_panic = matches!(g, Guard::OnPanic(_));
+                trace!(
+                    "{op_no}: drop guard {i} (scope {sc}, shutdown on panic: {on_panic}){} (the last guard moves to {i})",
+                    if unwinding { " during an unwind" } else { "" }
+                );
+                if unwinding {
+                    let result = catch_unwind(AssertUnwindSafe(move || {
+                        let _g = g;
+                        panic!("deliberate: unwind");
+                    }));
+                    if on_panic {
+                        m.scope_shutdown(sc, R::WorkPanicked);
+                    }
+                    m.scope_leave(sc);
+                    // Every panic of that drop is caught (by the guard, or
+                    // not raised: probes and wakers keep quiet while
+                    // unwinding); the unwind's own payload comes out.
+                    m.panic = None;
+                    expect(
+                        result,
+                        Some("deliberate: unwind".into()),
+                        "guard drop while unwinding",
+                    );
+                } else {
+                    let result = catch_unwind(AssertUnwindSafe(move || drop(g)));
+                    m.scope_leave(sc);
+                    expect(result, m.panic.take(), "guard drop");
+                }
+            }
+        }
+        6 => {
+            if let Some((i, how)) = input.pick_mode(r.scopes.len(), 4) {
+                let (sc, ref h) = r.scopes[i];
+                if how == 3 {
+                    trace!("{op_no}: handle {i} (scope {sc}).close()");
+                    let result = catch_unwind(AssertUnwindSafe(|| h.close()));
+                    let want = m.scope_begin(sc);
+                    if let Some(got) = expect(result, m.panic.take(), "close") {
+                        assert_eq!(got, want, "close's answer");
+                    }
+                    return;
+                }
+                let code = if how == 2 { Some(input.byte()) } else { None };
+                trace!("{op_no}: handle {i} (scope {sc}).shutdown(), cause code {code:?}");
+                let result = catch_unwind(AssertUnwindSafe(|| match code {
+                    Some(code) => h.shutdown_with(Code(code)),
+                    None => h.shutdown(),
+                }));
+                let want = m.scope_shutdown(sc, code.map_or(R::Requested, R::Custom));
+                if let Some(got) = expect(result, m.panic.take(), "shutdown") {
+                    assert_eq!(got, want, "shutdown's answer");
+                } else {
+                    assert!(
+                        want,
+                        "only the call that cancelled the token runs observers"
+                    );
+                }
+            }
+        }
+        _ => {
+            let b = input.byte();
+            let (mode, at) = (b % 8, usize::from(b / 8));
+            if mode < 4 && !r.scopes.is_empty() {
+                let i = at % r.scopes.len();
+                let (sc, ref h) = r.scopes[i];
+                let panics = [mode == 2, mode == 3];
+                let f = m.new_fut(Some(m.scopes[sc].done), panics);
+                trace!(
+                    "{op_no}: future {} (id {f}) = handle {i} (scope {sc}).finished(), panicking wakers {panics:?}",
+                    r.futs.len()
+                );
+                r.futs.push((
+                    f,
+                    Fut {
+                        fut: Box::pin(h.finished()),
+                        wakers: wakers(f, panics),
+                    },
+                ));
+            } else if mode < 6 && !r.scopes.is_empty() {
+                let i = at % r.scopes.len();
+                let (sc, ref h) = r.scopes[i];
+                let s = m.scopes[sc].signal;
+                m.states[s].refs += 1;
+                trace!(
+                    "{op_no}: token {} = handle {i} (scope {sc}).token() (state {s})",
+                    r.tokens.len()
+                );
+                r.tokens.push((Some(s), h.token()));
+            } else if mode >= 6 && !r.guards.is_empty() {
+                let i = at % r.guards.len();
+                let (sc, ref g) = r.guards[i];
+                let s = m.scopes[sc].signal;
+                m.states[s].refs += 1;
+                trace!(
+                    "{op_no}: token {} = guard {i} (scope {sc}).token() (state {s})",
+                    r.tokens.len()
+                );
+                r.tokens.push((Some(s), g.get().token()));
+            }
+        }
+    }
 }
 
 /// The invariants checked after every operation.
@@ -1229,6 +1773,54 @@ fn check(m: &mut Model, r: &Real, slot_clock: &[usize; 2], op_no: u64, op: u8) {
             t.can_be_cancelled(),
             can,
             "can_be_cancelled of token {i} (state {s:?}) after operation {op_no} (op {op})"
+        );
+    }
+    // The model's own scope invariants: complete exactly when closed with
+    // nothing in flight (no completer runs between operations), freed
+    // exactly when also without a handle.
+    for (sc, ms) in m.scopes.iter().enumerate() {
+        assert_eq!(
+            ms.completed,
+            (ms.shutdown || ms.orphaned) && ms.guards == 0,
+            "model scope {sc} ({ms:?}) after operation {op_no} (op {op})"
+        );
+        assert_eq!(ms.completed, m.states[ms.done].reason.is_some());
+        assert_eq!(ms.freed, ms.completed && ms.orphaned);
+    }
+    // Every scope handle: shutting down, finished, the work in flight, and
+    // `enter` refused exactly once shutdown began (a guard taken here is
+    // dropped at once: the scope is open and has a handle, so its leave
+    // completes nothing).
+    for (i, (sc, h)) in r.scopes.iter().enumerate() {
+        let ms = &m.scopes[*sc];
+        assert_eq!(
+            h.is_shutting_down(),
+            ms.shutdown,
+            "is_shutting_down of scope handle {i} (scope {sc}) after operation {op_no} (op {op})"
+        );
+        assert_eq!(
+            h.is_finished(),
+            ms.completed,
+            "is_finished of scope handle {i} (scope {sc}) after operation {op_no} (op {op})"
+        );
+        assert_eq!(
+            h.in_flight(),
+            ms.guards,
+            "in_flight of scope handle {i} (scope {sc}) after operation {op_no} (op {op})"
+        );
+        assert_eq!(
+            h.enter().is_err(),
+            ms.shutdown,
+            "enter refused, scope handle {i} (scope {sc}) after operation {op_no} (op {op})"
+        );
+    }
+    // Every guard sees its scope's signal.
+    for (i, (sc, g)) in r.guards.iter().enumerate() {
+        let s = m.scopes[*sc].signal;
+        assert_eq!(
+            g.get().is_cancelled(),
+            m.states[s].reason.is_some(),
+            "is_cancelled of guard {i} (scope {sc}, state {s}) after operation {op_no} (op {op})"
         );
     }
 }
