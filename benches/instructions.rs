@@ -6,7 +6,8 @@
 //! `scripts/bench.sh` runs it twice with different counts and divides the
 //! difference in instructions by the difference in counts, which cancels
 //! start-up and set-up. Ops: `is_cancelled`, `child_new_drop`,
-//! `cancelled_future_poll_drop`; for profiling (`count` rounds, set-up
+//! `cancelled_future_poll_drop`, `work_enter_leave` (with impl
+//! `arc-clone-drop`, the floor the issue sets); for profiling (`count` rounds, set-up
 //! included), `cancel_pending_1`, `cancel_pending_1000` and
 //! `cancel_children_10000` (cancel-core and tokio-util only). Impls: `cancel-core`, `tokio-util`,
 //! `atomic-bool+event-listener` (`is_cancelled` only), `cancellation-token`.
@@ -61,6 +62,24 @@ fn main() {
             let t = s.token();
             for _ in 0..count {
                 black_box(black_box(&t).is_canceled());
+            }
+        }
+        ("work_enter_leave", "cancel-core") => {
+            let scope = cancel_core::Shutdown::new();
+            for _ in 0..count {
+                drop(black_box(black_box(&scope).enter()));
+            }
+        }
+        ("work_enter_leave", "tokio-util") => {
+            let tracker = tokio_util::task::TaskTracker::new();
+            for _ in 0..count {
+                drop(black_box(black_box(&tracker).token()));
+            }
+        }
+        ("work_enter_leave", "arc-clone-drop") => {
+            let arc = std::sync::Arc::new(0u64);
+            for _ in 0..count {
+                drop(black_box(black_box(&arc).clone()));
             }
         }
         ("child_new_drop", "cancel-core") => {

@@ -26,7 +26,7 @@ use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cancel_core::{CancellationSource, WaitForCancellationOwned};
+use cancel_core::{CancellationSource, Shutdown, WaitForCancellationOwned};
 use cancellation_token::{
     CancelCallback, CancellationToken as CtToken, CancellationTokenSource as CtSource,
 };
@@ -36,11 +36,14 @@ use criterion::{
 };
 use event_listener::EventListener;
 use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFutureOwned};
+use tokio_util::task::TaskTracker;
 
 const OURS: &str = "cancel-core";
 const TOKIO: &str = "tokio-util";
 const FLAG: &str = "atomic-bool+event-listener";
 const CT: &str = "cancellation-token";
+/// The baseline of `work_enter_leave`: `Arc<u64>` clone + drop.
+const ARC: &str = "arc-clone-drop";
 
 fn quick() -> bool {
     std::env::var("CANCEL_CORE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
@@ -189,6 +192,24 @@ fn token_clone_drop(c: &mut Criterion) {
     g.bench_function(CT, |b| {
         b.iter(|| drop(black_box(black_box(&ct_token).clone())))
     });
+    g.finish();
+}
+
+/// Issue 17: a unit of work entering and leaving a shutdown scope, beside
+/// tokio-util's `TaskTracker::token()` + drop and, as the floor the issue
+/// sets (≤ 1.5× in instructions), an `Arc` clone + drop.
+fn work_enter_leave(c: &mut Criterion) {
+    let mut g = c.benchmark_group("work_enter_leave");
+    let scope = Shutdown::new();
+    g.bench_function(OURS, |b| {
+        b.iter(|| drop(black_box(black_box(&scope).enter())))
+    });
+    let tracker = TaskTracker::new();
+    g.bench_function(TOKIO, |b| {
+        b.iter(|| drop(black_box(black_box(&tracker).token())))
+    });
+    let arc = std::sync::Arc::new(0u64);
+    g.bench_function(ARC, |b| b.iter(|| drop(black_box(black_box(&arc).clone()))));
     g.finish();
 }
 
@@ -534,7 +555,7 @@ fn children_8t(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = is_cancelled_1t, is_cancelled_2t, token_clone_drop, source_new_drop,
+    targets = is_cancelled_1t, is_cancelled_2t, token_clone_drop, work_enter_leave, source_new_drop,
         child_new_drop, register_unregister, cancelled_future, cancel_pending_all,
         cancel_children, cancel_chain, children_2t, children_8t
 }

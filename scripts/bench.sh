@@ -84,6 +84,7 @@ for line in sys.stdin:
 is_cancelled 1000000 2000000 cancel-core tokio-util atomic-bool+event-listener cancellation-token
 child_new_drop 100000 200000 cancel-core tokio-util cancellation-token
 cancelled_future_poll_drop 100000 200000 cancel-core tokio-util cancellation-token
+work_enter_leave 1000000 2000000 cancel-core tokio-util arc-clone-drop
 EOF
     # The cancel itself, out of set-up + cancel: inclusive instructions of
     # the cancel function, divided by the waiters / children cancelled.

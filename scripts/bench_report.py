@@ -39,6 +39,7 @@ OURS = "cancel-core"
 TOKIO = "tokio-util"
 FLAG = "atomic-bool+event-listener"
 CT = "cancellation-token"
+ARC = "arc-clone-drop"
 IMPLS = [OURS, TOKIO, FLAG, CT]
 
 # (criterion group, label, per-element count N (times shown per element) or
@@ -469,6 +470,50 @@ def main():
     w("")
 
     # ---- memory
+    # ---- shutdown scopes (issue 17): enter + leave against TaskTracker and Arc
+    w("## Shutdown scopes: a unit of work entering and leaving")
+    w("")
+    w("`Shutdown::enter()` + dropping the `WorkGuard`, against tokio-util's "
+      "`TaskTracker::token()` + drop (which also clones and drops the tracker's `Arc`: "
+      "four locked read-modify-writes against our two) and an `Arc<u64>` clone + drop "
+      "(two, and the floor the issue sets in instructions). Criterion group "
+      "`work_enter_leave`; the instruction counts are the callgrind rows below.")
+    w("")
+    ours_t = medians.get(("work_enter_leave", OURS))
+    tok_t = medians.get(("work_enter_leave", TOKIO))
+    arc_t = medians.get(("work_enter_leave", ARC))
+    irs = {(op, imp): ir for op, imp, ir in callgrind}
+    ours_i = irs.get(("work_enter_leave", OURS))
+    tok_i = irs.get(("work_enter_leave", TOKIO))
+    arc_i = irs.get(("work_enter_leave", ARC))
+    w("| measure | cancel-core | tokio-util `TaskTracker` | `Arc` clone + drop | ours / tokio-util | ours / `Arc` |")
+    w("|---|---:|---:|---:|---:|---:|")
+    def r(a, b):
+        return fmt_ratio(a / b) if a is not None and b else "—"
+    w("| median time | %s | %s | %s | %s | %s |" % (
+        fmt_time(ours_t), fmt_time(tok_t), fmt_time(arc_t), r(ours_t, tok_t), r(ours_t, arc_t)))
+    w("| instructions / op | %s | %s | %s | %s | %s |" % tuple(
+        ["%.1f" % v if v is not None else "—" for v in (ours_i, tok_i, arc_i)]
+        + [r(ours_i, tok_i), r(ours_i, arc_i)]))
+    w("")
+    if ours_t is not None and tok_t:
+        met, text = verdict(ours_t / tok_t, 0.70)
+        w("- Target ≤ 0.70 of `TaskTracker::token()` + drop (time): %s." % text)
+    if ours_i is not None and arc_i:
+        met, text = verdict(ours_i / arc_i, 1.50)
+        w("- Target ≤ 1.50 × an `Arc` clone + drop (instructions): %s." % text)
+        if not met:
+            w("  Why, from the disassembly of the loop: the `Arc` pair is four instructions "
+              "of work (`lock inc`, overflow branch, `lock dec`, zero branch). Ours is two "
+              "locked RMWs too, plus what refusing work after shutdown costs: the enter is a "
+              "load + `lock cmpxchg` + retry branch (a refused enter must not touch the count; "
+              "see design.md, \"Shutdown scopes\"), a SHUTDOWN test, an overflow test, the "
+              "`Result`'s null test, and the last-guard test (one compare). The closest "
+              "alternative, a `fetch_add` enter that gives a refused unit back, saves two "
+              "instructions and needs a second completion protocol; TaskTracker's token is "
+              "never refused, which is why it has no such test.")
+    w("")
+
     w("## Memory")
     w("")
     if memory:
@@ -569,7 +614,10 @@ def main():
     if wake:
         w("Time from `cancel()` on one thread to the return of a waiter parked on another "
           "(a thread in `token.wait()`, or `futures::executor::block_on(token.cancelled())`), "
-          "i.e. the unpark plus the scheduling of the woken thread. "
+          "i.e. the unpark plus the scheduling of the woken thread. The shutdown rows: from "
+          "the last `WorkGuard`'s drop (after `shutdown()`) to the return of `scope.wait()` or "
+          "of `block_on(scope.finished())`, beside tokio-util's `block_on(tracker.wait())` "
+          "woken by its last token's drop (after `close()`). "
           "Written by `benches/wake_latency.rs`.")
         w("")
         w("| waiter | rounds | min | median | p99 | max |")
