@@ -413,4 +413,54 @@ mod tests {
         }
         assert!(!leave_completes(COUNT_LIMIT), "no wrap at the top");
     }
+
+    /// Runs `overflow` in a child process (this test binary, this test
+    /// alone) and checks that the child aborted: a count past its limit
+    /// must stop the process, not wrap (a wrapped count frees a scope that
+    /// handles or guards still point to).
+    #[cfg(all(feature = "std", unix, not(miri)))]
+    fn aborts_in_a_child_process(test: &str, overflow: impl FnOnce()) {
+        use std::os::unix::process::ExitStatusExt;
+        const CHILD: &str = "CANCEL_CORE_OVERFLOW_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            overflow();
+            return; // not reached when it aborts
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--test-threads=1"])
+            .env(CHILD, "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(6), "{test}: SIGABRT, got {status:?}");
+    }
+
+    /// Failed before the fix (second review of the shutdown work): a
+    /// handle's clone did not check its count, and on a 32-bit target
+    /// `u32::MAX` forgotten clones wrapped it to zero (found natively on
+    /// i686: the scope finished with a handle alive).
+    #[cfg(all(feature = "std", unix, not(miri)))]
+    #[test]
+    fn a_handle_count_past_isize_max_aborts() {
+        let test = "raw::tracker::tests::a_handle_count_past_isize_max_aborts";
+        aborts_in_a_child_process(test, || {
+            let scope = TrackerRef::new(None).unwrap();
+            let limit = isize::MAX as usize;
+            scope.tracker().handles.store(limit + 1, Ordering::Relaxed);
+            let _clone = scope.clone();
+        });
+    }
+
+    #[cfg(all(feature = "std", unix, not(miri)))]
+    #[test]
+    fn a_guard_count_past_its_limit_aborts() {
+        let test = "raw::tracker::tests::a_guard_count_past_its_limit_aborts";
+        aborts_in_a_child_process(test, || {
+            let scope = TrackerRef::new(None).unwrap();
+            let word = (COUNT_LIMIT & !(GUARD_ONE - 1)) + GUARD_ONE;
+            scope.tracker().word.store(word, Ordering::Relaxed);
+            let _guard = scope.enter();
+        });
+    }
 }
