@@ -59,7 +59,7 @@ racing=(
     "timer_lifetime:concurrent_advances"
     "alloc_budget:children_churned_from_two_threads"
     "scoped:the_scope_end_waits"
-    "shutdown:no_lost_shutdown_under_churn unregister_async_completes finishes_when_shut_down dropped_at_once"
+    "shutdown:no_lost_shutdown_under_churn unregister_async_completes finishes_when_shut_down dropped_at_once the_parents_shutdown_racing"
 )
 
 for model in "stacked borrows:" "tree borrows:-Zmiri-tree-borrows"; do

@@ -21,8 +21,10 @@ use crate::work_guard::{Tracked, WorkGuard};
 ///   drop counts the work out. Each guard gives the scope's
 ///   [`token`](WorkGuard::token), cancelled when shutdown begins.
 /// - [`shutdown`](Self::shutdown) (or [`shutdown_with`](Self::shutdown_with)
-///   a cause) begins shutdown: the token is cancelled, and from then on
-///   `enter` is refused with [`ShutdownStarted`].
+///   a cause) begins shutdown: the token is cancelled, and once it
+///   returns `enter` is refused with [`ShutdownStarted`]. Callbacks on the
+///   token run first, while the scope is still open: work they enter (a
+///   flush the cancellation starts) is counted and waited for.
 /// - [`wait`](Self::wait), [`wait_timeout`](Self::wait_timeout),
 ///   [`finished`](Self::finished) (a future, no runtime needed) wait until
 ///   shutdown has begun and every guard is gone.
@@ -181,8 +183,10 @@ impl Shutdown {
         Ok(Tracked::new(future, self.enter()?))
     }
 
-    /// Begins shutdown: from now on `enter` is refused, and the scope's
-    /// token is cancelled with reason `Requested` (so are nested scopes).
+    /// Begins shutdown: the scope's token is cancelled with reason
+    /// `Requested` (so are nested scopes), and once this returns `enter` is
+    /// refused. The token's callbacks run before the scope closes: work
+    /// they enter is counted.
     /// True if this call cancelled the token (false if an earlier shutdown,
     /// here or in a parent, did). Does not wait: see
     /// [`wait`](Self::wait) and [`finished`](Self::finished).

@@ -136,21 +136,26 @@ impl TrackerRef {
             parent: UnsafeCell::new(parent_work),
         });
         let ptr = NonNull::from(Box::leak(tracker));
+        // The handle first: the hook may run inside `register` (a signal
+        // born cancelled: the parent is shutting down), complete the scope
+        // and run user code that panics; unwinding then drops this handle,
+        // which frees the tracker.
+        let handle = TrackerRef { ptr };
         let hook = SignalHook(ptr);
-        // SAFETY: the tracker was just made and is ours alone. The hook is
-        // run only while the registration lives, and the registration is
+        // SAFETY: the tracker was just made; the handle keeps it. The hook
+        // is run only while the registration lives, and the registration is
         // dropped before the tracker is freed (`free`); a hook running on
         // the freeing thread itself (the free happens inside `begin`) does
-        // nothing after `begin` returns.
+        // nothing after `begin` returns, and reaches the tracker only
+        // through the raw pointer, so that free invalidates no reference.
         unsafe {
-            let t = ptr.as_ref();
-            let registration = boxed::register(&t.signal, move || {
+            let registration = boxed::register(&ptr.as_ref().signal, move || {
                 let hook = hook;
-                hook.0.as_ref().begin();
+                begin(hook.0);
             });
-            t.on_signal.with_mut(|p| *p = Some(registration));
+            ptr.as_ref().on_signal.with_mut(|p| *p = Some(registration));
         }
-        Some(TrackerRef { ptr })
+        Some(handle)
     }
 
     fn tracker(&self) -> &Tracker {
@@ -190,13 +195,15 @@ impl TrackerRef {
     /// and the signal is cancelled (the work's tokens, and nested scopes).
     /// True if this call cancelled the signal.
     pub(crate) fn shutdown(&self, reason: Reason) -> bool {
-        self.tracker().shutdown(reason)
+        // SAFETY: this handle keeps the tracker.
+        unsafe { shutdown(self.ptr, reason) }
     }
 
     /// Stops taking work without cancelling the signal. True for the call
     /// that set SHUTDOWN.
     pub(crate) fn close(&self) -> bool {
-        self.tracker().begin()
+        // SAFETY: this handle keeps the tracker.
+        unsafe { begin(self.ptr) }
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -237,7 +244,8 @@ impl WorkRef {
     /// dropped by a panic).
     #[cfg(feature = "std")]
     pub(crate) fn shutdown(&self, reason: Reason) -> bool {
-        self.tracker().shutdown(reason)
+        // SAFETY: this guard keeps the tracker.
+        unsafe { shutdown(self.ptr, reason) }
     }
 }
 
@@ -245,33 +253,48 @@ impl Tracker {
     fn signal_ref(&self) -> &StateRef {
         &self.signal
     }
+}
 
-    /// Cancels the signal, then makes sure SHUTDOWN is set (the signal's
-    /// callback sets it, on this thread unless another thread's cancel got
-    /// there first). In this order, so that whoever sees the scope finished
-    /// also sees the token cancelled. True if this call cancelled the
-    /// signal.
-    fn shutdown(&self, reason: Reason) -> bool {
-        let cancelled = self.signal.cancel(reason);
-        self.begin();
-        cancelled
-    }
+/// Cancels the signal, then makes sure SHUTDOWN is set (the signal's
+/// callback sets it, on this thread unless another thread's cancel got
+/// there first). In this order, so that whoever sees the scope finished
+/// also sees the token cancelled. True if this call cancelled the signal.
+///
+/// # Safety
+/// The caller holds a handle or a guard (the tracker stays allocated).
+unsafe fn shutdown(ptr: NonNull<Tracker>, reason: Reason) -> bool {
+    // SAFETY: caller's contract.
+    let cancelled = unsafe { ptr.as_ref() }.signal.cancel(reason);
+    // SAFETY: caller's contract.
+    unsafe { begin(ptr) };
+    cancelled
+}
 
-    /// Sets SHUTDOWN; completes if that closed the scope with nothing in
-    /// flight. True if it was not set. The caller keeps the memory (a
-    /// handle, a guard, or the signal callback's registration).
-    fn begin(&self) -> bool {
-        // AcqRel: as the transition it may make (see `leave`).
-        let old = self.word.fetch_or(SHUTDOWN, Ordering::AcqRel);
-        let began = old & SHUTDOWN == 0;
-        if began && guards(old) == 0 && old & ORPHANED == 0 {
-            // Open, now shut, nothing in flight (with no handle it was
-            // already closed: completed by whoever closed it).
-            // SAFETY: this RMW made the transition; see `complete`.
-            unsafe { complete(NonNull::from(self)) };
-        }
-        began
+/// Sets SHUTDOWN; completes if that closed the scope with nothing in
+/// flight. True if it was not set.
+///
+/// A raw pointer, not `&Tracker`: called by the signal's hook, which holds
+/// neither handle nor guard, the completion may free the tracker (its
+/// observers dropped the last handle), and a reference argument would
+/// still be live across that free.
+///
+/// # Safety
+/// The tracker is allocated: the caller holds a handle, a guard, or is the
+/// signal's hook (whose registration the free drops first).
+unsafe fn begin(ptr: NonNull<Tracker>) -> bool {
+    // AcqRel: as the transition it may make (see `leave`).
+    // SAFETY: caller's contract; the reference ends with this statement.
+    let old = unsafe { ptr.as_ref() }
+        .word
+        .fetch_or(SHUTDOWN, Ordering::AcqRel);
+    let began = old & SHUTDOWN == 0;
+    if began && guards(old) == 0 && old & ORPHANED == 0 {
+        // Open, now shut, nothing in flight (with no handle it was
+        // already closed: completed by whoever closed it).
+        // SAFETY: this RMW made the transition; see `complete`.
+        unsafe { complete(ptr) };
     }
+    began
 }
 
 impl Drop for WorkRef {
@@ -294,7 +317,13 @@ impl Drop for WorkRef {
 impl Clone for TrackerRef {
     fn clone(&self) -> Self {
         // Relaxed, as an `Arc` clone: the caller holds a handle.
-        self.tracker().handles.fetch_add(1, Ordering::Relaxed);
+        let old = self.tracker().handles.fetch_add(1, Ordering::Relaxed);
+        // Forgotten clones (`mem::forget` in a loop): abort before the
+        // count wraps, as `Arc` does (a wrapped count frees the scope under
+        // live handles: 2^32 clones on a 32-bit target).
+        if old > isize::MAX as usize {
+            crate::sync::abort();
+        }
         TrackerRef { ptr: self.ptr }
     }
 }
@@ -381,11 +410,15 @@ unsafe fn complete(ptr: NonNull<Tracker>) {
 /// No handle, no guard, COMPLETED set, and the caller is the one that
 /// observed the last of those changes.
 unsafe fn free(ptr: NonNull<Tracker>) {
-    // SAFETY: caller's contract: the memory is ours alone.
+    // SAFETY: caller's contract: no other handle, guard or completer.
+    // The hook is detached first, through a shared reference: it may
+    // still be running on another thread (reading the tracker until it
+    // returns, which the registration's drop waits for); only then is the
+    // tracker taken as a `Box`, which claims sole access.
     unsafe {
-        let tracker = Box::from_raw(ptr.as_ptr());
-        let registration = tracker.on_signal.with_mut(|p| (*p).take());
+        let registration = ptr.as_ref().on_signal.with_mut(|p| (*p).take());
         drop(registration);
+        let tracker = Box::from_raw(ptr.as_ptr());
         tracker.signal.remove_source();
         tracker.done.remove_source();
         drop(tracker);
