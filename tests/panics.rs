@@ -782,3 +782,133 @@ fn a_scope_whose_finished_wakers_panic_still_completes_and_releases_its_parent()
         assert_eq!(F.live.load(SeqCst), 0);
     });
 }
+
+// ------------------------------------------- fourth review (shutdown work)
+
+/// A waker whose clones (data non-null) panic when dropped; the original
+/// (data null) does not.
+static CLONE_DROP_PANICS: RawWakerVTable =
+    RawWakerVTable::new(cdp_clone, cdp_noop, cdp_noop, cdp_drop);
+
+fn cdp_clone(_: *const ()) -> RawWaker {
+    RawWaker::new(std::ptr::dangling(), &CLONE_DROP_PANICS)
+}
+
+fn cdp_noop(_: *const ()) {}
+
+fn cdp_drop(data: *const ()) {
+    if !data.is_null() {
+        deliberate!("a waker clone's drop");
+    }
+}
+
+fn clone_drop_panics() -> Waker {
+    // SAFETY: the vtable's functions never dereference `data`.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &CLONE_DROP_PANICS)) }
+}
+
+/// `unregister_async` polled, after the callback ran, with a waker whose
+/// clone's drop panics: the panic comes out of that poll, and the future's
+/// drop afterwards touches nothing freed. Failed before the fix (fourth
+/// review): `poll_detach` freed the node, then dropped its waker clone,
+/// whose panic left the future still holding the freed node (native
+/// SIGSEGV; Miri: use after free in `detach`).
+#[test]
+fn unregister_async_after_the_callback_ran_with_a_waker_whose_clone_drop_panics() {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    no_leak(|| {
+        let source = CancellationSource::new();
+        let probe = Probe(&RUNS);
+        let registration = source.token().register(move || drop(probe));
+        source.cancel();
+        assert_eq!(RUNS.load(SeqCst), 1);
+        let waker = clone_drop_panics();
+        let mut unregistering = registration.unregister_async();
+        let polled = quiet(|| Pin::new(&mut unregistering).poll(&mut Context::from_waker(&waker)));
+        assert!(polled.is_err(), "the clone's drop panicked out of the poll");
+        drop(unregistering);
+        assert_eq!(RUNS.load(SeqCst), 1);
+    });
+}
+
+/// The same before the callback ran (the poll removes it): the closure is
+/// dropped exactly once and unrun, and the future's drop is clean. Failed
+/// before the fix: the node was left removed with its closure inside, and
+/// the future's drop hit "unexpected node state" (debug) or leaked the
+/// closure (release).
+#[test]
+fn unregister_async_removing_with_a_waker_whose_clone_drop_panics() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    no_leak(|| {
+        let source = CancellationSource::new();
+        let probe = Probe(&DROPS);
+        let registration = source.token().register(move || {
+            drop(probe);
+            unreachable!("removed before it ran");
+        });
+        let waker = clone_drop_panics();
+        let mut unregistering = registration.unregister_async();
+        let polled = quiet(|| Pin::new(&mut unregistering).poll(&mut Context::from_waker(&waker)));
+        assert!(polled.is_err(), "the clone's drop panicked out of the poll");
+        assert!(quiet(|| drop(unregistering)).is_ok());
+        assert_eq!(DROPS.load(SeqCst), 1, "the closure dropped once, unrun");
+        source.cancel();
+        assert_eq!(DROPS.load(SeqCst), 1);
+    });
+}
+
+/// A cause whose `Drop` panics (when not already unwinding).
+#[derive(Debug)]
+struct CauseDropPanics;
+
+impl std::fmt::Display for CauseDropPanics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cause")
+    }
+}
+
+impl std::error::Error for CauseDropPanics {}
+
+impl Drop for CauseDropPanics {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            deliberate!("cause drop");
+        }
+    }
+}
+
+/// A `shutdown_with` that loses the race (another shutdown's drain is still
+/// running a callback) drops its unused cause, whose `Drop` panics: the
+/// scope is closed all the same when the call ends. Failed before the fix
+/// (fourth review): the panic left `shutdown_with` before it set SHUTDOWN,
+/// and `enter` still succeeded.
+#[test]
+fn a_losing_shutdown_with_whose_cause_drop_panics_still_closes_the_scope() {
+    use std::sync::Barrier;
+    let scope = cancel_core::Shutdown::new();
+    let (started, finish) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (s, f) = (started.clone(), finish.clone());
+    // Runs on the first shutdown's thread, before the scope's hook.
+    let _registration = scope.token().register(move || {
+        s.wait();
+        f.wait();
+    });
+    let first = {
+        let scope = scope.clone();
+        std::thread::spawn(move || scope.shutdown())
+    };
+    started.wait(); // the token is cancelled; its drain waits in our callback
+    let second = quiet(|| scope.shutdown_with(CauseDropPanics));
+    assert!(
+        second.is_err(),
+        "the cause's drop panicked out of shutdown_with"
+    );
+    let entered = scope.enter();
+    finish.wait();
+    assert!(first.join().unwrap());
+    assert!(
+        entered.is_err(),
+        "enter refused once shutdown_with has ended"
+    );
+    scope.wait();
+}

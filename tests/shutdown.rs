@@ -528,3 +528,58 @@ fn callbacks_on_the_token_run_before_entering_is_refused() {
     drop(flush.lock().unwrap().take());
     assert!(scope.is_finished());
 }
+
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn depth() -> usize {
+    if cfg!(miri) { 50 } else { 100_000 }
+}
+
+/// Nested scopes whose handles were dropped, each kept open by its child's
+/// unit of work: dropping the innermost completes it, which completes its
+/// parent, and so on up, in constant stack. Failed before the fix (fourth
+/// review): each level recursed (complete, the parent's guard's drop,
+/// complete), and 100,000 levels overflowed a 256 KiB stack.
+#[test]
+fn a_deep_chain_of_orphaned_scopes_completes_in_constant_stack() {
+    on_small_stack(|| {
+        let root = Shutdown::new();
+        let mut last = root.child().unwrap();
+        for _ in 1..depth() {
+            last = last.child().unwrap(); // the outer handle goes
+        }
+        assert_eq!(root.in_flight(), 1);
+        drop(last);
+        assert_eq!(root.in_flight(), 0);
+        root.shutdown();
+        assert!(root.is_finished());
+    });
+}
+
+/// The same with every scope closed (draining): the innermost scope's last
+/// guard completes the whole chain.
+#[test]
+fn a_deep_chain_of_closed_scopes_completes_in_constant_stack() {
+    on_small_stack(|| {
+        let root = Shutdown::new();
+        let mut scopes = vec![root.clone()];
+        for _ in 0..depth() {
+            let child = scopes.last().unwrap().child().unwrap();
+            scopes.push(child);
+        }
+        let guard = scopes.last().unwrap().enter().unwrap();
+        for scope in &scopes {
+            scope.close();
+        }
+        drop(guard);
+        assert!(scopes.iter().all(Shutdown::is_finished));
+        drop(scopes);
+    });
+}
