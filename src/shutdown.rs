@@ -40,6 +40,7 @@ use crate::work_guard::{Tracked, WorkGuard};
 /// Clones are handles to one scope.
 ///
 /// ```
+/// # #[cfg(feature = "std")] { // `wait` blocks a thread: std only
 /// use std::thread;
 /// use cancel_core::Shutdown;
 ///
@@ -63,6 +64,7 @@ use crate::work_guard::{Tracked, WorkGuard};
 /// for w in workers {
 ///     w.join().unwrap();
 /// }
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct Shutdown {
@@ -106,7 +108,7 @@ impl Shutdown {
     /// assert!(request.token().is_cancelled(), "the parent's shutdown reached it");
     /// assert_eq!(server.in_flight(), 1, "the connection counts in the server");
     /// drop(request);
-    /// server.wait(); // the connection completed, and with it the server
+    /// assert!(server.is_finished(), "the connection completed, and with it the server");
     /// ```
     pub fn child(&self) -> Result<Shutdown, ShutdownStarted> {
         TrackerRef::new(Some(&self.tracker))
@@ -146,6 +148,7 @@ impl Shutdown {
     /// (and `false` once shut down).
     ///
     /// ```
+    /// # #[cfg(feature = "std")] { // `wait_timeout`: std only
     /// use std::time::Duration;
     /// use cancel_core::Shutdown;
     ///
@@ -161,6 +164,7 @@ impl Shutdown {
     /// assert!(request.is_cancelled());
     /// drop(request);
     /// server.wait();
+    /// # }
     /// ```
     pub fn close(&self) -> bool {
         self.tracker.close()

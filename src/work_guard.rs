@@ -72,9 +72,11 @@ impl WorkGuard {
 
     /// Makes this guard, if it is dropped while its thread panics, begin the
     /// scope's shutdown (cause [`WorkPanicked`]) before it counts the work
-    /// out: for work whose failure means the scope must stop.
+    /// out: for work whose failure means the scope must stop. Without the
+    /// `std` feature a drop cannot tell an unwind, and it is a plain guard.
     ///
     /// ```
+    /// # #[cfg(feature = "std")] { // telling an unwind: std only
     /// use cancel_core::{Shutdown, WorkPanicked};
     ///
     /// let scope = Shutdown::new();
@@ -88,6 +90,7 @@ impl WorkGuard {
     /// scope.wait();
     /// let reason = scope.token().reason().unwrap();
     /// assert!(reason.downcast_cause::<WorkPanicked>().is_some());
+    /// # }
     /// ```
     pub fn shutdown_on_panic(self) -> ShutdownOnPanic {
         ShutdownOnPanic { guard: self }

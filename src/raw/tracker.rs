@@ -71,6 +71,11 @@ struct Tracker {
     word: AtomicUsize,
     /// Scope handles; the last one's drop sets ORPHANED.
     handles: AtomicUsize,
+    /// Holds on the memory: the scope's (given back by `free`) and the
+    /// signal hook closure's (given back by its drop). Without `std` a
+    /// registration's drop cannot wait for a hook running on another
+    /// thread, so the memory outlives the free until the hook is done.
+    memory: AtomicUsize,
     /// A source's state (this scope holds one source count): cancelled when
     /// shutdown begins.
     signal: StateRef,
@@ -106,11 +111,20 @@ unsafe impl Send for WorkRef {}
 // SAFETY: as above.
 unsafe impl Sync for WorkRef {}
 
-/// The signal callback's pointer to its tracker. See `Tracker::on_signal`
-/// for why it is never used after the tracker is freed.
+/// The signal callback's pointer to its tracker, holding one of the two
+/// holds on its memory (`Tracker::memory`), given back when the closure
+/// is dropped (after its call, or unrun).
 struct SignalHook(NonNull<Tracker>);
-// SAFETY: only used to call `begin`, which is atomic.
+// SAFETY: only used to call `begin`, which is atomic, and to give back its
+// hold, which is atomic.
 unsafe impl Send for SignalHook {}
+
+impl Drop for SignalHook {
+    fn drop(&mut self) {
+        // SAFETY: this hook's hold keeps the memory until this call.
+        unsafe { release(self.0) };
+    }
+}
 
 impl TrackerRef {
     /// A new scope; nested in `parent` (whose guard it takes, and whose
@@ -130,6 +144,7 @@ impl TrackerRef {
         let tracker = Box::new(Tracker {
             word: AtomicUsize::new(0),
             handles: AtomicUsize::new(1),
+            memory: AtomicUsize::new(2),
             signal,
             done: StateRef::new_source(),
             on_signal: UnsafeCell::new(None),
@@ -263,10 +278,20 @@ impl Tracker {
 /// # Safety
 /// The caller holds a handle or a guard (the tracker stays allocated).
 unsafe fn shutdown(ptr: NonNull<Tracker>, reason: Reason) -> bool {
+    /// `begin` also when the cancel unwinds: a losing call drops its
+    /// unused reason there, and a cause's `Drop` may panic; the scope
+    /// must be closed when the call ends, however it ends.
+    struct Begin(NonNull<Tracker>);
+    impl Drop for Begin {
+        fn drop(&mut self) {
+            // SAFETY: `shutdown`'s contract, for the whole call.
+            unsafe { begin(self.0) };
+        }
+    }
+    let begin = Begin(ptr);
     // SAFETY: caller's contract.
     let cancelled = unsafe { ptr.as_ref() }.signal.cancel(reason);
-    // SAFETY: caller's contract.
-    unsafe { begin(ptr) };
+    drop(begin);
     cancelled
 }
 
@@ -297,17 +322,31 @@ unsafe fn begin(ptr: NonNull<Tracker>) -> bool {
     began
 }
 
+/// One leave: true if it closed the scope with nothing in flight (the
+/// caller then completes it).
+///
+/// # Safety
+/// The caller gives up a counted unit of work of this tracker.
+#[inline(always)]
+unsafe fn leave(ptr: NonNull<Tracker>) -> bool {
+    // AcqRel: Release publishes this work's writes to the completer;
+    // Acquire, for the leave that completes, makes every other leave's
+    // writes (each released by its RMW) happen-before the completion, so a
+    // waiter woken by `done` sees all the work done.
+    // SAFETY: caller's contract.
+    let old = unsafe { ptr.as_ref() }
+        .word
+        .fetch_sub(GUARD_ONE, Ordering::AcqRel);
+    leave_completes(old)
+}
+
 impl Drop for WorkRef {
     /// Leaves: one RMW; the leave that closes the scope with nothing in
     /// flight completes it.
     #[inline(always)]
     fn drop(&mut self) {
-        // AcqRel: Release publishes this work's writes to the completer;
-        // Acquire, for the leave that completes, makes every other leave's
-        // writes (each released by its RMW) happen-before the completion,
-        // so a waiter woken by `done` sees all the work done.
-        let old = self.tracker().word.fetch_sub(GUARD_ONE, Ordering::AcqRel);
-        if leave_completes(old) {
+        // SAFETY: this guard's unit keeps the tracker until its leave.
+        if unsafe { leave(self.ptr) } {
             // SAFETY: this leave's RMW made the transition; see `complete`.
             unsafe { complete(self.ptr) };
         }
@@ -352,8 +391,9 @@ impl Drop for TrackerRef {
 }
 
 /// Completes a scope: cancels `done` (its observers run here), then sets
-/// COMPLETED, frees the memory if no handle is left, and drops the
-/// parent's guard (the parent completes after its child).
+/// COMPLETED, frees the memory if no handle is left, and gives back the
+/// parent's unit of work (the parent completes after its child, and so on
+/// up the chain, in this loop).
 ///
 /// `done` is cancelled while the tracker still holds its source count (it
 /// is given back by `free`, which needs COMPLETED): cancelled after, a
@@ -367,8 +407,24 @@ impl Drop for TrackerRef {
 /// flight": it is the one completer. The memory stays allocated until this
 /// sets COMPLETED (freeing needs it), so the observers may run first.
 unsafe fn complete(ptr: NonNull<Tracker>) {
+    let mut next = Some(ptr);
+    while let Some(ptr) = next {
+        // SAFETY: the caller's (or, for a parent, the leave's) transition.
+        next = unsafe { complete_one(ptr) };
+    }
+}
+
+/// Completes one scope; returns its parent if giving back the parent's
+/// unit of work completed the parent too, for `complete`'s loop to go on
+/// with (a loop, not a recursion: a chain of any depth in constant stack).
+///
+/// # Safety
+/// As `complete`.
+unsafe fn complete_one(ptr: NonNull<Tracker>) -> Option<NonNull<Tracker>> {
     /// The rest of the completion, also when an observer's panic unwinds
-    /// out of the cancel (it is resumed after the whole drain).
+    /// out of the cancel (it is resumed after the whole drain). Only then
+    /// is the parent's guard still here: its drop completes the parent by
+    /// a nested call (one level per panic).
     struct Finish {
         ptr: NonNull<Tracker>,
         parent: Option<WorkRef>,
@@ -394,11 +450,17 @@ unsafe fn complete(ptr: NonNull<Tracker>) {
         // SAFETY: `parent` is taken only here, by the one completer.
         unsafe { (*p).take() }
     });
-    let finish = Finish { ptr, parent };
+    let mut finish = Finish { ptr, parent };
     // Observers that drop the last handle leave the free to `finish` (the
     // handle's drop sees COMPLETED clear).
     cancel::cancel(&t.done, Reason::Requested);
+    let parent = finish.parent.take();
     drop(finish);
+    // The parent's unit given back here rather than by the guard's drop
+    // (which would complete the parent inside this call).
+    let parent = core::mem::ManuallyDrop::new(parent?);
+    // SAFETY: the unit still counted keeps the parent allocated.
+    unsafe { leave(parent.ptr) }.then_some(parent.ptr)
 }
 
 /// Frees a tracker: the signal callback is detached (waiting for it if it
@@ -410,18 +472,36 @@ unsafe fn complete(ptr: NonNull<Tracker>) {
 /// No handle, no guard, COMPLETED set, and the caller is the one that
 /// observed the last of those changes.
 unsafe fn free(ptr: NonNull<Tracker>) {
-    // SAFETY: caller's contract: no other handle, guard or completer.
-    // The hook is detached first, through a shared reference: it may
-    // still be running on another thread (reading the tracker until it
-    // returns, which the registration's drop waits for); only then is the
-    // tracker taken as a `Box`, which claims sole access.
+    // SAFETY: caller's contract: no other handle, guard or completer. All
+    // through shared references: the hook may still be running on another
+    // thread (with `std` the registration's drop waits for it; without, it
+    // does not), reading the word.
     unsafe {
-        let registration = ptr.as_ref().on_signal.with_mut(|p| (*p).take());
+        let t = ptr.as_ref();
+        let registration = t.on_signal.with_mut(|p| (*p).take());
         drop(registration);
-        let tracker = Box::from_raw(ptr.as_ptr());
-        tracker.signal.remove_source();
-        tracker.done.remove_source();
-        drop(tracker);
+        t.signal.remove_source();
+        t.done.remove_source();
+        release(ptr);
+    }
+}
+
+/// Gives back one hold on the tracker's memory (`Tracker::memory`); the
+/// last one deallocates it, taking it as a `Box` (sole access) only then.
+///
+/// # Safety
+/// The caller holds one of the two holds and gives it up.
+unsafe fn release(ptr: NonNull<Tracker>) {
+    // AcqRel, as `Arc`'s drop: the other holder's last use of the memory
+    // happens-before the deallocation.
+    // SAFETY: caller's contract.
+    if unsafe { ptr.as_ref() }
+        .memory
+        .fetch_sub(1, Ordering::AcqRel)
+        == 1
+    {
+        // SAFETY: both holds given up: nobody else reaches the memory.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
     }
 }
 

@@ -823,6 +823,34 @@ fn closure(id: usize, kind: Kind, shared: &Arc<Shared>) -> impl FnOnce() + Send 
     }
 }
 
+const CLONE_DROP_PANIC: &str = "deliberate: a waker clone's drop";
+
+/// A waker whose clones (data non-null) panic when dropped.
+static CLONE_DROP_PANICS: std::task::RawWakerVTable =
+    std::task::RawWakerVTable::new(cdp_clone, cdp_noop, cdp_noop, cdp_drop);
+
+fn cdp_clone(_: *const ()) -> std::task::RawWaker {
+    std::task::RawWaker::new(std::ptr::dangling(), &CLONE_DROP_PANICS)
+}
+
+fn cdp_noop(_: *const ()) {}
+
+fn cdp_drop(data: *const ()) {
+    if !data.is_null() && !std::thread::panicking() {
+        panic!("{CLONE_DROP_PANIC}");
+    }
+}
+
+fn clone_drop_panics() -> Waker {
+    // SAFETY: the vtable's functions never dereference `data`.
+    unsafe {
+        Waker::from_raw(std::task::RawWaker::new(
+            std::ptr::null(),
+            &CLONE_DROP_PANICS,
+        ))
+    }
+}
+
 /// A waker that counts its wakes and may panic in `wake`.
 struct W {
     wakes: AtomicUsize,
@@ -1113,8 +1141,10 @@ fn run_inner(data: &[u8]) {
                 }
             }
             // unregister(); variants 4 and 5: unregister_async() polled
-            // (ready at once: nothing runs elsewhere), 6 and 7: dropped
-            // unpolled (which lets go as `unregister` does).
+            // (ready at once: nothing runs elsewhere; 5 with a waker whose
+            // clone's drop panics, after the registration is settled: its
+            // panic is the one resumed, a closure's drop panic dropped),
+            // 6 and 7: dropped unpolled (which lets go as `unregister` does).
             10 => {
                 if let Some(i) = input.pick(r.regs.len()) {
                     let (id, reg) = r.regs.swap_remove(i);
@@ -1129,11 +1159,28 @@ fn run_inner(data: &[u8]) {
                         trace!(
                             "{op_no}: registration {i} (callback {id}).unregister_async(), polled"
                         );
+                        let waker = if variant == 5 {
+                            clone_drop_panics()
+                        } else {
+                            Waker::noop().clone()
+                        };
                         let result = catch_unwind(AssertUnwindSafe(move || {
                             let mut fut = reg.unregister_async();
-                            Pin::new(&mut fut).poll(&mut Context::from_waker(Waker::noop()))
+                            Pin::new(&mut fut).poll(&mut Context::from_waker(&waker))
                         }));
-                        if let Some(got) = expect(result, m.panic.take(), "unregister_async") {
+                        // The clone is made (and dropped, panicking) only
+                        // if the registration still holds its node, which
+                        // the model does not tell apart: either panic.
+                        let result = match result {
+                            Err(p) if message(&*p) == CLONE_DROP_PANIC => {
+                                m.panic = None;
+                                None
+                            }
+                            result => Some(result),
+                        };
+                        if let Some(got) = result
+                            .and_then(|result| expect(result, m.panic.take(), "unregister_async"))
+                        {
                             assert_eq!(
                                 got,
                                 std::task::Poll::Ready(want),

@@ -160,15 +160,27 @@ impl Future for UnregisterAsync {
             return Poll::Ready(false);
         };
         // SAFETY: our boxed node, attached by `register`, detached only here.
-        match unsafe { callback::poll_detach(reg.state.get(), cb, cx.waker()) } {
+        let (polled, unused) = unsafe { callback::poll_detach(reg.state.get(), cb, cx.waker()) };
+        // The node is settled (forgotten, its closure dropped) before the
+        // unused waker clone is dropped: both drops are user code, and a
+        // panic of the first must neither leave this registration holding a
+        // freed node nor skip the second (nor make it a panic during an
+        // unwind). The first panic is resumed after both.
+        match polled {
             callback::PolledDetach::Removed => {
                 reg.node = None;
-                // SAFETY: removed before it ran: the closure is ours.
-                unsafe { CallbackHeader::drop_closure_then_free(cb) };
+                let mut first = None;
+                crate::unwind::catch(&mut first, || drop(unused));
+                crate::unwind::catch(&mut first, || {
+                    // SAFETY: removed before it ran: the closure is ours.
+                    unsafe { CallbackHeader::drop_closure_then_free(cb) }
+                });
+                crate::unwind::resume(first);
                 Poll::Ready(true)
             }
             callback::PolledDetach::Finished => {
                 reg.node = None;
+                drop(unused);
                 Poll::Ready(false)
             }
             callback::PolledDetach::Pending => Poll::Pending,

@@ -477,8 +477,10 @@ pub(crate) unsafe fn poll_detach(
     st: &State,
     cb: NonNull<CallbackHeader>,
     waker: &core::task::Waker,
-) -> PolledDetach {
-    // Cloned outside the lock: a waker clone is user code.
+) -> (PolledDetach, Option<core::task::Waker>) {
+    // Cloned outside the lock: a waker clone is user code. Unless stored,
+    // the clone goes back to the caller, which drops it (user code again,
+    // which may panic) only once it has settled its own state.
     let waker = waker.clone();
     let guard = st.word.lock();
     // SAFETY: as in `detach`: our node stays allocated until we free it;
@@ -491,8 +493,7 @@ pub(crate) unsafe fn poll_detach(
                 list::remove(&st.head, cb.cast());
                 header.node.set_state(DETACHED);
                 drop(guard);
-                drop(waker);
-                PolledDetach::Removed
+                (PolledDetach::Removed, Some(waker))
             }
             RUNNING if header.runner.with(|p| *p) == crate::sync::park::thread_key() => {
                 // Inside its own callback, on the cancelling thread: abandon
@@ -500,8 +501,7 @@ pub(crate) unsafe fn poll_detach(
                 (*header.abandon.with(|p| *p)).store(1, Ordering::Relaxed);
                 drop(guard);
                 CallbackHeader::dealloc(cb);
-                drop(waker);
-                PolledDetach::Finished
+                (PolledDetach::Finished, Some(waker))
             }
             RUNNING => {
                 let old = header
@@ -509,15 +509,14 @@ pub(crate) unsafe fn poll_detach(
                     .with_mut(|p| (*p).replace(Waiting::Task(waker)));
                 drop(guard);
                 drop(old);
-                PolledDetach::Pending
+                (PolledDetach::Pending, None)
             }
             state => {
                 debug_assert!(state == DONE, "unexpected node state {state}");
                 // Seen under the lock: the canceller is done with it.
                 drop(guard);
                 CallbackHeader::dealloc(cb);
-                drop(waker);
-                PolledDetach::Finished
+                (PolledDetach::Finished, Some(waker))
             }
         }
     }
