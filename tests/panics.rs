@@ -912,3 +912,46 @@ fn a_losing_shutdown_with_whose_cause_drop_panics_still_closes_the_scope() {
     );
     scope.wait();
 }
+
+/// `unregister_async` polled pending (its waker, whose clones' drops
+/// panic, stored in the node while the callback runs on the cancelling
+/// thread), then moved into that very callback and polled there: the
+/// callback is abandoned and its node freed, and the stored waker's drop
+/// panics out of that poll. The future must not keep the freed node.
+/// Failed before the fix (fifth review): the node's free dropped the stored
+/// waker first, and its panic left the future holding the freed node
+/// (native: double free; Miri: use after free in `detach`).
+#[test]
+fn unregister_async_abandoned_inside_the_callback_with_a_stored_waker_whose_drop_panics() {
+    use std::sync::{Barrier, mpsc};
+    type Unregistering = Pin<Box<dyn Future<Output = bool> + Send>>;
+    let source = CancellationSource::new();
+    let running = Arc::new(Barrier::new(2));
+    let (send, receive) = mpsc::channel::<Unregistering>();
+    let r = running.clone();
+    let registration = source.token().register(move || {
+        r.wait();
+        let mut unregistering = receive.recv().unwrap();
+        let polled = quiet(|| {
+            unregistering
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+        });
+        assert!(polled.is_err(), "the stored waker's drop panicked");
+        drop(unregistering);
+    });
+    let canceller = std::thread::spawn(move || source.cancel());
+    running.wait();
+    let mut unregistering: Unregistering = Box::pin(registration.unregister_async());
+    let waker = clone_drop_panics();
+    let polled = unregistering
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker));
+    assert_eq!(
+        polled,
+        Poll::Pending,
+        "the callback runs on the other thread"
+    );
+    send.send(unregistering).unwrap();
+    assert!(canceller.join().unwrap());
+}
