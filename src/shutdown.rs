@@ -188,9 +188,13 @@ impl Shutdown {
     }
 
     /// Begins shutdown: the scope's token is cancelled with reason
-    /// `Requested` (so are nested scopes), and once this returns `enter` is
-    /// refused. The token's callbacks run before the scope closes: work
-    /// they enter is counted.
+    /// `Requested` (so are nested scopes), and once this returns `enter` on
+    /// this scope is refused. The token's callbacks run before the scope
+    /// closes: work they enter is counted. A nested scope closes when the
+    /// cancellation reaches it: before this returns, unless that nested
+    /// scope's own shutdown is running its callbacks on another thread
+    /// (then when they return; work it takes meanwhile is still counted
+    /// in this scope's wait).
     /// True if this call cancelled the token (false if an earlier shutdown,
     /// here or in a parent, did). Does not wait: see
     /// [`wait`](Self::wait) and [`finished`](Self::finished).

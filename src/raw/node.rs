@@ -12,7 +12,7 @@
 //!
 //! Every transition happens under the source's bit lock. Once a node is
 //! DONE the canceller never touches it again, so its owner may free or reuse
-//! it. The ORPHAN flag (callbacks only, see kinds/callback.rs) rides along
+//! it. The ORPHAN flag (callbacks only, see kinds/callback/mod.rs) rides along
 //! in the status byte.
 
 use core::ptr::NonNull;

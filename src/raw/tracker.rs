@@ -463,10 +463,12 @@ unsafe fn complete_one(ptr: NonNull<Tracker>) -> Option<NonNull<Tracker>> {
     unsafe { leave(parent.ptr) }.then_some(parent.ptr)
 }
 
-/// Frees a tracker: the signal callback is detached (waiting for it if it
-/// runs on another thread; abandoned if it runs on this one, which then
-/// returns without touching the tracker again), the two sources' counts
-/// given back, the memory freed.
+/// Frees a tracker: the signal callback is detached without waiting (if it
+/// runs, here or on another thread, its closure's hold keeps the memory
+/// until it returns, and it finds the scope completed and orphaned: it
+/// sets SHUTDOWN and nothing else), the two sources' counts given back, the
+/// scope's hold on the memory given up. Not waiting keeps a thread from
+/// blocking here on user code that a hook elsewhere runs.
 ///
 /// # Safety
 /// No handle, no guard, COMPLETED set, and the caller is the one that
@@ -474,12 +476,12 @@ unsafe fn complete_one(ptr: NonNull<Tracker>) -> Option<NonNull<Tracker>> {
 unsafe fn free(ptr: NonNull<Tracker>) {
     // SAFETY: caller's contract: no other handle, guard or completer. All
     // through shared references: the hook may still be running on another
-    // thread (with `std` the registration's drop waits for it; without, it
-    // does not), reading the word.
+    // thread, reading the word.
     unsafe {
         let t = ptr.as_ref();
-        let registration = t.on_signal.with_mut(|p| (*p).take());
-        drop(registration);
+        if let Some(registration) = t.on_signal.with_mut(|p| (*p).take()) {
+            registration.unregister();
+        }
         t.signal.remove_source();
         t.done.remove_source();
         release(ptr);

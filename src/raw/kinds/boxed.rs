@@ -1,7 +1,7 @@
 //! The boxed callback, owned by a `Registration`: its node is one
 //! allocation made by `register`, freed by the registration (or, orphaned,
 //! by the canceller). Its attach and detach are the callback protocol's
-//! (`callback.rs`); this file is the owner's side: registering, and
+//! (`callback/`); this file is the owner's side: registering, and
 //! letting go, synchronously or as a future (`unregister_async`: .NET's
 //! `CancellationTokenRegistration.DisposeAsync`).
 
@@ -160,31 +160,29 @@ impl Future for UnregisterAsync {
             return Poll::Ready(false);
         };
         // SAFETY: our boxed node, attached by `register`, detached only here.
-        let (polled, unused) = unsafe { callback::poll_detach(reg.state.get(), cb, cx.waker()) };
-        // The node is settled (forgotten, its closure dropped) before the
-        // unused waker clone is dropped: both drops are user code, and a
-        // panic of the first must neither leave this registration holding a
-        // freed node nor skip the second (nor make it a panic during an
-        // unwind). The first panic is resumed after both.
-        match polled {
-            callback::PolledDetach::Removed => {
-                reg.node = None;
-                let mut first = None;
-                crate::unwind::catch(&mut first, || drop(unused));
-                crate::unwind::catch(&mut first, || {
-                    // SAFETY: removed before it ran: the closure is ours.
-                    unsafe { CallbackHeader::drop_closure_then_free(cb) }
-                });
-                crate::unwind::resume(first);
-                Poll::Ready(true)
-            }
-            callback::PolledDetach::Finished => {
-                reg.node = None;
-                drop(unused);
-                Poll::Ready(false)
-            }
-            callback::PolledDetach::Pending => Poll::Pending,
+        let (polled, left) = unsafe { callback::poll_detach(reg.state.get(), cb, cx.waker()) };
+        // The node is settled (forgotten, a removed closure dropped) before
+        // the wakers left over are dropped: all three drops are user code,
+        // and a panic of one must neither leave this registration holding a
+        // freed node nor skip another (nor make one a panic during an
+        // unwind). The first panic is resumed after all of them.
+        let ready = match polled {
+            callback::PolledDetach::Removed => true,
+            callback::PolledDetach::Finished => false,
+            callback::PolledDetach::Pending => return Poll::Pending,
+        };
+        reg.node = None;
+        let mut first = None;
+        if ready {
+            crate::unwind::catch(&mut first, || {
+                // SAFETY: removed before it ran: the closure is ours.
+                unsafe { CallbackHeader::drop_closure_then_free(cb) }
+            });
         }
+        crate::unwind::catch(&mut first, || drop(left.clone));
+        crate::unwind::catch(&mut first, || drop(left.stored));
+        crate::unwind::resume(first);
+        Poll::Ready(ready)
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | file | observer | node lives in |
 //! |---|---|---|
-//! | `callback.rs` | the callback node and its protocol, shared by every owner | the heap / the owner |
+//! | `callback/` | the callback node and its protocol, shared by every owner (`waiting.rs`: an owner waiting for it to finish elsewhere) | the heap / the owner |
 //! | `boxed.rs` | the boxed callback's owner (`register`, `unregister_async`) | the heap |
 //! | `pinned.rs` | the pinned, allocation-free callback (`PinnedRegistration`) | its owner |
 //! | `scoped.rs` | callbacks that borrow from the stack, owned by a scope | the heap, owned by the scope |

@@ -1,7 +1,7 @@
 //! The pinned callback behind `PinnedRegistration` (`std`): the closure and
 //! the node live inside the caller's pinned value, so registering allocates
 //! nothing (the role of C++'s in-place `stop_callback`). The node protocol
-//! is the callback's (`callback.rs`); this file is the owner's side, a
+//! is the callback's (`callback/`); this file is the owner's side, a
 //! phase machine:
 //!
 //! ```text
@@ -49,7 +49,7 @@ pub(crate) struct InlineCallback<T: HoldsState, F: FnOnce() + Send + 'static> {
 }
 
 // SAFETY: the node is reached by other threads only under the state's lock
-// (and the abandon protocol, callback.rs); the closure is `Send`.
+// (and the abandon protocol, callback/mod.rs); the closure is `Send`.
 unsafe impl<T: HoldsState + Send, F: FnOnce() + Send + 'static> Send for InlineCallback<T, F> {}
 // SAFETY: `&InlineCallback` exposes only the holder and a status snapshot.
 unsafe impl<T: HoldsState + Sync, F: FnOnce() + Send + 'static> Sync for InlineCallback<T, F> {}

@@ -39,9 +39,12 @@ use crate::raw::list;
 use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node, RUNNING};
 use crate::raw::state::State;
 use crate::raw::word::WordGuard;
-#[cfg(feature = "std")]
-use crate::sync::park::Thread;
 use crate::sync::{AtomicU8, Ordering, UnsafeCell};
+
+#[cfg(feature = "std")]
+mod waiting;
+#[cfg(feature = "std")]
+pub(crate) use waiting::{PolledDetach, Waiting, poll_detach};
 
 /// Type-erased operations on a `CallbackNode<F>`.
 pub(crate) struct CallbackVTable {
@@ -253,27 +256,6 @@ impl Drop for FreeOnDrop {
     }
 }
 
-/// Who waits for a running callback to return.
-#[cfg(feature = "std")]
-pub(crate) enum Waiting {
-    /// A thread parked in a registration's drop (`wait_done`).
-    Thread(Thread),
-    /// A task awaiting `unregister_async` (`poll_detach`).
-    Task(core::task::Waker),
-}
-
-#[cfg(feature = "std")]
-impl Waiting {
-    /// Tells the owner the callback returned. A task's waker is user code:
-    /// its panic is the caller's to keep.
-    fn notify(self) {
-        match self {
-            Waiting::Thread(thread) => thread.unpark(),
-            Waiting::Task(waker) => waker.wake(),
-        }
-    }
-}
-
 // ------------------------------------------- attach and detach, both kinds
 
 /// What `attach_pinned` did with a node that is not attached yet. It never
@@ -367,7 +349,7 @@ pub(crate) unsafe fn detach(st: &State, cb: NonNull<CallbackHeader>, wait: bool)
                     }
                     if wait {
                         drop(guard);
-                        wait_done(st, cb);
+                        waiting::wait_done(st, cb);
                         return Detached::NotRemoved;
                     }
                 }
@@ -391,132 +373,6 @@ pub(crate) unsafe fn detach(st: &State, cb: NonNull<CallbackHeader>, wait: bool)
                 drop(guard);
                 CallbackHeader::dealloc(cb);
                 Detached::NotRemoved
-            }
-        }
-    }
-}
-
-/// Waits until the canceller marks the running callback DONE, spinning
-/// briefly and then parking, and frees the node.
-///
-/// # Safety
-/// `cb` is RUNNING on another thread in `st`'s drain and owned by the caller.
-#[cfg(feature = "std")]
-unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
-    use crate::sync::{Backoff, park};
-    // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
-    // parker slot is guarded by the state's lock, like its status.
-    unsafe {
-        let header = cb.as_ref();
-        let backoff = Backoff::new();
-        while !backoff.is_completed() {
-            if header.node.state(Ordering::Acquire) == DONE {
-                // See below: let the canceller leave the lock first.
-                drop(st.word.lock());
-                CallbackHeader::dealloc(cb);
-                return;
-            }
-            backoff.snooze();
-        }
-        // Get the handle outside the lock: it may allocate.
-        let me = park::current();
-        let guard = st.word.lock();
-        if header.node.state(Ordering::Relaxed) == DONE {
-            drop(guard);
-            drop(me);
-            CallbackHeader::dealloc(cb);
-            return;
-        }
-        let old = header
-            .parker
-            .with_mut(|p| (*p).replace(Waiting::Thread(me)));
-        drop(guard);
-        drop(old);
-        // Acquire pairs with the canceller's Release store of DONE; park
-        // may return spuriously, hence the loop.
-        while header.node.state(Ordering::Acquire) != DONE {
-            park::park();
-        }
-        // The canceller stores DONE while holding the lock and is still
-        // inside that store's call when we may see it: pass through the
-        // lock so it has returned before the node is freed.
-        drop(st.word.lock());
-        CallbackHeader::dealloc(cb);
-    }
-}
-
-/// What an asynchronous detach found (`poll_detach`).
-#[cfg(feature = "std")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PolledDetach {
-    /// Removed before it started: the closure is still in the node; the
-    /// owner drops it and frees the node.
-    Removed,
-    /// It ran (or ran on this very thread and was abandoned): the node is
-    /// freed.
-    Finished,
-    /// It is running on another thread: the task's waker is stored in the
-    /// node, and the canceller wakes it once the call returns.
-    Pending,
-}
-
-/// One poll of an asynchronous detach of a boxed node (.NET's
-/// `CancellationTokenRegistration.DisposeAsync`): like `detach` with
-/// waiting, except that a callback running on another thread leaves the
-/// task's waker in the node (the canceller wakes it after the call
-/// returns) instead of parking the thread.
-///
-/// # Safety
-/// `cb` is a boxed callback node attached to `st`, owned by the caller, not
-/// detached yet (or only `Pending` so far). After `Removed` or `Finished`
-/// the caller never touches it again but as said there; after `Pending` it
-/// polls again or gives up with `detach` without waiting (which orphans a
-/// running node and drops the task's waker).
-#[cfg(feature = "std")]
-pub(crate) unsafe fn poll_detach(
-    st: &State,
-    cb: NonNull<CallbackHeader>,
-    waker: &core::task::Waker,
-) -> (PolledDetach, Option<core::task::Waker>) {
-    // Cloned outside the lock: a waker clone is user code. Unless stored,
-    // the clone goes back to the caller, which drops it (user code again,
-    // which may panic) only once it has settled its own state.
-    let waker = waker.clone();
-    let guard = st.word.lock();
-    // SAFETY: as in `detach`: our node stays allocated until we free it;
-    // its status, links, `abandon`, `runner` and `parker` change only under
-    // the lock we hold.
-    unsafe {
-        let header = cb.as_ref();
-        match header.node.state(Ordering::Relaxed) {
-            LINKED => {
-                list::remove(&st.head, cb.cast());
-                header.node.set_state(DETACHED);
-                drop(guard);
-                (PolledDetach::Removed, Some(waker))
-            }
-            RUNNING if header.runner.with(|p| *p) == crate::sync::park::thread_key() => {
-                // Inside its own callback, on the cancelling thread: abandon
-                // it, as `detach` does.
-                (*header.abandon.with(|p| *p)).store(1, Ordering::Relaxed);
-                drop(guard);
-                CallbackHeader::dealloc(cb);
-                (PolledDetach::Finished, Some(waker))
-            }
-            RUNNING => {
-                let old = header
-                    .parker
-                    .with_mut(|p| (*p).replace(Waiting::Task(waker)));
-                drop(guard);
-                drop(old);
-                (PolledDetach::Pending, None)
-            }
-            state => {
-                debug_assert!(state == DONE, "unexpected node state {state}");
-                // Seen under the lock: the canceller is done with it.
-                drop(guard);
-                CallbackHeader::dealloc(cb);
-                (PolledDetach::Finished, Some(waker))
             }
         }
     }
