@@ -1303,6 +1303,41 @@ fn unregister_orphans_a_running_callback() {
     });
 }
 
+/// A borrowing callback (`callback_scope`) unregistered while it runs on
+/// the cancelling thread: `unregister` does not wait, but the scope's end
+/// does, so when `callback_scope` returns the callback either was removed
+/// before it ran or has returned (what it borrows may go then).
+///
+/// Failed before the fix (sixth review of the shutdown work's tree): the
+/// scoped `unregister` orphaned the running node and forgot it, so the
+/// scope's end had nothing to wait for and returned while the callback ran
+/// (Miri: the borrowed local freed under the running callback).
+#[test]
+fn scoped_unregister_vs_running_callback_still_waits_at_the_scope_end() {
+    model(|| {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let canceller = thread::spawn(move || assert!(source.cancel()));
+        let owner = thread::spawn(move || {
+            let finished = AtomicUsize::new(0);
+            let mut removed = false;
+            cancel_core::callback_scope(|scope| {
+                let registration = scope.register(&token, || {
+                    finished.fetch_add(1, SeqCst);
+                });
+                removed = registration.unregister();
+            });
+            assert_eq!(
+                usize::from(removed) + finished.load(SeqCst),
+                1,
+                "the scope returned while its callback ran, or it ran after removal"
+            );
+        });
+        owner.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
 // ------------------------------------------------ models from the review of 409be11
 
 /// 7a''. A grandparent cancels while the last handle of a grandchild drops;
