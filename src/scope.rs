@@ -181,8 +181,10 @@ pub struct ScopedRegistration<'scope> {
 impl ScopedRegistration<'_> {
     /// Removes the callback without waiting; `true` iff it was removed
     /// before it started (as [`Registration::unregister`](crate::Registration::unregister)).
-    /// Use it where the drop's wait could deadlock, or to learn whether
-    /// the callback ran.
+    /// Use it to learn whether the callback ran, or where waiting here
+    /// could deadlock. A callback already running on another thread is not
+    /// waited for here, but it is not let go either: the scope's end waits
+    /// for it, since it may borrow what the scope's caller frees next.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};

@@ -94,6 +94,39 @@ impl RawRegistration {
         self.detach(false)
     }
 
+    /// `unregister` for a borrowing callback: never waits, and never lets
+    /// go of a callback running on another thread (it stays this
+    /// registration's, whose drop waits for it: `scoped.rs`).
+    #[cfg(feature = "std")]
+    pub(crate) fn unregister_keeping(&mut self) -> bool {
+        // Taken first: whatever the closure's drop does below, this
+        // registration never touches the node again (unless given back).
+        let Some(cb) = self.node.take() else {
+            return false;
+        };
+        // SAFETY: as in `detach`.
+        unsafe {
+            match callback::detach_keeping(self.state.get(), cb) {
+                Detached::Removed => {
+                    CallbackHeader::drop_closure_then_free(cb);
+                    true
+                }
+                Detached::NotRemoved => false,
+                Detached::StillRunning => {
+                    self.node = Some(cb);
+                    false
+                }
+            }
+        }
+    }
+
+    /// Whether it still holds its node (a callback running elsewhere after
+    /// `unregister_keeping`).
+    #[cfg(feature = "std")]
+    pub(crate) fn is_attached(&self) -> bool {
+        self.node.is_some()
+    }
+
     /// True while the callback is registered and has not started.
     pub(crate) fn is_pending(&self) -> bool {
         match self.node {

@@ -83,7 +83,16 @@ impl<'scope, 'env> ScopeCore<'scope, 'env> {
             .get_mut(index)
             .and_then(Option::take);
         match raw {
-            Some(raw) if !wait => raw.unregister(),
+            Some(mut raw) if !wait => {
+                let removed = raw.unregister_keeping();
+                if raw.is_attached() {
+                    // Running on another thread: kept, so that the scope's
+                    // end (or this entry's drop) waits for it. Let go, it
+                    // could outlive what it borrows.
+                    self.entries.borrow_mut()[index] = Some(raw);
+                }
+                removed
+            }
             Some(raw) => {
                 drop(raw);
                 false

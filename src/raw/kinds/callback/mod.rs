@@ -325,6 +325,28 @@ pub(crate) enum Detached {
 /// # Safety
 /// `cb` is attached to `st` and owned by the caller.
 pub(crate) unsafe fn detach(st: &State, cb: NonNull<CallbackHeader>, wait: bool) -> Detached {
+    // SAFETY: forwarded.
+    unsafe { detach_as(st, cb, wait, true) }
+}
+
+/// `detach` without waiting that never orphans: a boxed node running on
+/// another thread stays attached and the owner's (`StillRunning`), as an
+/// inline node does, for an owner that must wait for it later (a borrowing
+/// callback's scope, whose end waits: `scoped.rs`).
+///
+/// # Safety
+/// As `detach`.
+#[cfg(feature = "std")]
+pub(crate) unsafe fn detach_keeping(st: &State, cb: NonNull<CallbackHeader>) -> Detached {
+    // SAFETY: forwarded.
+    unsafe { detach_as(st, cb, false, false) }
+}
+
+/// `detach`, with `orphan` false for `detach_keeping`.
+///
+/// # Safety
+/// As `detach`.
+unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan: bool) -> Detached {
     let guard = st.word.lock();
     // SAFETY: our node stays allocated until we free it; status, links,
     // `abandon` and `runner` change only under the lock we hold.
@@ -354,7 +376,7 @@ pub(crate) unsafe fn detach(st: &State, cb: NonNull<CallbackHeader>, wait: bool)
                     }
                 }
                 let _ = wait;
-                if CallbackHeader::is_inline(cb) {
+                if !orphan || CallbackHeader::is_inline(cb) {
                     drop(guard);
                     return Detached::StillRunning;
                 }
