@@ -32,10 +32,13 @@ fn a_panicking_timeout_callback_is_reported_and_the_timer_thread_goes_on() {
     }));
 
     // Registered before the timeout can fire, however slowly this runs
-    // (Miri): armed for an hour, then re-armed.
+    // (Miri): armed for an hour, then re-armed. Re-armed for 250 ms, not
+    // 1: a deadline already past when `cancel_after` arms it cancels at
+    // once, on this thread (Miri under load took over 1 ms between the two),
+    // and this test is about the timer thread.
     let first = CancellationSource::with_timeout(Duration::from_secs(3600));
     let _reg = first.token().register(|| panic!("timeout callback"));
-    first.cancel_after(Duration::from_millis(1));
+    first.cancel_after(Duration::from_millis(250));
     first.token().wait();
     for round in 0..3 {
         let next = CancellationSource::with_timeout(Duration::from_millis(1));
