@@ -8,25 +8,15 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use cancel_core::{
     CancelReason, CancellationFutureExt, CancellationSource, CancellationToken, Cancelled,
 };
 
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn count_waker() -> (Arc<CountWaker>, Waker) {
-    let inner = Arc::new(CountWaker::default());
-    (inner.clone(), Waker::from(inner))
-}
+#[path = "common/count_waker.rs"]
+mod count_waker;
+use count_waker::count_waker;
 
 #[test]
 fn a_source_is_observed_directly_and_compares_with_its_tokens() {

@@ -17,20 +17,9 @@ use cancel_core::{
     RunUntilCancelledOwned, WaitForCancellation, WaitForCancellationOwned,
 };
 
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-fn count_waker() -> (Arc<CountWaker>, Waker) {
-    let c = Arc::new(CountWaker::default());
-    (c.clone(), Waker::from(c))
-}
+#[path = "common/count_waker.rs"]
+mod count_waker;
+use count_waker::count_waker;
 
 fn poll_once<F: Future>(f: Pin<&mut F>, w: &Waker) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(w))

@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use cancel_core::{
@@ -625,19 +625,9 @@ fn a_panicking_callback_on_a_bridged_source_stays_out_of_tokio() {
 
 // ----------------------------------------------------------------- helpers
 
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn count_waker() -> (Arc<CountWaker>, Waker) {
-    let inner = Arc::new(CountWaker::default());
-    (inner.clone(), Waker::from(inner))
-}
+#[path = "common/count_waker.rs"]
+mod count_waker;
+use count_waker::count_waker;
 
 /// Review finding 8 (read in the code): `register` found the token cancelled
 /// only when it took the lock (after its first check and the node's

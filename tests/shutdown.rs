@@ -18,19 +18,9 @@ mod counting;
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
 
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn count_waker() -> (Arc<CountWaker>, Waker) {
-    let inner = Arc::new(CountWaker::default());
-    (inner.clone(), Waker::from(inner))
-}
+#[path = "common/count_waker.rs"]
+mod count_waker;
+use count_waker::count_waker;
 
 /// Guards move into tasks and threads; the scope is shared; the futures
 /// can be spawned.

@@ -4,26 +4,15 @@
 //! with the timer targets (the timer thread outlives the test).
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::Ordering::SeqCst;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cancel_core::Shutdown;
 
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn count_waker() -> (Arc<CountWaker>, Waker) {
-    let inner = Arc::new(CountWaker::default());
-    (inner.clone(), Waker::from(inner))
-}
+#[path = "common/count_waker.rs"]
+mod count_waker;
+use count_waker::count_waker;
 
 /// The future with a time limit: `Err` with the work left when time runs
 /// out, `Ok` when finished first, and a future dropped early leaves no

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Wake, Waker};
+use std::task::Context;
 use std::thread;
 use std::time::Duration;
 
@@ -25,19 +25,9 @@ static GLOBAL: counting::Counting = counting::Counting;
 
 const SEC: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn count_waker() -> (Arc<CountWaker>, Waker) {
-    let inner = Arc::new(CountWaker::default());
-    (inner.clone(), Waker::from(inner))
-}
+#[path = "common/count_waker.rs"]
+mod count_waker;
+use count_waker::count_waker;
 
 fn timed_out(t: &CancellationToken) -> bool {
     matches!(t.reason(), Some(CancelReason::TimedOut))
