@@ -573,3 +573,40 @@ fn a_deep_chain_of_closed_scopes_completes_in_constant_stack() {
         drop(scopes);
     });
 }
+
+/// What "refused once `shutdown` returns" covers: this scope. A nested
+/// scope whose own `shutdown` is running its token's callbacks on another
+/// thread is skipped by the parent's drain (already claimed) and closes
+/// when those callbacks return; work it takes meanwhile is counted in the
+/// parent's wait.
+#[test]
+fn a_nested_scope_mid_shutdown_elsewhere_closes_when_its_callbacks_return() {
+    let parent = Shutdown::new();
+    let child = parent.child().unwrap();
+    let (inside, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (i, r) = (inside.clone(), release.clone());
+    let _registration = child.token().register(move || {
+        i.wait();
+        r.wait();
+    });
+    let shutter = {
+        let child = child.clone();
+        thread::spawn(move || child.shutdown())
+    };
+    inside.wait(); // the child's token is cancelled, its drain in our callback
+    assert!(
+        parent.shutdown(),
+        "the parent's own signal is cancelled here"
+    );
+    assert!(parent.is_shutting_down());
+    assert!(!child.is_shutting_down(), "its hook has not run yet");
+    let late = child.enter().expect("the child is not closed yet");
+    assert_eq!(parent.in_flight(), 1, "the child counts in the parent");
+    release.wait();
+    assert!(shutter.join().unwrap());
+    assert!(child.is_shutting_down());
+    assert_eq!(child.enter().err(), Some(ShutdownStarted));
+    assert!(!parent.is_finished(), "the late work is waited for");
+    drop(late);
+    assert!(child.is_finished() && parent.is_finished());
+}
