@@ -29,11 +29,7 @@ fn main() {
     source.cancel_after(Duration::from_millis(10));
     println!(
         "deadline in about {:?}",
-        source
-            .token()
-            .deadline()
-            .unwrap()
-            .saturating_duration_since(Instant::now())
+        source.token().deadline().unwrap().remaining()
     );
     source.cancel();
     println!("reason: {:?}", source.token().reason());

@@ -65,7 +65,6 @@ mod sync;
 mod unwind;
 
 // The public faces: safe code over the core.
-mod clock;
 mod future;
 mod guard;
 #[cfg(feature = "tokio-util")]
@@ -81,15 +80,12 @@ mod shutdown;
 mod source;
 #[cfg(feature = "stream")]
 mod stream;
+pub mod time;
 mod token;
 #[cfg(feature = "std")]
 mod wait;
 mod work_guard;
 
-pub use clock::ManualClock;
-#[doc(hidden)]
-#[cfg(feature = "std")]
-pub use clock::default_timer_armed;
 pub use future::{
     CancellationFutureExt, RunUntilCancelled, RunUntilCancelledOwned, WaitForCancellation,
     WaitForCancellationOwned,
@@ -99,7 +95,7 @@ pub use guard::{DropGuard, DropGuardRef};
 pub use interop::{FromTokio, ToTokio};
 #[cfg(feature = "std")]
 pub use panics::CallbackPanics;
-pub use reason::{CancelReason, Cancelled};
+pub use reason::{CancelOrigin, CancelReason, Cancelled};
 #[cfg(feature = "std")]
 pub use registration::PinnedRegistration;
 pub use registration::Registration;
@@ -113,5 +109,9 @@ pub use shutdown::{InFlight, Shutdown, ShutdownFinished, ShutdownStarted};
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};
+#[doc(hidden)]
+#[cfg(feature = "std")]
+pub use time::default_timer_armed;
+pub use time::{Deadline, ManualClock, Timer};
 pub use token::CancellationToken;
 pub use work_guard::{ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked};

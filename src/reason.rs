@@ -30,6 +30,62 @@ pub enum CancelReason {
     Custom(Arc<dyn Error + Send + Sync>),
 }
 
+/// Where a cancellation came from: this source's own `cancel`, its own
+/// timeout, or a parent it is linked to. [`CancelReason`] says why; this
+/// says from where, so a child can tell "my own timeout fired" from "my
+/// parent was cancelled" even when both say `TimedOut`.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_core::{CancelOrigin, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let server = clock.with_timeout(Duration::from_secs(10));
+/// let request = server.child();
+/// clock.cancel_after(&request, Duration::from_secs(30));
+/// clock.advance(Duration::from_secs(10)); // the server's timeout, not the request's
+///
+/// assert!(request.reason().unwrap().is_timed_out());
+/// assert_eq!(server.origin(), Some(CancelOrigin::Timeout));
+/// assert_eq!(request.origin(), Some(CancelOrigin::Parent));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CancelOrigin {
+    /// A `cancel`, `cancel_with` (or the like) call on this source.
+    Cancel,
+    /// This source's own timeout expired (its timer fired, or it was armed
+    /// with a deadline already reached).
+    Timeout,
+    /// A parent this source is linked to was cancelled (the reason is the
+    /// parent's).
+    Parent,
+}
+
+impl CancelOrigin {
+    pub(crate) fn from_raw(origin: crate::raw::Origin) -> Self {
+        match origin {
+            crate::raw::Origin::Cancel => CancelOrigin::Cancel,
+            crate::raw::Origin::Timer => CancelOrigin::Timeout,
+            crate::raw::Origin::Parent => CancelOrigin::Parent,
+        }
+    }
+
+    /// Whether the cancellation came from a parent through a link.
+    ///
+    /// ```
+    /// use cancel_core::CancellationSource;
+    /// let parent = CancellationSource::new();
+    /// let child = parent.child();
+    /// parent.cancel();
+    /// assert!(child.origin().unwrap().is_inherited());
+    /// assert!(!parent.origin().unwrap().is_inherited());
+    /// ```
+    pub fn is_inherited(self) -> bool {
+        self == CancelOrigin::Parent
+    }
+}
+
 /// `Requested` and `TimedOut` equal themselves; two custom reasons are equal
 /// when they hold the same cause (the one `cancel_with` call that a source
 /// and its descendants share), compared by identity: an error need not be

@@ -5,7 +5,7 @@ use core::hash::{Hash, Hasher};
 
 use crate::future::WaitForCancellation;
 use crate::raw::{Reason, StateRef};
-use crate::reason::CancelReason;
+use crate::reason::{CancelOrigin, CancelReason};
 use crate::token::CancellationToken;
 
 /// Signals cancellation to every [`CancellationToken`] made from it.
@@ -132,6 +132,71 @@ impl CancellationSource {
     /// ```
     pub fn reason(&self) -> Option<CancelReason> {
         self.token.reason()
+    }
+
+    /// Where the cancellation came from; see
+    /// [`CancellationToken::origin`]. Ask the source when its owner must
+    /// tell its own timeout from a parent's cancellation.
+    ///
+    /// ```
+    /// use cancel_core::{CancelOrigin, CancellationSource};
+    /// let source = CancellationSource::new();
+    /// source.cancel();
+    /// assert_eq!(source.origin(), Some(CancelOrigin::Cancel));
+    /// ```
+    pub fn origin(&self) -> Option<CancelOrigin> {
+        self.token.origin()
+    }
+
+    /// Stops this source's armed timeout without cancelling it; returns
+    /// whether one was armed. The source stays usable: a later
+    /// `cancel_after` arms it again. (There is nothing to disarm once it
+    /// is cancelled.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let source = clock.with_timeout(Duration::from_secs(1));
+    /// assert!(source.disarm());
+    /// assert!(!source.disarm(), "nothing armed any more");
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(!source.is_cancelled());
+    /// ```
+    #[doc(alias = "disarm_timeout")]
+    pub fn disarm(&self) -> bool {
+        self.state().disarm_timeout()
+    }
+
+    /// Readies the source for an unrelated operation (.NET 6's
+    /// `TryReset`, for pooling): if it is not cancelled, disarms its
+    /// timeout and returns `true`; if it is cancelled (by any means,
+    /// its timeout included) returns `false`, and it must not be reused.
+    ///
+    /// A timeout racing the reset either fires first (then `false`) or is
+    /// disarmed and never fires (then `true`). Registrations are not
+    /// touched: each belongs to its own handle, to drop with the operation
+    /// that made it (.NET's `TryReset` unregisters them instead).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let pooled = clock.with_timeout(Duration::from_secs(1));
+    /// assert!(pooled.try_reset(), "not cancelled: reusable");
+    /// clock.advance(Duration::from_secs(2));
+    /// assert!(!pooled.is_cancelled(), "the old timeout is gone");
+    ///
+    /// clock.cancel_after(&pooled, Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(!pooled.try_reset(), "timed out: not reusable");
+    /// ```
+    pub fn try_reset(&self) -> bool {
+        // Disarm first: a fire claims under the queue's lock, so after the
+        // disarm either the fire happened (cancelled: seen below) or never
+        // will.
+        self.state().disarm_timeout();
+        !self.is_cancelled()
     }
 
     /// Whether the source is, or may still become, cancelled (C++'s

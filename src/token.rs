@@ -4,7 +4,7 @@ use core::fmt;
 use core::hash::{Hash, Hasher};
 
 use crate::raw::{HoldsState, StateRef};
-use crate::reason::{CancelReason, Cancelled};
+use crate::reason::{CancelOrigin, CancelReason, Cancelled};
 
 /// Observes a [`CancellationSource`](crate::CancellationSource): poll it,
 /// register callbacks on it, await it or block on it. A token cannot cancel
@@ -197,6 +197,23 @@ impl CancellationToken {
     /// ```
     pub fn reason(&self) -> Option<CancelReason> {
         self.state.reason().map(CancelReason::from_raw)
+    }
+
+    /// Where the cancellation came from, `None` while not cancelled: the
+    /// source's own `cancel`, its own timeout, or a parent through a link.
+    /// See [`CancelOrigin`]; [`reason`](Self::reason) says why.
+    ///
+    /// ```
+    /// use cancel_core::{CancelOrigin, CancellationSource};
+    /// let parent = CancellationSource::new();
+    /// let child = parent.child();
+    /// assert_eq!(child.token().origin(), None);
+    /// parent.cancel();
+    /// assert_eq!(child.token().origin(), Some(CancelOrigin::Parent));
+    /// assert_eq!(parent.token().origin(), Some(CancelOrigin::Cancel));
+    /// ```
+    pub fn origin(&self) -> Option<CancelOrigin> {
+        self.state.origin().map(CancelOrigin::from_raw)
     }
 
     #[cold]

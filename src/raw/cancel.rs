@@ -24,15 +24,15 @@ use super::list::Links;
 use super::node::Kind;
 use super::reason::Reason;
 use super::state::State;
-use super::word::WordGuard;
+use super::word::{Origin, WordGuard};
 
 /// Cancels `state` with `reason`; true for the one call that made the
 /// transition. Returns after every observer of the state and of its linked
 /// descendants has been run, woken or cancelled (except parts that another
 /// thread claimed first: that thread runs them); then resumes the first
 /// panic of the drain, if any.
-pub(crate) fn cancel(state: &StateRef, reason: Reason) -> bool {
-    let (claimed, left) = cancel_keeping(state, reason, Leftover::default());
+pub(crate) fn cancel(state: &StateRef, reason: Reason, origin: Origin) -> bool {
+    let (claimed, left) = cancel_keeping(state, reason, origin, Leftover::default());
     #[cfg(feature = "std")]
     left.resume();
     #[cfg(not(feature = "std"))]
@@ -47,15 +47,25 @@ pub(crate) fn cancel_catching(
     state: &StateRef,
     reason: Reason,
 ) -> (bool, alloc::vec::Vec<crate::unwind::Payload>) {
-    let (claimed, panics) = cancel_keeping(state, reason, crate::unwind::Panics::collecting());
+    let (claimed, panics) = cancel_keeping(
+        state,
+        reason,
+        Origin::Cancel,
+        crate::unwind::Panics::collecting(),
+    );
     (claimed, panics.into_vec())
 }
 
-fn cancel_keeping(state: &StateRef, reason: Reason, panics: Leftover) -> (bool, Leftover) {
+fn cancel_keeping(
+    state: &StateRef,
+    reason: Reason,
+    origin: Origin,
+    panics: Leftover,
+) -> (bool, Leftover) {
     if state.is_none() {
         return (false, panics);
     }
-    let Some(guard) = state.get().claim(&reason) else {
+    let Some(guard) = state.get().claim(&reason, origin) else {
         return (false, panics);
     };
     // SAFETY: we hold a reference to the state and just claimed it.
@@ -159,7 +169,7 @@ pub(crate) unsafe fn drain<'a>(
                 Kind::Waiter => waiter::step(st, guard, &mut ctx),
                 Kind::Callback => callback::step(st, guard, &mut ctx),
                 Kind::Link => link::step(st, guard, reason, &mut ctx),
-                Kind::Timer => timer::step(st, guard),
+                Kind::Timer => timer::step(st, guard, &mut ctx),
                 #[cfg(feature = "std")]
                 Kind::Thread => thread::step(st, guard),
                 #[cfg(not(feature = "std"))]
@@ -198,11 +208,11 @@ pub(crate) struct Claimed {
 
 /// Sets CANCELLED with `reason` unless the state is already cancelled (then
 /// gives the reference back), without running any observer.
-pub(crate) fn claim(state: StateRef, reason: Reason) -> Result<Claimed, StateRef> {
+pub(crate) fn claim(state: StateRef, reason: Reason, origin: Origin) -> Result<Claimed, StateRef> {
     if state.is_none() {
         return Err(state);
     }
-    let claimed = state.get().claim(&reason).is_some();
+    let claimed = state.get().claim(&reason, origin).is_some();
     if claimed {
         Ok(Claimed {
             state: Some(state),
@@ -261,26 +271,44 @@ pub(crate) fn fire_due(
 ) -> Option<Ticks> {
     loop {
         let mut fired: Option<Result<Claimed, StateRef>> = None;
-        let next = timeline.take_one_due(now, |state| {
+        let (next, taken) = timeline.take_one_due(now, |state, cause| {
             // SAFETY: `take_one_due` hands over a reference it took.
             let state = unsafe { StateRef::from_raw(state) };
+            let reason = match cause {
+                Some(cause) => Reason::Custom(cause.clone()),
+                None => Reason::TimedOut,
+            };
             // Kept (not dropped) under the queue's lock: a drop may free the
             // state, which takes that lock.
-            fired = Some(claim(state, Reason::TimedOut));
+            fired = Some(claim(state, reason, Origin::Timer));
         });
-        let Some(fired) = fired else {
-            return next;
-        };
+        let had_fire = fired.is_some();
+        // The fired source's drain first, then the entries taken out (a
+        // cause's `Drop`, one at a time): each is user code, each panic is
+        // kept apart.
         #[cfg(feature = "std")]
-        if let Err(payload) =
-            std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(fired)))
         {
-            on_panic(payload);
+            if let Err(payload) =
+                std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(fired)))
+            {
+                on_panic(payload);
+            }
+            for one in taken {
+                if let Err(payload) =
+                    std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(one)))
+                {
+                    on_panic(payload);
+                }
+            }
         }
         #[cfg(not(feature = "std"))]
         {
             let _ = &on_panic;
             drop(fired);
+            drop(taken);
+        }
+        if !had_fire {
+            return next;
         }
     }
 }

@@ -9,7 +9,8 @@ use super::kinds::boxed::{self, RawRegistration};
 use super::kinds::link;
 use super::kinds::timer::{self, NEVER, Ticks, Timeline};
 use super::lifetime::StateRef;
-use super::reason::Reason;
+use super::reason::{CustomCause, Reason};
+use super::word::Origin;
 
 impl StateRef {
     /// A new source's state: one reference, one source handle.
@@ -19,10 +20,10 @@ impl StateRef {
     }
 
     /// A new source's state, cancelled from birth with `reason`.
-    pub(crate) fn new_cancelled(reason: &Reason) -> Self {
+    pub(crate) fn new_cancelled(reason: &Reason, origin: Origin) -> Self {
         let this = Self::new_source();
         // A new state has no observer: nothing to drain.
-        let claimed = this.get().claim(reason);
+        let claimed = this.get().claim(reason, origin);
         debug_assert!(claimed.is_some());
         drop(claimed);
         this
@@ -35,7 +36,7 @@ impl StateRef {
     pub(crate) fn new_linked(parents: &[&StateRef]) -> Self {
         for parent in parents {
             if let Some(reason) = parent.get().reason() {
-                return Self::new_cancelled(&reason);
+                return Self::new_cancelled(&reason, Origin::Parent);
             }
         }
         if parents.is_empty() {
@@ -48,7 +49,7 @@ impl StateRef {
         if let Some(reason) = unsafe { link::attach_all(this.ptr()) } {
             // A parent was cancelled while linking: so is the child, unless
             // another parent's canceller got there first.
-            cancel::cancel(&this, reason);
+            cancel::cancel(&this, reason, Origin::Parent);
         }
         this
     }
@@ -78,9 +79,14 @@ impl StateRef {
         self.get().word.remove_source();
     }
 
-    /// Cancels with `reason`; see `cancel::cancel`.
+    /// Cancels with `reason` (a `cancel*` call); see `cancel::cancel`.
     pub(crate) fn cancel(&self, reason: Reason) -> bool {
-        cancel::cancel(self, reason)
+        cancel::cancel(self, reason, Origin::Cancel)
+    }
+
+    /// Where the cancellation came from, if cancelled.
+    pub(crate) fn origin(&self) -> Option<Origin> {
+        self.get().origin()
     }
 
     /// Cancels with `reason`, returning every panic of the drain in order
@@ -104,37 +110,49 @@ impl StateRef {
         super::kinds::thread::wait(self, deadline)
     }
 
-    /// Arms this source to be cancelled (reason `TimedOut`) at `deadline` on
-    /// `timeline`, replacing any earlier arming: the last call wins. A
-    /// deadline that has passed cancels at once; `NEVER` only disarms. The
-    /// caller holds a source handle.
-    pub(crate) fn arm_timeout(&self, timeline: &Arc<Timeline>, deadline: Ticks) {
+    /// Arms this source to be cancelled at `deadline` on `timeline`, with
+    /// `cause` as the reason (`TimedOut` if none), replacing any earlier
+    /// arming: the last call wins. A deadline that has passed cancels at
+    /// once; `NEVER` only disarms. The caller holds a source handle.
+    pub(crate) fn arm_timeout(
+        &self,
+        timeline: &Arc<Timeline>,
+        deadline: Ticks,
+        cause: Option<Arc<CustomCause>>,
+    ) {
         if self.is_none() {
             return;
         }
-        if deadline <= timeline.now() {
-            self.cancel(Reason::TimedOut);
-            return;
-        }
+        let expire = |cause| self.expire(cause);
         if deadline == NEVER {
             self.disarm_timeout();
             return;
         }
+        if deadline <= timeline.now() {
+            expire(cause);
+            return;
+        }
         // SAFETY: we hold a reference and the caller a source handle.
         if let Some(node) = unsafe { timer::timer_on(self.ptr(), timeline) } {
-            if !timeline.arm(self.get(), &node, deadline) {
+            let keep = cause.clone();
+            if !timeline.arm(self.get(), &node, deadline, cause) {
                 // Reached since the check above (a concurrent advance).
-                self.cancel(Reason::TimedOut);
+                expire(keep);
             }
         }
     }
 
-    /// Disarms this source's timer, if it is armed. The caller holds a
-    /// source handle.
-    pub(crate) fn disarm_timeout(&self) {
-        if !self.is_none() {
-            timer::disarm_source(self.get());
-        }
+    /// Cancels as an expired timeout: with `cause` (`TimedOut` if none),
+    /// origin `Timer`.
+    pub(crate) fn expire(&self, cause: Option<Arc<CustomCause>>) -> bool {
+        let reason = cause.map_or(Reason::TimedOut, Reason::Custom);
+        cancel::cancel(self, reason, Origin::Timer)
+    }
+
+    /// Disarms this source's timer, if it is armed; returns whether it was.
+    /// The caller holds a source handle.
+    pub(crate) fn disarm_timeout(&self) -> bool {
+        !self.is_none() && timer::disarm_source(self.get())
     }
 
     /// The time line this source's timer is on, if it has one.
@@ -147,7 +165,6 @@ impl StateRef {
     }
 
     /// This state's armed deadline and its time line, if armed.
-    #[cfg(feature = "std")]
     pub(crate) fn armed_deadline(&self) -> Option<(Ticks, Arc<Timeline>)> {
         if self.is_none() {
             return None;
@@ -159,7 +176,6 @@ impl StateRef {
 
     /// Calls `f` with a reference to each state this one was linked to
     /// (whether or not the link is still in the parent's list).
-    #[cfg(feature = "std")]
     pub(crate) fn for_each_parent(&self, mut f: impl FnMut(StateRef)) {
         // SAFETY: we hold a reference; a link holds a reference to its
         // parent, so taking one more is sound.

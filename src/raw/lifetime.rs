@@ -17,7 +17,10 @@
 use core::ptr::{self, NonNull};
 
 use super::kinds::link;
-use super::kinds::timer::{self, Timeline};
+use alloc::sync::Arc;
+
+use super::kinds::timer::{self, Taken, Timeline};
+use super::reason::CustomCause;
 use super::state::{NONE, State};
 use crate::sync::Ordering;
 
@@ -148,8 +151,8 @@ unsafe fn destroy(first: NonNull<State>) {
     // links' references until `destroy_chain` releases them.
     unsafe {
         link::unlink_all(first);
-        retire(first, ptr::null_mut(), false);
-        destroy_chain(first);
+        let taken = retire(first, ptr::null_mut(), false);
+        destroy_chain(first, taken);
     }
 }
 
@@ -167,7 +170,7 @@ unsafe fn destroy(first: NonNull<State>) {
 /// # Safety
 /// `this` has no references left; if `reachable` is false it was unlinked
 /// from every parent.
-unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) {
+unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) -> Option<Taken> {
     // SAFETY: a dead state is still allocated. The list is ours: under the
     // lock, or unreachable (caller's contract).
     unsafe {
@@ -176,10 +179,9 @@ unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) {
         let node = timer::retire(st);
         st.head.with_mut(|h| *h = next.cast());
         drop(guard);
-        if let Some(node) = node {
-            // Its source count dies with the state: nobody reads it again.
-            let _ = Timeline::disarm(&node);
-        }
+        // Its source count dies with the state: nobody reads it again. The
+        // entry (its cause: user code) is the caller's to drop.
+        node.and_then(|node| Timeline::disarm(&node))
     }
 }
 
@@ -189,7 +191,7 @@ unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) {
 /// # Safety
 /// `first` has no references left, was unlinked from its parents and
 /// retired (see `destroy`).
-unsafe fn destroy_chain(first: NonNull<State>) {
+unsafe fn destroy_chain(first: NonNull<State>, first_taken: Option<Taken>) {
     // Dead states waiting to be freed are chained through their `head`
     // field: once its timer is gone, a state with no references has nothing
     // in its list that anyone will look at again (every live node belongs to
@@ -198,6 +200,19 @@ unsafe fn destroy_chain(first: NonNull<State>) {
     let mut todo: *mut State = first.as_ptr();
     #[cfg(feature = "std")]
     let mut first_panic: Option<crate::unwind::Payload> = None;
+    // A timeout's cause taken out with a retired timer: user code, dropped
+    // like the custom cause below.
+    #[cfg_attr(not(feature = "std"), allow(unused_mut))]
+    let mut drop_user = |taken: Option<Taken>, custom: Option<Arc<CustomCause>>| {
+        if taken.is_none() && custom.is_none() {
+            return;
+        }
+        #[cfg(feature = "std")]
+        crate::unwind::catch(&mut first_panic, move || drop((taken, custom)));
+        #[cfg(not(feature = "std"))]
+        drop((taken, custom));
+    };
+    drop_user(first_taken, None);
     while let Some(this) = NonNull::new(todo) {
         // SAFETY: `this` is on the dead list: unreachable by anyone else
         // except, for a parent freed here, a grandparent's canceller until
@@ -209,7 +224,7 @@ unsafe fn destroy_chain(first: NonNull<State>) {
             }
             let links = link::release_parents(this, |parent| {
                 // Still linked to its own parents: retired under its lock.
-                retire(parent, todo, true);
+                drop_user(retire(parent, todo, true), None);
                 todo = parent.as_ptr();
             });
             link::free(this, links)
@@ -218,12 +233,7 @@ unsafe fn destroy_chain(first: NonNull<State>) {
         // a panic there is kept until the rest of the chain is freed;
         // without it, it unwinds from here and the states still on `todo`
         // are leaked, never freed twice.
-        if let Some(custom) = custom {
-            #[cfg(feature = "std")]
-            crate::unwind::catch(&mut first_panic, move || drop(custom));
-            #[cfg(not(feature = "std"))]
-            drop(custom);
-        }
+        drop_user(None, custom);
     }
     #[cfg(feature = "std")]
     crate::unwind::resume(first_panic);

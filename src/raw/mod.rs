@@ -45,8 +45,9 @@ pub(crate) use kinds::boxed::UnregisterAsync;
 pub(crate) use kinds::pinned::InlineCallback;
 #[cfg(feature = "std")]
 pub(crate) use kinds::scoped::{ScopeCore, run as run_scope};
-pub(crate) use kinds::timer::{NEVER, Ticks, Timeline};
+pub(crate) use kinds::timer::{NEVER, Ticks, TimeSource, Timeline};
 pub(crate) use kinds::waiter::Waiter;
 pub(crate) use lifetime::{HoldsState, StateRef};
-pub(crate) use reason::Reason;
+pub(crate) use reason::{CustomCause, Reason};
 pub(crate) use tracker::{TrackerRef, WorkRef};
+pub(crate) use word::Origin;

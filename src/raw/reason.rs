@@ -31,4 +31,12 @@ impl Reason {
     pub(crate) fn custom<E: Error + Send + Sync + 'static>(cause: E) -> Self {
         Reason::Custom(Arc::new(CustomCause(Arc::new(cause))))
     }
+
+    /// The custom cause, if this is one.
+    pub(crate) fn into_cause(self) -> Option<Arc<CustomCause>> {
+        match self {
+            Reason::Custom(cause) => Some(cause),
+            _ => None,
+        }
+    }
 }

@@ -25,7 +25,7 @@ use alloc::sync::Arc;
 use super::list::{self, Head, Links};
 use super::node::{DETACHED, Kind, LINKED, Node};
 use super::reason::{CustomCause, Reason};
-use super::word::{self, CANCELLED, ReasonKind, Word, WordGuard};
+use super::word::{self, CANCELLED, Origin, ReasonKind, Word, WordGuard};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 
 /// Shared state of one source.
@@ -185,13 +185,19 @@ impl State {
         })
     }
 
+    /// Where the cancellation came from, if the state is cancelled.
+    pub(crate) fn origin(&self) -> Option<Origin> {
+        let w = self.word.load();
+        (w & CANCELLED != 0).then(|| Origin::of(w))
+    }
+
     /// Takes the lock unless the state is cancelled, records `reason` and
-    /// sets CANCELLED. Returns the held lock if this call made the
-    /// transition (exactly one call does).
-    pub(crate) fn claim(&self, reason: &Reason) -> Option<WordGuard<'_>> {
+    /// `origin` and sets CANCELLED. Returns the held lock if this call made
+    /// the transition (exactly one call does).
+    pub(crate) fn claim(&self, reason: &Reason, origin: Origin) -> Option<WordGuard<'_>> {
         let Reason::Custom(cause) = reason else {
-            // One CAS: lock, CANCELLED and the reason kind together.
-            return self.word.lock_and_cancel(reason.kind()).ok();
+            // One CAS: lock, CANCELLED, the reason kind and the origin.
+            return self.word.lock_and_cancel(reason.kind(), origin).ok();
         };
         let guard = self.word.lock_unless_cancelled().ok()?;
         // Cloning an Arc is an atomic increment, not an allocation.
@@ -201,7 +207,7 @@ impl State {
         // `None`, so the write drops nothing.
         self.custom
             .with_mut(|p| unsafe { ptr::write(p, Some(cause)) });
-        word::set_cancelled(&guard, ReasonKind::Custom);
+        word::set_cancelled(&guard, ReasonKind::Custom, origin);
         Some(guard)
     }
 

@@ -36,6 +36,7 @@ use super::cancel;
 use super::kinds::boxed::{self, RawRegistration};
 use super::lifetime::StateRef;
 use super::reason::Reason;
+use super::word::Origin;
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 
 const SHUTDOWN: usize = 1 << 0;
@@ -453,7 +454,7 @@ unsafe fn complete_one(ptr: NonNull<Tracker>) -> Option<NonNull<Tracker>> {
     let mut finish = Finish { ptr, parent };
     // Observers that drop the last handle leave the free to `finish` (the
     // handle's drop sees COMPLETED clear).
-    cancel::cancel(&t.done, Reason::Requested);
+    cancel::cancel(&t.done, Reason::Requested, Origin::Cancel);
     let parent = finish.parent.take();
     drop(finish);
     // The parent's unit given back here rather than by the guard's drop

@@ -6,7 +6,9 @@
 //!  bit 1      LOCKED      the bit lock (bitlock.rs) guarding the source's list
 //!  bit 2      HAS_LINKS   the state is a linked child (constant after creation)
 //!  bits 3-4   REASON      kind of the reason, written with CANCELLED
-//!  bits 5..   SOURCES     cancellers: live `CancellationSource` handles, plus
+//!  bits 5-6   ORIGIN      where the cancellation came from (this source's
+//!                         cancel, its timer, a parent), written with CANCELLED
+//!  bits 7..   SOURCES     cancellers: live `CancellationSource` handles, plus
 //!                         one per armed timer (kinds/timer.rs)
 //! ```
 //!
@@ -23,7 +25,9 @@ pub(crate) const CANCELLED: usize = 1 << 0;
 pub(crate) const HAS_LINKS: usize = 1 << 2;
 const REASON_SHIFT: u32 = 3;
 const REASON_MASK: usize = 0b11 << REASON_SHIFT;
-const SOURCE_SHIFT: u32 = 5;
+const ORIGIN_SHIFT: u32 = 5;
+const ORIGIN_MASK: usize = 0b11 << ORIGIN_SHIFT;
+const SOURCE_SHIFT: u32 = 7;
 pub(crate) const SOURCE_ONE: usize = 1 << SOURCE_SHIFT;
 
 /// A reason's kind, as the REASON bits hold it (the custom cause itself is
@@ -48,6 +52,35 @@ impl ReasonKind {
             2 => ReasonKind::TimedOut,
             3 => ReasonKind::Custom,
             _ => ReasonKind::Requested,
+        }
+    }
+}
+
+/// Where a cancellation came from, as the ORIGIN bits hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A `cancel*` call on this source.
+    Cancel = 0,
+    /// This source's own timeout expired (its timer fired, or it was
+    /// armed with a deadline already reached).
+    Timer = 1,
+    /// A parent's cancellation, through a link.
+    Parent = 2,
+}
+
+impl Origin {
+    #[inline]
+    const fn bits(self) -> usize {
+        (self as usize) << ORIGIN_SHIFT
+    }
+
+    /// The origin in a word with CANCELLED set.
+    #[inline]
+    pub(crate) fn of(w: usize) -> Origin {
+        match (w & ORIGIN_MASK) >> ORIGIN_SHIFT {
+            1 => Origin::Timer,
+            2 => Origin::Parent,
+            _ => Origin::Cancel,
         }
     }
 }
@@ -124,27 +157,32 @@ impl Word {
         bitlock::lock_if(&self.0, |w| w & CANCELLED != 0, |w| w, Ordering::Acquire)
     }
 
-    /// Takes the bit lock and sets CANCELLED with the reason's kind in one
-    /// CAS, unless the word is already cancelled (then returns it).
-    /// `AcqRel`: Acquire takes the lock; Release publishes everything the
-    /// caller wrote before `cancel()` to whoever sees CANCELLED with Acquire.
+    /// Takes the bit lock and sets CANCELLED with the reason's kind and the
+    /// origin in one CAS, unless the word is already cancelled (then
+    /// returns it). `AcqRel`: Acquire takes the lock; Release publishes
+    /// everything the caller wrote before `cancel()` to whoever sees
+    /// CANCELLED with Acquire.
     #[inline]
-    pub(crate) fn lock_and_cancel(&self, kind: ReasonKind) -> Result<WordGuard<'_>, usize> {
+    pub(crate) fn lock_and_cancel(
+        &self,
+        kind: ReasonKind,
+        origin: Origin,
+    ) -> Result<WordGuard<'_>, usize> {
         bitlock::lock_if(
             &self.0,
             |w| w & CANCELLED != 0,
-            |w| w | CANCELLED | kind.bits(),
+            |w| w | CANCELLED | kind.bits() | origin.bits(),
             Ordering::AcqRel,
         )
     }
 }
 
-/// Sets CANCELLED and the reason's kind in a word whose lock `guard` holds
-/// (for a custom cause, written under the lock first). `Release`, see
-/// [`Locked::set_bits`].
+/// Sets CANCELLED, the reason's kind and the origin in a word whose lock
+/// `guard` holds (for a custom cause, written under the lock first).
+/// `Release`, see [`Locked::set_bits`].
 #[inline]
-pub(crate) fn set_cancelled(guard: &WordGuard<'_>, kind: ReasonKind) {
-    guard.set_bits(CANCELLED | kind.bits());
+pub(crate) fn set_cancelled(guard: &WordGuard<'_>, kind: ReasonKind, origin: Origin) {
+    guard.set_bits(CANCELLED | kind.bits() | origin.bits());
 }
 
 /// Whether a word says LOCKED.
@@ -164,14 +202,25 @@ mod tests {
             ReasonKind::TimedOut,
             ReasonKind::Custom,
         ] {
+            for origin in [Origin::Cancel, Origin::Timer, Origin::Parent] {
+                let word = Word::new(SOURCE_ONE);
+                let guard = word.lock_and_cancel(kind, origin).unwrap();
+                drop(guard);
+                let w = word.load();
+                assert_eq!((ReasonKind::of(w), Origin::of(w)), (kind, origin));
+            }
             let word = Word::new(SOURCE_ONE);
-            let guard = word.lock_and_cancel(kind).unwrap();
+            let guard = word.lock_and_cancel(kind, Origin::Cancel).unwrap();
             drop(guard);
             let w = word.load();
             assert!(w & CANCELLED != 0 && !is_locked(w));
             assert_eq!(ReasonKind::of(w), kind);
             assert_eq!(w >> SOURCE_SHIFT, 1, "the count is untouched");
-            assert_eq!(word.lock_and_cancel(ReasonKind::TimedOut).unwrap_err(), w);
+            assert_eq!(
+                word.lock_and_cancel(ReasonKind::TimedOut, Origin::Timer)
+                    .unwrap_err(),
+                w
+            );
             assert_eq!(word.lock_unless_cancelled().unwrap_err(), w);
         }
     }
@@ -180,11 +229,14 @@ mod tests {
     fn set_cancelled_under_a_plain_lock() {
         let word = Word::new(HAS_LINKS);
         let guard = word.lock_unless_cancelled().unwrap();
-        set_cancelled(&guard, ReasonKind::Custom);
+        set_cancelled(&guard, ReasonKind::Custom, Origin::Parent);
         assert!(is_locked(word.load()), "still locked until the guard drops");
         drop(guard);
         let w = word.load();
-        assert_eq!(w, HAS_LINKS | CANCELLED | ReasonKind::Custom.bits());
+        assert_eq!(
+            w,
+            HAS_LINKS | CANCELLED | ReasonKind::Custom.bits() | Origin::Parent.bits()
+        );
     }
 
     #[test]
@@ -195,7 +247,10 @@ mod tests {
         word.remove_source();
         word.remove_source();
         assert!(!has_canceller(word.load()), "no canceller, not cancelled");
-        drop(word.lock_and_cancel(ReasonKind::Requested).unwrap());
+        drop(
+            word.lock_and_cancel(ReasonKind::Requested, Origin::Cancel)
+                .unwrap(),
+        );
         assert!(has_canceller(word.load()), "a cancelled word answers yes");
     }
 }

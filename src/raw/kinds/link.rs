@@ -27,7 +27,7 @@ use crate::raw::list::{self, Links};
 use crate::raw::node::{DETACHED, DONE, LINKED, Node};
 use crate::raw::reason::Reason;
 use crate::raw::state::State;
-use crate::raw::word::{self, HAS_LINKS, SOURCE_ONE, WordGuard};
+use crate::raw::word::{self, HAS_LINKS, Origin, SOURCE_ONE, WordGuard};
 use crate::sync::Ordering;
 
 /// A child's node in one parent's list.
@@ -140,7 +140,6 @@ unsafe fn for_each(this: NonNull<State>, mut f: impl FnMut(NonNull<LinkNode>)) -
 ///
 /// # Safety
 /// As for `for_each`.
-#[cfg(feature = "std")]
 pub(crate) unsafe fn for_each_parent(this: NonNull<State>, mut f: impl FnMut(NonNull<State>)) {
     // SAFETY: forwarded; `parent` is immutable.
     unsafe { for_each(this, |link| f((*link.as_ptr()).parent)) };
@@ -308,7 +307,7 @@ pub(crate) unsafe fn step<'a>(
     unsafe { popped.as_ref().set_state(DONE) };
     // SAFETY: the child is allocated (see above).
     let cst: &'a State = unsafe { &*child.as_ptr() };
-    let Some(child_guard) = cst.claim(reason) else {
+    let Some(child_guard) = cst.claim(reason, Origin::Parent) else {
         // Already cancelled (by itself or another parent).
         return Next::Locked(guard);
     };

@@ -14,8 +14,9 @@
 //! entry one while armed, a re-arming thread one for the call. It is not a
 //! reference to the source: `state` is not counted.
 //!
-//! **The queue** is a binary min-heap of `(deadline, node)`, each node
-//! knowing its index: arm, re-arm and disarm are O(log n). Its lock (a
+//! **The queue** (`queue.rs`) is a binary min-heap of `(deadline, node,
+//! cause)`, each node knowing its index: arm, re-arm and disarm are
+//! O(log n). Its lock (a
 //! `SpinLock` on the same bit lock as the word, so it works without `std`)
 //! is held for heap operations (which may allocate: the heap is a `Vec`),
 //! and around the claim of a due source (a CAS on its word: the queue's lock
@@ -41,15 +42,25 @@
 //! fired state is claimed (so no moment exists where nothing counts and
 //! nothing is cancelled), `stop`. A dying state's count is never given back
 //! (`lifetime::destroy`): nobody reads it again.
+//!
+//! **User code.** A clock's `now` and `wake_at` and a timeout cause's `Drop`
+//! run with no lock held and after every count is settled: whatever leaves
+//! the queue is handed out as `Taken` and dropped by the caller last (the
+//! drain and a fire keep its panic with their own).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use super::Next;
+mod queue;
+
+pub(crate) use self::queue::Taken;
+use self::queue::{Armed, Queue};
+use super::{Drain, Next};
 use crate::raw::bitlock::SpinLock;
 use crate::raw::list;
 use crate::raw::node::{DONE, Kind, LINKED, Node};
+use crate::raw::reason::CustomCause;
 use crate::raw::state::State;
 use crate::raw::word::WordGuard;
 use crate::sync::{AtomicUsize, Ordering};
@@ -69,7 +80,7 @@ pub(crate) struct TimerNode {
     queue_index: AtomicUsize,
 }
 
-const NOT_QUEUED: usize = usize::MAX;
+pub(super) const NOT_QUEUED: usize = usize::MAX;
 
 // SAFETY: `state` is only dereferenced under the queue's lock while the node
 // is queued (see the module's docs); everything else is atomic or immutable.
@@ -79,225 +90,58 @@ unsafe impl Sync for TimerNode {}
 
 impl TimerNode {
     /// The timeline this node is armed on (its clock).
-    #[cfg(feature = "std")]
     pub(crate) fn timeline(&self) -> &Arc<Timeline> {
         &self.timeline
     }
 }
 
-struct Entry {
-    deadline: Ticks,
-    node: Arc<TimerNode>,
-}
-
-/// A clock's armed timeouts: a binary min-heap ordered by deadline.
-struct Queue {
-    entries: Vec<Entry>,
-    /// A manual clock's current time.
-    now: Ticks,
-    /// The clock can never move again: nothing is armed on it any more.
-    stopped: bool,
+/// What the core asks of a clock: the time, and a call when the earliest
+/// deadline moves earlier (the public `Clock` trait, adapted by
+/// `src/time/`). Both are user code: called with no lock held.
+pub(crate) trait TimeSource: Send + Sync {
+    /// Ticks since the clock's epoch.
+    fn now(&self) -> Ticks;
+    /// The earliest armed deadline is now `at`: fire by then.
+    fn wake_at(&self, at: Ticks);
 }
 
 /// One clock's time line as the core sees it: its queue, and how to read
-/// the time (manual: set by `advance`; system: since `epoch`).
+/// the time (manual: set by `advance`, under the queue's lock; otherwise
+/// its `TimeSource`).
 pub(crate) struct Timeline {
     queue: SpinLock<Queue>,
-    manual: bool,
-    #[cfg(feature = "std")]
-    epoch: std::time::Instant,
-    /// The thread that sleeps until the earliest deadline, unparked when an
-    /// earlier one is armed (the default timer; none for a manual clock).
-    #[cfg(feature = "std")]
-    driver: std::sync::OnceLock<std::thread::Thread>,
-}
-
-impl Queue {
-    fn holds(&self, index: usize, node: &TimerNode) -> bool {
-        self.entries
-            .get(index)
-            .is_some_and(|e| core::ptr::eq(Arc::as_ptr(&e.node), node))
-    }
-
-    fn set_index(&self, i: usize) {
-        self.entries[i].node.queue_index.store(i, Ordering::Relaxed);
-    }
-
-    fn swap(&mut self, a: usize, b: usize) {
-        self.entries.swap(a, b);
-        self.set_index(a);
-        self.set_index(b);
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.entries[parent].deadline <= self.entries[i].deadline {
-                break;
-            }
-            self.swap(i, parent);
-            i = parent;
-        }
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut min = i;
-            if l < self.entries.len() && self.entries[l].deadline < self.entries[min].deadline {
-                min = l;
-            }
-            if r < self.entries.len() && self.entries[r].deadline < self.entries[min].deadline {
-                min = r;
-            }
-            if min == i {
-                return;
-            }
-            self.swap(i, min);
-            i = min;
-        }
-    }
-
-    /// Removes the entry at `index`; returns it so the caller drops it after
-    /// releasing the lock.
-    fn remove(&mut self, index: usize) -> Entry {
-        let last = self.entries.len() - 1;
-        if index != last {
-            self.swap(index, last);
-        }
-        let entry = self.entries.pop().expect("index is in the heap");
-        entry.node.queue_index.store(NOT_QUEUED, Ordering::Relaxed);
-        if index < self.entries.len() {
-            self.sift_down(index);
-            self.sift_up(index);
-        }
-        // Give memory back after a burst, as a long-lived process expects.
-        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
-            self.entries.shrink_to(self.entries.len() * 2);
-        }
-        entry
-    }
-
-    /// Removes `node` if it is queued.
-    fn remove_node(&mut self, node: &TimerNode) -> Option<Entry> {
-        let index = node.queue_index.load(Ordering::Relaxed);
-        self.holds(index, node).then(|| self.remove(index))
-    }
-
-    /// Queues `node` at `deadline`, or moves it there; see `Armed`. On a
-    /// manual clock a deadline already reached is not queued (an `advance`
-    /// may have passed it since the caller looked at the time): the caller
-    /// cancels at once. The entry such a call takes out is returned, to be
-    /// dropped after the unlock.
-    fn arm(
-        &mut self,
-        manual: bool,
-        node: &Arc<TimerNode>,
-        deadline: Ticks,
-    ) -> (Armed, Option<Entry>) {
-        let index = node.queue_index.load(Ordering::Relaxed);
-        let queued = self.holds(index, node);
-        if manual && deadline <= self.now {
-            // Due: out of the queue (its count is the caller's to give back).
-            let old = queued.then(|| self.remove(index));
-            return (
-                Armed::Due {
-                    held: old.is_some(),
-                },
-                old,
-            );
-        }
-        if queued {
-            // Already queued: move it (it keeps its count).
-            self.entries[index].deadline = deadline;
-            self.sift_down(index);
-            self.sift_up(index);
-            let earliest = node.queue_index.load(Ordering::Relaxed) == 0;
-            return (Armed::Moved { earliest }, None);
-        }
-        // A node that left its source's list (DONE) must not be queued
-        // again: its source may be freed without looking at this queue. A
-        // stopped clock queues nothing: it would never fire.
-        if self.stopped || node.node.state(Ordering::Acquire) != LINKED {
-            return (Armed::Refused, None);
-        }
-        self.entries.push(Entry {
-            deadline,
-            node: node.clone(),
-        });
-        let i = self.entries.len() - 1;
-        self.set_index(i);
-        self.sift_up(i);
-        let earliest = node.queue_index.load(Ordering::Relaxed) == 0;
-        (Armed::Queued { earliest }, None)
-    }
-}
-
-/// What `Queue::arm` did.
-enum Armed {
-    /// A new entry: it holds the source count the caller took.
-    Queued { earliest: bool },
-    /// The node was queued: moved, keeping its count.
-    Moved { earliest: bool },
-    /// Not queued: the node left its list, or the clock stopped.
-    Refused,
-    /// The deadline is already reached on this manual clock: not queued
-    /// (an entry it had was taken out, `held`: its count is given back too).
-    Due { held: bool },
+    source: Option<alloc::boxed::Box<dyn TimeSource>>,
 }
 
 impl Timeline {
-    fn new(manual: bool) -> Self {
+    /// A manual clock's time line, at time zero.
+    pub(crate) fn manual() -> Self {
         Self {
-            queue: SpinLock::new(Queue {
-                entries: Vec::new(),
-                now: 0,
-                stopped: false,
-            }),
-            manual,
-            #[cfg(feature = "std")]
-            epoch: std::time::Instant::now(),
-            #[cfg(feature = "std")]
-            driver: std::sync::OnceLock::new(),
+            queue: SpinLock::new(Queue::new()),
+            source: None,
         }
     }
 
-    /// A manual clock's time line, at time zero.
-    pub(crate) fn manual() -> Self {
-        Self::new(true)
-    }
-
-    /// A time line that follows the system's monotonic clock from now.
-    #[cfg(feature = "std")]
-    pub(crate) fn system() -> Self {
-        Self::new(false)
-    }
-
-    /// The thread to unpark when an earlier deadline is armed.
-    #[cfg(feature = "std")]
-    pub(crate) fn set_driver(&self, thread: std::thread::Thread) {
-        let _ = self.driver.set(thread);
-    }
-
-    #[cfg(feature = "std")]
-    pub(crate) fn epoch(&self) -> std::time::Instant {
-        self.epoch
+    /// A time line read from `source`, which is told when to fire.
+    pub(crate) fn with_source(source: alloc::boxed::Box<dyn TimeSource>) -> Self {
+        Self {
+            queue: SpinLock::new(Queue::new()),
+            source: Some(source),
+        }
     }
 
     /// The current time on this time line.
     pub(crate) fn now(&self) -> Ticks {
-        if self.manual {
-            return self.queue.with(|q| q.now);
+        match &self.source {
+            None => self.queue.with(|q| q.now),
+            Some(source) => source.now(),
         }
-        #[cfg(feature = "std")]
-        return u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(NEVER);
-        #[cfg(not(feature = "std"))]
-        unreachable!("only manual time lines exist without std")
     }
 
     /// Moves a manual time line forward by `by` ticks (saturating short of
     /// `NEVER`); returns the new time.
     pub(crate) fn advance(&self, by: Ticks) -> Ticks {
+        debug_assert!(self.source.is_none(), "only a manual time line moves");
         self.queue.with(|q| {
             q.now = q.now.saturating_add(by).min(NEVER - 1);
             q.now
@@ -316,20 +160,18 @@ impl Timeline {
     }
 
     /// The deadline `node` is armed for, if it is.
-    #[cfg(feature = "std")]
     pub(crate) fn deadline_of(&self, node: &TimerNode) -> Option<Ticks> {
-        self.queue.with(|q| {
-            let index = node.queue_index.load(Ordering::Relaxed);
-            q.holds(index, node).then(|| q.entries[index].deadline)
-        })
+        self.queue.with(|q| q.deadline_of(node))
     }
 
     /// Takes the earliest entry if it is due at `now` (skipping entries of
     /// states being destroyed). If its state is alive, takes a reference and
-    /// hands it to `fire`, still under the queue's lock; `fire` must leave
-    /// the state cancelled (claimed: CANCELLED set, no observer run), after
-    /// which the entry's source count is given back. Returns the deadline of
-    /// the entry now first, if any; `fire` was called iff one was taken.
+    /// hands it, with the entry's cause, to `fire`, still under the queue's
+    /// lock; `fire` must leave the state cancelled (claimed: CANCELLED set,
+    /// no observer run), after which the entry's source count is given
+    /// back. Returns the deadline of the entry now first, if any, and what
+    /// was taken out (for the caller to drop); `fire` was called iff a live
+    /// entry was taken.
     ///
     /// Claiming under the lock is what makes an `advance` return only once
     /// every source due at its time is cancelled, even one that another
@@ -338,9 +180,9 @@ impl Timeline {
     pub(crate) fn take_one_due(
         &self,
         now: Ticks,
-        mut fire: impl FnMut(NonNull<State>),
-    ) -> Option<Ticks> {
-        let mut dropped = Vec::new();
+        mut fire: impl FnMut(NonNull<State>, Option<&Arc<CustomCause>>),
+    ) -> (Option<Ticks>, Vec<Taken>) {
+        let mut taken = Vec::new();
         let next = self.queue.with(|q| {
             while let Some(first) = q.entries.first() {
                 if first.deadline > now {
@@ -351,26 +193,25 @@ impl Timeline {
                 let st = unsafe { first.node.state.as_ref() };
                 let alive = st.try_acquire();
                 if alive {
-                    fire(first.node.state);
+                    fire(first.node.state, first.cause.as_ref());
                     debug_assert!(st.is_cancelled());
                     st.word.remove_source();
                 }
-                // Dropped after the unlock.
-                dropped.push(q.remove(0));
+                taken.push(Taken::entry(q.remove(0)));
                 if alive {
                     break;
                 }
             }
             q.entries.first().map(|e| e.deadline)
         });
-        drop(dropped);
-        next
+        (next, taken)
     }
 
-    /// The last handle of a manual clock is gone: nothing can advance it,
-    /// so its timers could never fire. Every entry is taken out, giving
-    /// back its count, and nothing is queued on it again.
-    pub(crate) fn stop(&self) {
+    /// The clock can never fire again (a manual clock's last handle is
+    /// gone, a runtime driving it shut down): every entry is taken out,
+    /// giving back its count, and nothing is queued on it again. Returns
+    /// what was taken, for the caller to drop.
+    pub(crate) fn stop(&self) -> Vec<Taken> {
         let entries = self.queue.with(|q| {
             q.stopped = true;
             for entry in &q.entries {
@@ -382,28 +223,41 @@ impl Timeline {
             }
             core::mem::take(&mut q.entries)
         });
-        drop(entries);
+        entries.into_iter().map(Taken::entry).collect()
     }
 
-    /// Removes `node` from the queue if it is there; returns whether it was.
-    /// The caller then owns the source count the entry held.
-    pub(crate) fn disarm(node: &TimerNode) -> bool {
-        let entry = node.timeline.queue.with(|q| q.remove_node(node));
-        entry.is_some()
+    /// Removes `node` from the queue if it is there. If it was, the caller
+    /// owns the source count the entry held, and drops the entry (it may
+    /// hold a cause) once that is given back.
+    pub(crate) fn disarm(node: &TimerNode) -> Option<Taken> {
+        node.timeline
+            .queue
+            .with(|q| q.remove_node(node))
+            .map(Taken::entry)
     }
 
-    /// Arms `node` (this time line's, linked in `st`'s list) for `deadline`:
-    /// queues it, or moves it if it is queued. Returns `false` if the
-    /// deadline is already reached (a manual clock moved past it): nothing
-    /// is armed, and the caller cancels the source at once. The caller holds
-    /// a source handle of `st`.
+    /// Arms `node` (this time line's, linked in `st`'s list) for `deadline`
+    /// with `cause` (the reason on expiry; `TimedOut` if none): queues it,
+    /// or moves it if it is queued. Returns `false` if the deadline is
+    /// already reached (a manual clock moved past it): nothing is armed,
+    /// and the caller cancels the source at once. The caller holds a source
+    /// handle of `st`.
+    ///
+    /// Tells the clock (`wake_at`, user code) after the unlock and after
+    /// every count is settled, so a panic there leaves a consistent queue.
     #[must_use]
-    pub(crate) fn arm(&self, st: &State, node: &Arc<TimerNode>, deadline: Ticks) -> bool {
+    pub(crate) fn arm(
+        &self,
+        st: &State,
+        node: &Arc<TimerNode>,
+        deadline: Ticks,
+        cause: Option<Arc<CustomCause>>,
+    ) -> bool {
         // The count a new entry holds, taken before it is queued so that a
         // fire never gives back one that was not taken.
         st.word.add_source();
-        let (armed, old) = self.queue.with(|q| q.arm(self.manual, node, deadline));
-        drop(old);
+        let manual = self.source.is_none();
+        let (armed, taken) = self.queue.with(|q| q.arm(manual, node, deadline, cause));
         let earliest = match armed {
             Armed::Queued { earliest } => earliest,
             Armed::Moved { earliest } => {
@@ -419,22 +273,20 @@ impl Timeline {
                 if held {
                     st.word.remove_source();
                 }
+                drop(taken);
                 return false;
             }
         };
-        #[cfg(feature = "std")]
+        drop(taken);
         if earliest {
-            if let Some(driver) = self.driver.get() {
-                driver.unpark();
+            if let Some(source) = &self.source {
+                source.wake_at(deadline);
             }
         }
-        #[cfg(not(feature = "std"))]
-        let _ = earliest;
         true
     }
 
-    /// Whether the clock stopped (a manual clock whose handles are gone).
-    #[cfg(feature = "std")]
+    /// Whether the clock stopped (see `stop`).
     pub(crate) fn is_stopped(&self) -> bool {
         self.queue.with(|q| q.stopped)
     }
@@ -521,9 +373,11 @@ pub(crate) unsafe fn timer_on(
         };
         drop(guard);
         if let Some(old) = replaced {
-            if Timeline::disarm(&old) {
+            let taken = Timeline::disarm(&old);
+            if taken.is_some() {
                 st.word.remove_source();
             }
+            drop(taken);
         }
         return Some(new);
     }
@@ -538,14 +392,20 @@ pub(crate) fn timer(st: &State) -> Option<Arc<TimerNode>> {
     timer
 }
 
-/// Disarms the state's timer if it is armed (giving back its count).
-/// The caller holds a source handle.
-pub(crate) fn disarm_source(st: &State) {
-    if let Some(node) = timer(st) {
-        if Timeline::disarm(&node) {
-            st.word.remove_source();
-        }
+/// Disarms the state's timer if it is armed (giving back its count);
+/// returns whether it was. The caller holds a source handle.
+pub(crate) fn disarm_source(st: &State) -> bool {
+    let Some(node) = timer(st) else {
+        return false;
+    };
+    let taken = Timeline::disarm(&node);
+    let was = taken.is_some();
+    if was {
+        st.word.remove_source();
     }
+    // A cause's `Drop` (user code) runs once the count is right.
+    drop(taken);
+    was
 }
 
 /// Takes a dying state's timer node out of its list (marked DONE, so it is
@@ -566,13 +426,14 @@ pub(crate) unsafe fn retire(st: &State) -> Option<Arc<TimerNode>> {
 
 /// The drain's step for the popped timer node: DONE keeps re-armers from
 /// queueing it again; it is disarmed after the unlock (its count given
-/// back: the state is cancelled, so that changes no answer).
+/// back: the state is cancelled, so that changes no answer). An unfired
+/// timeout's cause is dropped here, its panic kept with the drain's.
 ///
 /// # Safety
 /// The front node of `st`'s list is its timer node and `guard` holds its
 /// lock.
 #[inline]
-pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>) -> Next<'a> {
+pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain) -> Next<'a> {
     // SAFETY: popped under the lock: the list's `Arc` count is now ours.
     let node = unsafe {
         let popped = st.pop_front();
@@ -580,9 +441,17 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>) -> Next<'a> {
         Arc::from_raw(popped.cast::<TimerNode>().as_ptr())
     };
     drop(guard);
-    if Timeline::disarm(&node) {
+    let taken = Timeline::disarm(&node);
+    if taken.is_some() {
         st.word.remove_source();
     }
     drop(node);
+    #[cfg(feature = "std")]
+    ctx.panics.catch(move || drop(taken));
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = ctx;
+        drop(taken);
+    }
     Next::Unlocked
 }

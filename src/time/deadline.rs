@@ -1,0 +1,410 @@
+//! [`Deadline`]: a point in time on one clock, as a value: what
+//! `token.deadline()` returns, what `remaining()` hands to the next hop
+//! (gRPC's `grpc-timeout`), what `cancel_at` arms. `no_std`, no allocation.
+
+use core::fmt;
+use core::time::Duration;
+
+use super::{Timer, grpc};
+use crate::raw::{StateRef, Ticks};
+use crate::source::CancellationSource;
+use crate::token::CancellationToken;
+
+/// A point in time on one clock (a [`Timer`]'s): a source's armed deadline,
+/// or one made with [`Timer::deadline_in`] (or, with `std`, from an
+/// `Instant`).
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_core::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let request = clock.with_timeout(Duration::from_secs(10));
+/// clock.advance(Duration::from_secs(4));
+/// let deadline = request.token().deadline().unwrap();
+/// assert_eq!(deadline.remaining(), Duration::from_secs(6));
+/// assert_eq!(deadline.to_grpc_timeout().as_str(), "6000000u");
+/// ```
+#[derive(Clone)]
+pub struct Deadline {
+    at: Ticks,
+    timer: Timer,
+}
+
+impl Deadline {
+    pub(crate) fn new(at: Ticks, timer: Timer) -> Self {
+        Self { at, timer }
+    }
+
+    /// The deadline as time since its clock's epoch (the scale of
+    /// [`Timer::now`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.timer().deadline_in(Duration::from_secs(2)).since_epoch(), Duration::from_secs(3));
+    /// ```
+    pub fn since_epoch(&self) -> Duration {
+        Duration::from_nanos(self.at)
+    }
+
+    /// The timer (clock) this deadline is on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let deadline = clock.timer().deadline_in(Duration::from_secs(1));
+    /// assert_eq!(deadline.timer().now(), Duration::ZERO);
+    /// ```
+    pub fn timer(&self) -> &Timer {
+        &self.timer
+    }
+
+    /// Time left until the deadline on its clock; zero once reached.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let deadline = clock.timer().deadline_in(Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(deadline.remaining(), Duration::ZERO);
+    /// ```
+    pub fn remaining(&self) -> Duration {
+        Duration::from_nanos(self.at.saturating_sub(self.timer.timeline().now()))
+    }
+
+    /// Whether the deadline is reached on its clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let deadline = clock.timer().deadline_in(Duration::from_secs(1));
+    /// assert!(!deadline.is_expired());
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(deadline.is_expired());
+    /// ```
+    pub fn is_expired(&self) -> bool {
+        self.timer.timeline().now() >= self.at
+    }
+
+    /// The earlier of two deadlines: compared exactly on one clock, by
+    /// [`remaining`](Self::remaining) time across clocks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let timer = clock.timer();
+    /// let soon = timer.deadline_in(Duration::from_secs(1));
+    /// let late = timer.deadline_in(Duration::from_secs(9));
+    /// assert_eq!(late.earliest(soon.clone()), soon);
+    /// ```
+    pub fn earliest(self, other: Deadline) -> Deadline {
+        let other_first = if self.timer.same(&other.timer) {
+            other.at < self.at
+        } else {
+            other.remaining() < self.remaining()
+        };
+        if other_first { other } else { self }
+    }
+
+    /// The time left, encoded as gRPC's `grpc-timeout` header value (see
+    /// [`grpc::encode`]): what an outgoing call carries on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let deadline = clock.timer().deadline_in(Duration::from_millis(250));
+    /// assert_eq!(deadline.to_grpc_timeout().as_str(), "250000u");
+    /// ```
+    pub fn to_grpc_timeout(&self) -> grpc::GrpcTimeout {
+        grpc::encode(self.remaining())
+    }
+
+    /// A new source that the deadline's timer cancels (reason `TimedOut`)
+    /// when the deadline is reached; already cancelled if it is.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let deadline = clock.timer().deadline_in(Duration::from_secs(2));
+    /// let source = deadline.source();
+    /// clock.advance(Duration::from_secs(2));
+    /// assert!(source.is_cancelled());
+    /// ```
+    pub fn source(&self) -> CancellationSource {
+        let source = CancellationSource::new();
+        source.cancel_at(self);
+        source
+    }
+}
+
+#[cfg(feature = "std")]
+impl Deadline {
+    /// A deadline at `at` on the default clock ([`Timer::system`]).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_core::time::Deadline;
+    /// let at = Instant::now() + Duration::from_secs(5);
+    /// assert_eq!(Deadline::from_instant(at).to_instant(), at);
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn from_instant(at: std::time::Instant) -> Deadline {
+        Deadline::new(super::system::ticks_at(at), Timer::system())
+    }
+
+    /// The deadline `timeout` from now on the default clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::time::Deadline;
+    /// let deadline = Deadline::after(Duration::from_secs(60));
+    /// assert!(deadline.remaining() <= Duration::from_secs(60));
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn after(timeout: Duration) -> Deadline {
+        Timer::system().deadline_in(timeout)
+    }
+
+    /// The deadline as an `Instant`: exact on the default clock; on
+    /// another clock, `Instant::now()` plus the time remaining on it.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_core::CancellationSource;
+    /// let at = Instant::now() + Duration::from_secs(30);
+    /// let source = CancellationSource::with_deadline(at);
+    /// assert_eq!(source.token().deadline().unwrap().to_instant(), at);
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn to_instant(&self) -> std::time::Instant {
+        if self.timer.is_system() {
+            return super::system::epoch() + self.since_epoch();
+        }
+        std::time::Instant::now() + self.remaining()
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<std::time::Instant> for Deadline {
+    fn from(at: std::time::Instant) -> Deadline {
+        Deadline::from_instant(at)
+    }
+}
+
+/// Equal when on the same clock at the same time.
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Self) -> bool {
+        self.timer.same(&other.timer) && self.at == other.at
+    }
+}
+
+impl Eq for Deadline {}
+
+impl fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deadline")
+            .field("since_epoch", &self.since_epoch())
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
+impl CancellationToken {
+    /// The earliest armed deadline of this token's source and of every
+    /// source it is linked to, directly or through other links (Go's
+    /// `Deadline`). `None` when no timer is armed anywhere up the links.
+    ///
+    /// Works without `std`. It visits each state up the links once, so it
+    /// is linear in the links; it allocates nothing unless a linked source
+    /// with several parents is on the way (then a set of the states
+    /// visited past it, to visit shared ancestors once).
+    ///
+    /// Use it to hand the remaining time to something that takes a timeout
+    /// of its own (a socket's read timeout, a deadline header of an RPC),
+    /// or to skip work that cannot finish in time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let parent = clock.with_timeout(Duration::from_secs(60));
+    /// let child = parent.token().child();
+    /// clock.cancel_after(&child, Duration::from_secs(3600));
+    /// let deadline = child.token().deadline().unwrap();
+    /// assert_eq!(deadline.remaining(), Duration::from_secs(60), "the parent's is earlier");
+    /// ```
+    pub fn deadline(&self) -> Option<Deadline> {
+        deadline_walk(self.state(), &mut || {})
+    }
+}
+
+impl CancellationSource {
+    /// The earliest armed deadline of this source and of every source it
+    /// is linked to; see [`CancellationToken::deadline`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let source = clock.with_timeout(Duration::from_secs(5));
+    /// assert_eq!(source.deadline().unwrap().remaining(), Duration::from_secs(5));
+    /// ```
+    pub fn deadline(&self) -> Option<Deadline> {
+        deadline_walk(self.state(), &mut || {})
+    }
+
+    /// Arms (or re-arms) this source to be cancelled with reason
+    /// `TimedOut` at `deadline`, on the deadline's own timer; the last
+    /// call wins. A deadline already reached cancels now.
+    ///
+    /// Use it to carry a deadline received from elsewhere (a request's
+    /// `grpc-timeout`, a parent operation's [`deadline`](Self::deadline))
+    /// onto a new source.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_core::{CancellationSource, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let server = CancellationSource::new();
+    /// let request = server.child();
+    /// request.cancel_at(&clock.timer().deadline_in(Duration::from_secs(1)));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(request.reason().unwrap().is_timed_out());
+    /// ```
+    pub fn cancel_at(&self, deadline: &Deadline) {
+        if self.is_cancelled() {
+            return;
+        }
+        deadline.timer.arm_at(self, deadline.at);
+    }
+}
+
+/// The set of states visited, for walks past a fan-in.
+#[cfg(feature = "std")]
+type Seen = std::collections::HashSet<usize>;
+#[cfg(not(feature = "std"))]
+type Seen = alloc::collections::BTreeSet<usize>;
+
+/// The walk behind `deadline()`. Up a chain (each state one parent) it
+/// follows the one parent, with no stack and no set: a chain cannot reach
+/// a state twice. At the first state with several parents it starts a
+/// stack and a set of the states visited from then on (those before the
+/// fan-in are its descendants, so no later path leads back to them). Each
+/// state is looked at once per link that leads to it; `step` is called
+/// once per look.
+pub(crate) fn deadline_walk(start: &StateRef, step: &mut dyn FnMut()) -> Option<Deadline> {
+    let mut earliest: Option<Deadline> = None;
+    let mut next = Some(start.clone());
+    let mut todo: alloc::vec::Vec<StateRef> = alloc::vec::Vec::new();
+    let mut seen: Option<Seen> = None;
+    while let Some(state) = next.take().or_else(|| todo.pop()) {
+        step();
+        if let Some(seen) = &mut seen {
+            if !seen.insert(state.addr()) {
+                continue;
+            }
+        }
+        if let Some((at, timeline)) = state.armed_deadline() {
+            let found = Deadline::new(at, Timer::from_timeline(timeline));
+            earliest = Some(match earliest {
+                None => found,
+                Some(e) => e.earliest(found),
+            });
+        }
+        state.for_each_parent(|parent| {
+            if next.is_none() {
+                next = Some(parent);
+            } else {
+                todo.push(parent);
+            }
+        });
+        if !todo.is_empty() && seen.is_none() {
+            let mut set = Seen::new();
+            set.insert(state.addr());
+            seen = Some(set);
+        }
+    }
+    earliest
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn steps(token: &CancellationToken) -> (Option<Deadline>, usize) {
+        let mut n = 0;
+        let deadline = deadline_walk(token.state(), &mut || n += 1);
+        (deadline, n)
+    }
+
+    /// Review finding 5: the walk deduplicated with `Vec::contains`,
+    /// quadratic on a chain (4.5 s for 100,000 links). It looks at each
+    /// state once per link that leads to it: linear. Counted in steps, on
+    /// a chain of a million.
+    #[test]
+    fn the_deadline_walk_is_linear_in_the_links() {
+        let n = if cfg!(miri) { 50 } else { 1_000_000 };
+        let clock = ManualClock::new();
+        let root = clock.with_timeout(Duration::from_secs(60));
+        let mut chain = alloc::vec![root.token().child()];
+        for _ in 1..n {
+            let next = chain.last().unwrap().token().child();
+            chain.push(next);
+        }
+        let (deadline, count) = steps(&chain.last().unwrap().token());
+        assert_eq!(deadline.unwrap().remaining(), Duration::from_secs(60));
+        assert_eq!(count, n + 1, "one step per state on a chain");
+        // Dropped leaf first: each drop frees one state.
+        while chain.pop().is_some() {}
+
+        // Stacked diamonds: 2^layers paths, 4 links per layer.
+        let layers = if cfg!(miri) { 4 } else { 40 };
+        let mut top = root.token().child();
+        let mut keep = alloc::vec::Vec::new();
+        for _ in 0..layers {
+            let left = top.token().child();
+            let right = top.token().child();
+            let bottom = CancellationSource::linked([&left.token(), &right.token()]);
+            keep.push((top, left, right));
+            top = bottom;
+        }
+        let (deadline, count) = steps(&top.token());
+        assert!(deadline.is_some());
+        assert!(
+            count <= 4 * layers + 2,
+            "{count} steps for {layers} diamonds"
+        );
+    }
+
+    #[test]
+    fn the_earliest_deadline_wins_across_links_and_clocks() {
+        let a = ManualClock::new();
+        let b = ManualClock::new();
+        let left = a.with_timeout(Duration::from_secs(30));
+        let right = b.with_timeout(Duration::from_secs(20));
+        let both = CancellationSource::linked([&left, &right]);
+        a.cancel_after(&both, Duration::from_secs(25));
+        let deadline = both.token().deadline().unwrap();
+        assert!(
+            deadline.timer().same(&b.timer()),
+            "the 20 s one, on clock b"
+        );
+        assert_eq!(deadline.remaining(), Duration::from_secs(20));
+        b.advance(Duration::from_secs(1)); // right fires? no: 19 s left
+        assert_eq!(
+            both.deadline().unwrap().remaining(),
+            Duration::from_secs(19)
+        );
+    }
+}

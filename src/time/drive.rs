@@ -1,0 +1,108 @@
+//! The loop of an async clock's driver task (tokio's, embassy's): fire what
+//! is due, sleep until the next deadline or until an earlier one is armed,
+//! repeat. One task per timer, whatever the number of timeouts.
+//!
+//! The task holds the timer weakly: once every `Timer` handle and every
+//! armed source is gone, the clock is dropped, which wakes the task, and it
+//! ends. If the task is dropped first (its runtime shut down), it stops the
+//! timer: see the module docs of `time` for what its sources then do.
+
+use alloc::sync::{Arc, Weak};
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::Poll;
+use core::time::Duration;
+
+use atomic_waker::AtomicWaker;
+
+use super::{Clock, Timer};
+use crate::raw::{self, Timeline};
+
+/// "An earlier deadline was armed, or the timer is gone": set, then the
+/// driver's waker woken.
+#[derive(Default)]
+pub(crate) struct Signal {
+    waker: AtomicWaker,
+    woken: AtomicBool,
+}
+
+impl Signal {
+    fn wake(&self) {
+        // Release/Acquire with the driver's swap: it sees the flag set by
+        // the time it looks after being woken (the queue itself is read
+        // under its lock).
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// A clock read by `now`, whose `wake_at` signals the driver task.
+pub(crate) struct AsyncClock<N> {
+    pub(crate) now: N,
+    pub(crate) signal: Arc<Signal>,
+}
+
+impl<N: Fn() -> Duration + Send + Sync + 'static> Clock for AsyncClock<N> {
+    fn now(&self) -> Duration {
+        (self.now)()
+    }
+
+    fn wake_at(&self, _: Duration) {
+        self.signal.wake();
+    }
+}
+
+impl<N> Drop for AsyncClock<N> {
+    /// The timer is gone: the driver wakes and ends.
+    fn drop(&mut self) {
+        self.signal.wake();
+    }
+}
+
+/// Stops the timer if the driver task is dropped before its timer is gone.
+struct StopOnDrop(Weak<Timeline>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(timeline) = self.0.upgrade() {
+            Timer::from_timeline(timeline).stop();
+        }
+    }
+}
+
+/// The driver task's body. `sleep_until(at)` is the runtime's sleep until
+/// `at` on the clock's scale.
+pub(crate) async fn drive<S, F>(timer: Weak<Timeline>, signal: Arc<Signal>, mut sleep_until: S)
+where
+    S: FnMut(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    let _stop = StopOnDrop(timer.clone());
+    loop {
+        let next = {
+            let Some(timeline) = timer.upgrade() else {
+                return;
+            };
+            // A panicking callback was reported by the panic hook; like the
+            // default timer thread, the driver goes on.
+            #[cfg(feature = "std")]
+            let next = raw::fire_due(&timeline, timeline.now(), &mut crate::unwind::drop_payload);
+            #[cfg(not(feature = "std"))]
+            let next = raw::fire_due(&timeline, timeline.now(), &mut |never| match never {});
+            next
+        };
+        let mut sleep = pin!(next.map(|at| sleep_until(Duration::from_nanos(at))));
+        poll_fn(|cx| {
+            signal.waker.register(cx.waker());
+            if signal.woken.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            match sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(()),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+    }
+}
