@@ -2171,3 +2171,150 @@ fn child_creation_vs_parent_shutdown_with_a_panicking_completion_waker() {
         assert!(poll_once(finished.as_mut(), Waker::noop()).is_ready());
     });
 }
+
+// 13. Issue 16: disarm, try_reset and timeouts with a cause, racing the
+// fire and a cancel.
+
+/// 13.1. `disarm()` racing the fire: it returns `true` iff the fire did not
+/// take the entry first; then the source is untouched (callback not run,
+/// no later time fires it) and still cancellable through its handle; else
+/// it was cancelled with `TimedOut` by its timer. Nothing stays armed, and
+/// no source count is leaked or given back twice.
+#[test]
+fn disarm_vs_fire() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let hits = Counter::new();
+        let registration = token.register(hits.bump());
+
+        let disarmer = thread::spawn(move || {
+            let disarmed = source.disarm();
+            (disarmed, source)
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let (disarmed, source) = disarmer.join().unwrap();
+        let c = advancer.join().unwrap();
+
+        assert_eq!(disarmed, !token.is_cancelled(), "disarm() answered wrong");
+        assert_eq!(hits.get(), usize::from(!disarmed));
+        assert_eq!(clock.armed(), 0);
+        if disarmed {
+            clock.advance(Duration::from_secs(10));
+            assert!(!token.is_cancelled());
+        } else {
+            assert!(timed_out(&token));
+            assert_eq!(token.origin(), Some(cancel_core::CancelOrigin::Timeout));
+        }
+        drop(source);
+        assert_eq!(token.can_be_cancelled(), !disarmed);
+        drop((c, registration));
+    });
+}
+
+/// 13.2. `try_reset()` racing the fire: `true` iff the timer had not
+/// fired; then it never fires (the source is reusable and untouched);
+/// `false` iff it timed out.
+#[test]
+fn try_reset_vs_fire() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let token = source.token();
+        let resetter = thread::spawn(move || {
+            let reset = source.try_reset();
+            (reset, source)
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let (reset, source) = resetter.join().unwrap();
+        let c = advancer.join().unwrap();
+        assert_eq!(reset, !timed_out(&token));
+        assert_eq!(clock.armed(), 0);
+        if reset {
+            clock.advance(Duration::from_secs(10));
+            assert!(!token.is_cancelled(), "a reset source's old timeout fired");
+            assert!(source.try_reset());
+        }
+        drop((c, source));
+    });
+}
+
+/// 13.3. `try_reset()` racing `cancel()` on another handle, with a timer
+/// armed: `false` only if the cancel came first; either way the source
+/// ends cancelled by that cancel (origin `Cancel`), nothing stays armed,
+/// and the timer never fires later.
+#[test]
+fn try_reset_vs_cancel() {
+    model(|| {
+        let clock = ManualClock::new();
+        let source = clock.with_timeout(SEC);
+        let other = source.clone();
+        let token = source.token();
+        let resetter = thread::spawn(move || {
+            let reset = source.try_reset();
+            let cancelled_after = source.is_cancelled();
+            (reset, cancelled_after)
+        });
+        let canceller = thread::spawn(move || {
+            other.cancel();
+        });
+        let (reset, cancelled_after) = resetter.join().unwrap();
+        canceller.join().unwrap();
+        if !reset {
+            assert!(cancelled_after, "refused while not cancelled");
+        }
+        assert!(token.is_cancelled());
+        assert_eq!(token.origin(), Some(cancel_core::CancelOrigin::Cancel));
+        assert_eq!(clock.armed(), 0);
+        clock.advance(SEC);
+        assert_eq!(token.reason(), Some(CancelReason::Requested));
+    });
+}
+
+/// 13.4. A timeout with a cause firing while another thread re-arms it
+/// with a second cause: the reason is the first cause (fired first) or,
+/// if the re-arm came first, the second one at the later deadline; each
+/// cause is dropped once (loom's `Arc` inside them checks no leak).
+#[test]
+fn a_timeout_with_a_cause_fires_vs_rearm_with_another() {
+    model(|| {
+        let clock = ManualClock::new();
+        let timer = clock.timer();
+        let source = CancellationSource::new();
+        timer.cancel_after_with(&source, SEC, Tagged::new("first"));
+        let token = source.token();
+        let t = timer.clone();
+        let rearmer = thread::spawn(move || {
+            t.cancel_after_with(&source, 2 * SEC, Tagged::new("second"));
+            source
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let source = rearmer.join().unwrap();
+        let c = advancer.join().unwrap();
+        match reason_tag(&token).as_deref() {
+            Some("first") => assert_eq!(clock.armed(), 0),
+            None => {
+                // Re-armed first: 2 s from when it read the clock (0 or 1 s).
+                assert_eq!(clock.armed(), 1);
+                clock.advance(2 * SEC);
+                assert_eq!(reason_tag(&token).as_deref(), Some("second"));
+            }
+            other => panic!("reason {other:?}"),
+        }
+        assert_eq!(token.origin(), Some(cancel_core::CancelOrigin::Timeout));
+        drop((c, source, timer));
+    });
+}

@@ -72,13 +72,28 @@ impl Drop for StopOnDrop {
 }
 
 /// The driver task's body. `sleep_until(at)` is the runtime's sleep until
-/// `at` on the clock's scale.
-pub(crate) async fn drive<S, F>(timer: Weak<Timeline>, signal: Arc<Signal>, mut sleep_until: S)
+/// `at` on the clock's scale. The stop guard is made here, outside the
+/// `async` body, so that a task dropped before its first poll (a runtime
+/// shut down at once) stops the timer too.
+pub(crate) fn drive<S, F>(
+    timer: Weak<Timeline>,
+    signal: Arc<Signal>,
+    sleep_until: S,
+) -> impl Future<Output = ()>
 where
     S: FnMut(Duration) -> F,
     F: Future<Output = ()>,
 {
-    let _stop = StopOnDrop(timer.clone());
+    let stop = StopOnDrop(timer.clone());
+    run(timer, signal, sleep_until, stop)
+}
+
+async fn run<S, F>(timer: Weak<Timeline>, signal: Arc<Signal>, mut sleep_until: S, stop: StopOnDrop)
+where
+    S: FnMut(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    let _stop = stop;
     loop {
         let next = {
             let Some(timeline) = timer.upgrade() else {

@@ -1,0 +1,507 @@
+//! Issue 16: clocks as a trait, timeouts with causes, disarm, try_reset,
+//! where a cancellation came from, and timeouts that leak nothing on any
+//! clock. Everything runs on clocks the test drives (a `ManualClock`, a
+//! clock of the test's own), never on sleeps.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cancel_core::time::{Clock, Timer};
+use cancel_core::{CancelOrigin, CancelReason, CancellationSource, CancellationToken, ManualClock};
+
+#[path = "common/counting.rs"]
+mod counting;
+
+#[global_allocator]
+static GLOBAL: counting::Counting = counting::Counting;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn n(full: usize) -> usize {
+    if cfg!(miri) { 64 } else { full }
+}
+
+/// A cause that counts its drops, and can panic in `Drop`.
+#[derive(Debug)]
+struct Cause {
+    drops: Arc<AtomicUsize>,
+    panic_on_drop: bool,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("test cause")
+    }
+}
+
+impl std::error::Error for Cause {}
+
+impl Drop for Cause {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        if self.panic_on_drop && !std::thread::panicking() {
+            panic!("cause drop");
+        }
+    }
+}
+
+fn cause(drops: &Arc<AtomicUsize>) -> Cause {
+    Cause {
+        drops: drops.clone(),
+        panic_on_drop: false,
+    }
+}
+
+fn panicking_cause(drops: &Arc<AtomicUsize>) -> Cause {
+    Cause {
+        drops: drops.clone(),
+        panic_on_drop: true,
+    }
+}
+
+/// A clock the test sets by hand, recording every `wake_at`, optionally
+/// panicking in it or in `now`.
+#[derive(Clone, Default)]
+struct TestClock(Arc<TestClockState>);
+
+#[derive(Default)]
+struct TestClockState {
+    now_ms: AtomicU64,
+    wakes: Mutex<Vec<Duration>>,
+    panic_in_wake_at: std::sync::atomic::AtomicBool,
+    panic_in_now: std::sync::atomic::AtomicBool,
+}
+
+impl TestClock {
+    fn set(&self, ms: u64) {
+        self.0.now_ms.store(ms, SeqCst);
+    }
+    fn wakes(&self) -> Vec<Duration> {
+        self.0.wakes.lock().unwrap().clone()
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Duration {
+        if self.0.panic_in_now.load(SeqCst) {
+            panic!("clock now");
+        }
+        Duration::from_millis(self.0.now_ms.load(SeqCst))
+    }
+    fn wake_at(&self, at: Duration) {
+        self.0.wakes.lock().unwrap().push(at);
+        if self.0.panic_in_wake_at.load(SeqCst) {
+            panic!("clock wake_at");
+        }
+    }
+}
+
+#[test]
+fn a_clock_of_your_own_is_told_the_earliest_deadline_and_fires_on_fire_due() {
+    let clock = TestClock::default();
+    let timer = Timer::new(clock.clone());
+    let late = timer.with_timeout(Duration::from_millis(50));
+    let early = timer.with_timeout(Duration::from_millis(20));
+    let later = timer.with_timeout(Duration::from_millis(90));
+    assert_eq!(
+        clock.wakes(),
+        [Duration::from_millis(50), Duration::from_millis(20)],
+        "told only when the earliest moves earlier"
+    );
+    assert_eq!(
+        timer.fire_due(),
+        Some(Duration::from_millis(20)),
+        "nothing due"
+    );
+    clock.set(50);
+    assert_eq!(timer.fire_due(), Some(Duration::from_millis(90)));
+    assert!(early.is_cancelled() && late.is_cancelled() && !later.is_cancelled());
+    assert_eq!(early.origin(), Some(CancelOrigin::Timeout));
+    clock.set(90);
+    assert_eq!(timer.fire_due(), None);
+    assert!(later.reason().unwrap().is_timed_out());
+    assert_eq!(timer.armed(), 0);
+}
+
+#[test]
+fn a_panicking_wake_at_leaves_the_timeout_armed_and_firing() {
+    let clock = TestClock::default();
+    let timer = Timer::new(clock.clone());
+    clock.0.panic_in_wake_at.store(true, SeqCst);
+    let source = CancellationSource::new();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        timer.cancel_after(&source, Duration::from_millis(10))
+    }));
+    assert!(result.is_err(), "the clock's panic reaches the caller");
+    assert_eq!(timer.armed(), 1, "armed before the clock was told");
+    let token = source.token();
+    drop(source);
+    assert!(token.can_be_cancelled(), "the armed timer still counts");
+    clock.0.panic_in_wake_at.store(false, SeqCst);
+    clock.set(10);
+    timer.fire_due();
+    assert!(token.reason().unwrap().is_timed_out());
+}
+
+#[test]
+fn a_panicking_now_arms_nothing() {
+    let clock = TestClock::default();
+    let timer = Timer::new(clock.clone());
+    clock.0.panic_in_now.store(true, SeqCst);
+    let source = CancellationSource::new();
+    let result = catch_unwind(AssertUnwindSafe(|| timer.cancel_after(&source, SEC)));
+    assert!(result.is_err());
+    clock.0.panic_in_now.store(false, SeqCst);
+    assert_eq!(timer.armed(), 0);
+    assert!(!source.is_cancelled());
+    assert!(!source.disarm());
+    // Still usable.
+    timer.cancel_after(&source, SEC);
+    assert_eq!(timer.armed(), 1);
+}
+
+#[test]
+fn a_timeout_with_a_cause_cancels_with_it_and_children_inherit_it() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new();
+    let timer = clock.timer();
+    let source = timer.with_timeout_cause(10 * SEC, cause(&drops));
+    let child = source.child();
+    clock.advance(10 * SEC);
+    let reason = source.reason().unwrap();
+    assert!(reason.downcast_cause::<Cause>().is_some());
+    assert!(!reason.is_timed_out(), "the reason is the cause");
+    assert_eq!(child.reason(), Some(reason), "shared with the child");
+    assert_eq!(source.origin(), Some(CancelOrigin::Timeout));
+    assert_eq!(child.origin(), Some(CancelOrigin::Parent));
+    assert_eq!(drops.load(SeqCst), 0, "kept as the reason");
+    drop((source, child));
+    assert_eq!(drops.load(SeqCst), 1, "dropped once, with the last state");
+}
+
+#[test]
+fn re_arming_replaces_the_cause_and_a_plain_re_arm_drops_it() {
+    let first = Arc::new(AtomicUsize::new(0));
+    let second = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new();
+    let timer = clock.timer();
+    let source = CancellationSource::new();
+    timer.cancel_after_with(&source, 5 * SEC, cause(&first));
+    timer.cancel_after_with(&source, 6 * SEC, cause(&second));
+    assert_eq!(first.load(SeqCst), 1, "the replaced cause is dropped");
+    timer.cancel_after(&source, 7 * SEC);
+    assert_eq!(second.load(SeqCst), 1, "a plain re-arm drops the cause");
+    clock.advance(7 * SEC);
+    assert_eq!(source.reason(), Some(CancelReason::TimedOut));
+
+    // A cause armed with a deadline already reached cancels at once.
+    let third = Arc::new(AtomicUsize::new(0));
+    let now = CancellationSource::new();
+    timer.cancel_after_with(&now, Duration::ZERO, cause(&third));
+    assert!(now.reason().unwrap().downcast_cause::<Cause>().is_some());
+    assert_eq!(now.origin(), Some(CancelOrigin::Timeout));
+    // On a cancelled source arming does nothing: the cause is dropped.
+    let fourth = Arc::new(AtomicUsize::new(0));
+    timer.cancel_after_with(&now, SEC, cause(&fourth));
+    assert_eq!(fourth.load(SeqCst), 1);
+    assert_eq!(timer.armed(), 0);
+}
+
+#[test]
+fn an_unfired_cause_is_dropped_once_on_every_way_out() {
+    let clock = ManualClock::new();
+    let timer = clock.timer();
+    // cancel() first: the drain disarms, the cause goes.
+    let d = Arc::new(AtomicUsize::new(0));
+    let a = timer.with_timeout_cause(SEC, cause(&d));
+    a.cancel();
+    assert_eq!(
+        (d.load(SeqCst), a.origin()),
+        (1, Some(CancelOrigin::Cancel))
+    );
+    // disarm().
+    let d = Arc::new(AtomicUsize::new(0));
+    let b = timer.with_timeout_cause(SEC, cause(&d));
+    assert!(b.disarm());
+    assert_eq!(d.load(SeqCst), 1);
+    // The source's state dies armed: a token keeps it (the armed timer is
+    // a canceller), and with the token gone nobody can observe it.
+    let d = Arc::new(AtomicUsize::new(0));
+    let c = timer.with_timeout_cause(SEC, cause(&d));
+    let token = c.token();
+    drop(c);
+    assert_eq!((d.load(SeqCst), timer.armed()), (0, 1), "still armed");
+    drop(token);
+    assert_eq!(timer.armed(), 0);
+    assert_eq!(d.load(SeqCst), 1);
+    // The clock stops.
+    let d = Arc::new(AtomicUsize::new(0));
+    let e = timer.with_timeout_cause(SEC, cause(&d));
+    timer.stop();
+    assert_eq!((d.load(SeqCst), e.is_cancelled()), (1, false));
+}
+
+#[test]
+fn a_panicking_cause_drop_costs_nothing_else() {
+    let clock = ManualClock::new();
+    let timer = clock.timer();
+
+    // Replaced by a re-arm: the panic reaches the re-arming caller, the
+    // new arming holds.
+    let d = Arc::new(AtomicUsize::new(0));
+    let s = CancellationSource::new();
+    timer.cancel_after_with(&s, SEC, panicking_cause(&d));
+    let r = catch_unwind(AssertUnwindSafe(|| timer.cancel_after(&s, 2 * SEC)));
+    assert!(r.is_err());
+    assert_eq!((d.load(SeqCst), timer.armed()), (1, 1));
+    clock.advance(2 * SEC);
+    assert!(s.reason().unwrap().is_timed_out());
+
+    // disarm(): the count is given back before the panic.
+    let d = Arc::new(AtomicUsize::new(0));
+    let s = timer.with_timeout_cause(SEC, panicking_cause(&d));
+    let t = s.token();
+    assert!(catch_unwind(AssertUnwindSafe(|| s.disarm())).is_err());
+    drop(s);
+    assert!(!t.can_be_cancelled(), "no canceller is left counted");
+    assert_eq!(d.load(SeqCst), 1);
+
+    // cancel(): every observer still runs, then the panic is resumed.
+    let d = Arc::new(AtomicUsize::new(0));
+    let s = timer.with_timeout_cause(SEC, panicking_cause(&d));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r2 = ran.clone();
+    let _reg = s.token().register(move || {
+        r2.fetch_add(1, SeqCst);
+    });
+    assert!(catch_unwind(AssertUnwindSafe(|| s.cancel())).is_err());
+    assert_eq!((ran.load(SeqCst), d.load(SeqCst)), (1, 1));
+    assert_eq!(timer.armed(), 0);
+
+    // Fired: the source is cancelled with it and keeps it; the panic comes
+    // when its state is freed, after the rest of the chain is freed.
+    let d = Arc::new(AtomicUsize::new(0));
+    let s = timer.with_timeout_cause(SEC, panicking_cause(&d));
+    let other = timer.with_timeout(SEC);
+    clock.advance(SEC);
+    assert!(s.is_cancelled() && other.is_cancelled());
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(s))).is_err());
+    assert_eq!(d.load(SeqCst), 1);
+
+    // Freed armed with its state: caught, the chain is freed, then resumed.
+    let d = Arc::new(AtomicUsize::new(0));
+    let parent = CancellationSource::new();
+    let child = parent.child();
+    timer.cancel_after_with(&parent, SEC, panicking_cause(&d));
+    drop(parent);
+    let live = counting::live();
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(child))).is_err());
+    assert_eq!(d.load(SeqCst), 1);
+    let freed = live - counting::live();
+    assert!(freed >= 2, "both states freed ({freed} allocations)");
+    assert_eq!(timer.armed(), 0);
+
+    // The clock stops (the last handle's drop): every entry is taken out
+    // first, then the causes are dropped.
+    let d = Arc::new(AtomicUsize::new(0));
+    let s = timer.with_timeout_cause(SEC, panicking_cause(&d));
+    let plain = timer.with_timeout(SEC);
+    drop(timer);
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(clock))).is_err());
+    assert_eq!(d.load(SeqCst), 1);
+    assert!(!s.is_cancelled() && !plain.is_cancelled());
+    assert!(!plain.disarm(), "disarmed by the stop");
+}
+
+#[test]
+fn disarm_stops_the_timer_without_cancelling() {
+    let clock = ManualClock::new();
+    let source = clock.with_timeout(SEC);
+    let token = source.token();
+    assert!(source.disarm());
+    assert!(!source.disarm());
+    clock.advance(2 * SEC);
+    assert!(!token.is_cancelled());
+    drop(source);
+    assert!(
+        !token.can_be_cancelled(),
+        "no source, no timer: nothing can cancel it"
+    );
+    // Re-armed after a disarm, it fires.
+    let again = clock.with_timeout(SEC);
+    again.disarm();
+    clock.cancel_after(&again, SEC);
+    clock.advance(SEC);
+    assert!(again.is_cancelled());
+    assert!(!again.disarm(), "nothing to disarm once cancelled");
+}
+
+#[test]
+fn try_reset_readies_an_uncancelled_source_and_refuses_a_cancelled_one() {
+    let clock = ManualClock::new();
+    let pooled = clock.with_timeout(SEC);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s2 = seen.clone();
+    let _reg = pooled.token().register(move || {
+        s2.fetch_add(1, SeqCst);
+    });
+    assert!(pooled.try_reset());
+    clock.advance(5 * SEC);
+    assert!(!pooled.is_cancelled(), "the old timeout is gone");
+    assert!(pooled.try_reset(), "reset twice: still fine");
+    // The registrations stay: they belong to their handles.
+    pooled.cancel();
+    assert_eq!(seen.load(SeqCst), 1);
+    assert!(!pooled.try_reset());
+
+    let timed = clock.with_timeout(SEC);
+    clock.advance(SEC);
+    assert!(!timed.try_reset(), "timed out: not reusable");
+    let child = {
+        let parent = CancellationSource::new();
+        let child = parent.child();
+        parent.cancel();
+        child
+    };
+    assert!(!child.try_reset(), "inherited: not reusable");
+}
+
+#[test]
+fn origin_tells_own_cancel_own_timeout_and_parent_apart() {
+    let clock = ManualClock::new();
+    let server = clock.with_timeout(10 * SEC);
+    let request = server.child();
+    clock.cancel_after(&request, 30 * SEC);
+    assert_eq!(request.origin(), None);
+    clock.advance(10 * SEC);
+    assert_eq!(server.reason(), request.reason(), "both say TimedOut");
+    assert_eq!(server.origin(), Some(CancelOrigin::Timeout));
+    assert_eq!(request.origin(), Some(CancelOrigin::Parent));
+    assert!(request.origin().unwrap().is_inherited());
+
+    // Its own timeout, under a live parent.
+    let server = CancellationSource::new();
+    let request = server.child();
+    clock.cancel_after(&request, SEC);
+    clock.advance(SEC);
+    assert_eq!(request.origin(), Some(CancelOrigin::Timeout));
+    assert_eq!(server.origin(), None);
+
+    // Born from a cancelled parent; linked; explicit cancels.
+    let gone = CancellationSource::new();
+    gone.cancel_with(std::fmt::Error);
+    assert_eq!(gone.origin(), Some(CancelOrigin::Cancel));
+    let late_child = gone.child();
+    assert_eq!(late_child.origin(), Some(CancelOrigin::Parent));
+    let (a, b) = (CancellationSource::new(), CancellationSource::new());
+    let both = CancellationSource::linked([&a, &b]);
+    b.cancel();
+    assert_eq!(both.token().origin(), Some(CancelOrigin::Parent));
+    both.cancel();
+    assert_eq!(
+        both.origin(),
+        Some(CancelOrigin::Parent),
+        "the first cancellation stays"
+    );
+    assert_eq!(CancellationToken::none().origin(), None);
+}
+
+#[test]
+fn the_deadline_of_a_chain_allocates_nothing() {
+    let clock = ManualClock::new();
+    let root = clock.with_timeout(60 * SEC);
+    let mut chain = vec![root.child()];
+    for _ in 0..n(1000) {
+        let next = chain.last().unwrap().child();
+        chain.push(next);
+    }
+    let token = chain.last().unwrap().token();
+    let (allocs, _, _, deadline) = counting::measure(|| token.deadline());
+    assert_eq!(allocs, 0);
+    assert_eq!(deadline.unwrap().remaining(), 60 * SEC);
+    while chain.pop().is_some() {}
+}
+
+/// Arms `count` timeouts on `timer`, then drops every source: the queue is
+/// empty and nothing this thread allocated stays live but the queue's
+/// buffer.
+fn arm_and_drop(timer: &Timer, count: usize, allowed: isize) {
+    let (_, _, live, ()) = counting::measure(|| {
+        let sources: Vec<_> = (0..count)
+            .map(|i| timer.with_timeout(Duration::from_secs(3600 + i as u64)))
+            .collect();
+        assert_eq!(timer.armed(), count);
+        drop(sources);
+        assert_eq!(timer.armed(), 0);
+    });
+    assert!(live <= allowed, "{live} allocations left live");
+}
+
+#[test]
+fn a_million_timeouts_armed_then_dropped_leak_nothing_on_the_manual_clock() {
+    let clock = ManualClock::new();
+    arm_and_drop(&clock.timer(), n(1_000_000), 1);
+}
+
+#[test]
+fn a_million_timeouts_armed_then_dropped_leak_nothing_on_a_clock_of_your_own() {
+    // One more: the test clock's own record of `wake_at` calls.
+    arm_and_drop(&Timer::new(TestClock::default()), n(1_000_000), 2);
+}
+
+#[cfg(not(miri))] // the timer thread: Miri runs the manual clock's twin
+#[test]
+fn a_million_timeouts_armed_then_dropped_leak_nothing_on_the_default_timer() {
+    let timer = Timer::system();
+    let before = timer.armed();
+    let (_, _, live, ()) = counting::measure(|| {
+        let sources: Vec<_> = (0..1_000_000)
+            .map(|i| CancellationSource::with_timeout(Duration::from_secs(3600 + i)))
+            .collect();
+        drop(sources);
+    });
+    assert_eq!(timer.armed(), before);
+    assert!(live <= 1, "{live} allocations left live");
+}
+
+#[test]
+fn a_stopped_clock_leaves_its_sources_uncancelled_and_arms_nothing() {
+    let timer = Timer::new(TestClock::default());
+    let source = timer.with_timeout(SEC);
+    let token = source.token();
+    drop(source);
+    assert!(token.can_be_cancelled());
+    timer.stop();
+    assert!(timer.is_stopped());
+    assert!(
+        !token.can_be_cancelled(),
+        "its only canceller was the timer"
+    );
+    let fresh = CancellationSource::new();
+    timer.cancel_after(&fresh, SEC);
+    assert_eq!(timer.armed(), 0, "nothing armed on a stopped clock");
+    assert!(!fresh.is_cancelled());
+    assert_eq!(timer.fire_due(), None);
+}
+
+#[test]
+fn cancel_at_carries_a_deadline_onto_a_new_source() {
+    let clock = ManualClock::new();
+    let timer = clock.timer();
+    let incoming = timer.deadline_in(5 * SEC);
+    let server = CancellationSource::new();
+    let request = server.child();
+    request.cancel_at(&incoming);
+    assert_eq!(request.deadline(), Some(incoming.clone()));
+    clock.advance(2 * SEC);
+    assert_eq!(request.token().deadline().unwrap().remaining(), 3 * SEC);
+    clock.advance(3 * SEC);
+    assert!(request.reason().unwrap().is_timed_out());
+    assert!(incoming.is_expired());
+    assert!(
+        incoming.source().is_cancelled(),
+        "already reached: born cancelled"
+    );
+}
