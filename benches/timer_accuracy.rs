@@ -1,4 +1,6 @@
-//! Timer accuracy of the default timer thread (issue #5 item 7, issue #6).
+//! Timer accuracy per clock (issue #5 item 7, issue #6): the default timer
+//! thread, tokio's timer (`Timer::tokio`), and tokio's own `sleep_until` as
+//! a reference.
 //!
 //! Arms N timeouts with `CancellationSource::with_timeout`, deadlines spread
 //! evenly over `SPREAD` after a lead (`LEAD`; `LONG_LEAD` for 100,000, so that
@@ -12,15 +14,32 @@
 //! N = 1 is repeated `SINGLE_ROUNDS` times (one timeout armed at a time) so
 //! that it has a distribution too.
 //!
-//! Prints a table and writes
+//! The same runs (same N, leads, spread, rounds, and the same deadline and
+//! callback) are then made on the other clocks, each with its own runs:
+//!
+//! - `tokio`: `Timer::tokio(&handle).with_timeout(timeout)` on a
+//!   multi-thread tokio runtime (`enable_time`, not paused), whose one driver
+//!   task cancels the sources; the callback runs on a runtime worker.
+//! - `tokio-sleep` (reference, no cancel-core timer): one task per timeout,
+//!   spawned on the same runtime, that awaits `tokio::time::sleep_until` of
+//!   the deadline and then records `Instant::now()`. It shows what tokio's
+//!   timer wheel (1 ms resolution) costs by itself.
+//!
+//! The default timer thread runs first, before the tokio runtime exists, so
+//! its numbers stay comparable to the runs made before the other clocks.
+//!
+//! Prints a table per clock and writes
 //! `$CARGO_TARGET_DIR/cancel-core-bench/timer_accuracy.json` (default
-//! `target/`). `CANCEL_CORE_BENCH_QUICK=1` runs fewer N = 1 rounds.
+//! `target/`): `runs` are the default timer thread's (as before), `clocks`
+//! lists every clock with its runs. `CANCEL_CORE_BENCH_QUICK=1` runs fewer
+//! N = 1 rounds.
 
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cancel_core::time::Timer;
 use cancel_core::{CancellationSource, Registration};
 
 const LEAD: Duration = Duration::from_millis(50);
@@ -29,6 +48,35 @@ const SPREAD: Duration = Duration::from_millis(200);
 
 fn quick() -> bool {
     std::env::var("CANCEL_CORE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// What arms the timeouts.
+enum Clock {
+    /// `CancellationSource::with_timeout`: the default timer thread.
+    System,
+    /// `Timer::tokio(..).with_timeout`: tokio's timer, one driver task.
+    Tokio(Timer),
+    /// A task per timeout awaiting `tokio::time::sleep_until` (reference).
+    TokioSleep(tokio::runtime::Handle),
+}
+
+impl Clock {
+    /// Short name, used in the JSON and the raw file names.
+    fn id(&self) -> &'static str {
+        match self {
+            Clock::System => "system",
+            Clock::Tokio(_) => "tokio",
+            Clock::TokioSleep(_) => "tokio-sleep",
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Clock::System => "default timer thread (CancellationSource::with_timeout)",
+            Clock::Tokio(_) => "tokio timer (Timer::tokio(&handle).with_timeout)",
+            Clock::TokioSleep(_) => "reference: tokio::time::sleep_until, a task per timeout",
+        }
+    }
 }
 
 struct Run {
@@ -46,8 +94,8 @@ struct Run {
     max_gap: Duration,
 }
 
-/// Arms `n` timeouts at once and waits for all of them.
-fn run(n: usize, lead: Duration, spread: Duration) -> Run {
+/// Arms `n` timeouts at once on `clock` and waits for all of them.
+fn run(clock: &Clock, n: usize, lead: Duration, spread: Duration) -> Run {
     let base = Instant::now();
     // Callbacks must be 'static; a leaked slice of slots is the simplest.
     let slots: &'static [AtomicU64] = Box::leak(
@@ -58,6 +106,7 @@ fn run(n: usize, lead: Duration, spread: Duration) -> Run {
     );
     let mut sources: Vec<CancellationSource> = Vec::with_capacity(n);
     let mut registrations: Vec<Registration> = Vec::with_capacity(n);
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut deadlines: Vec<Instant> = Vec::with_capacity(n);
     let arm_start = Instant::now();
     for (i, slot) in slots.iter().enumerate() {
@@ -66,12 +115,27 @@ fn run(n: usize, lead: Duration, spread: Duration) -> Run {
         let target = base + lead + spread.mul_f64(i as f64 / n as f64);
         let before = Instant::now();
         let timeout = target.saturating_duration_since(before);
-        let source = CancellationSource::with_timeout(timeout);
-        deadlines.push(before + timeout);
-        registrations.push(source.token().register(move || {
+        let record = move || {
             // +1 so that 0 means "not fired".
             slot.store(base.elapsed().as_nanos() as u64 + 1, Ordering::Release);
-        }));
+        };
+        let source = match clock {
+            Clock::System => CancellationSource::with_timeout(timeout),
+            Clock::Tokio(timer) => timer.with_timeout(timeout),
+            Clock::TokioSleep(handle) => {
+                // The sleep's deadline is exactly the one measured against
+                // (not `sleep(timeout)` taken when the task first runs).
+                let deadline = tokio::time::Instant::from_std(before + timeout);
+                tasks.push(handle.spawn(async move {
+                    tokio::time::sleep_until(deadline).await;
+                    record();
+                }));
+                deadlines.push(before + timeout);
+                continue;
+            }
+        };
+        deadlines.push(before + timeout);
+        registrations.push(source.token().register(record));
         sources.push(source);
     }
     let arm_time = arm_start.elapsed();
@@ -118,10 +182,18 @@ fn run(n: usize, lead: Duration, spread: Duration) -> Run {
     fired_at.sort_unstable();
     let max_gap = Duration::from_nanos(fired_at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
     if let Some(raw) = raw {
-        common::write_result(&format!("timer_raw_{n}.txt"), raw);
+        let name = match clock {
+            // The default timer's files keep their earlier names.
+            Clock::System => format!("timer_raw_{n}.txt"),
+            _ => format!("timer_raw_{}_{n}.txt", clock.id()),
+        };
+        common::write_result(&name, raw);
     }
     drop(registrations);
     drop(sources);
+    for task in tasks {
+        task.abort();
+    }
     Run {
         lateness_ns,
         armed: n,
@@ -138,8 +210,9 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn main() {
-    let single_rounds = if quick() { 20 } else { 100 };
+/// The runs of one clock: N = 1 (`single_rounds` rounds), 1,000 and
+/// 100,000, as `(N, rounds, run)`.
+fn measure(clock: &Clock, single_rounds: u64) -> Vec<(usize, u64, Run)> {
     let mut results = Vec::new();
     // N = 1: one timeout at a time, short timeouts, many rounds.
     {
@@ -153,6 +226,7 @@ fn main() {
         };
         for round in 0..single_rounds {
             let r = run(
+                clock,
                 1,
                 Duration::from_millis(5) + Duration::from_micros(137 * (round % 7)),
                 Duration::ZERO,
@@ -167,11 +241,17 @@ fn main() {
     }
     for n in [1_000usize, 100_000] {
         // Arming 100,000 takes ~0.1 s: a longer lead keeps it out of the
-        // firing window, so that what is measured is the timer thread.
+        // firing window, so that what is measured is the timer.
         let lead = if n > 10_000 { LONG_LEAD } else { LEAD };
-        results.push((n, 1, run(n, lead, SPREAD)));
+        results.push((n, 1, run(clock, n, lead, SPREAD)));
     }
+    results
+}
 
+/// Prints one clock's table and returns its runs as JSON objects, one per
+/// line, indented by `indent`.
+fn report(clock: &Clock, results: &[(usize, u64, Run)], indent: &str) -> String {
+    println!("clock: {} [{}]", clock.label(), clock.id());
     println!(
         "{:>8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "N",
@@ -185,11 +265,7 @@ fn main() {
         "arm_ms",
         "gap_us"
     );
-    let mut json = String::from("{\n  \"lead_ms\": ");
-    json.push_str(&LEAD.as_millis().to_string());
-    json.push_str(",\n  \"spread_ms\": ");
-    json.push_str(&SPREAD.as_millis().to_string());
-    json.push_str(",\n  \"runs\": [\n");
+    let mut json = String::new();
     for (i, (n, rounds, r)) in results.iter().enumerate() {
         let mut sorted = r.lateness_ns.clone();
         sorted.sort_unstable();
@@ -219,7 +295,7 @@ fn main() {
             r.max_gap.as_secs_f64() * 1e6
         );
         json.push_str(&format!(
-            "    {{\"n\": {n}, \"rounds\": {rounds}, \"armed\": {}, \"fired\": {}, \
+            "{indent}{{\"n\": {n}, \"rounds\": {rounds}, \"armed\": {}, \"fired\": {}, \
              \"min_us\": {:.1}, \"median_us\": {:.1}, \"p99_us\": {:.1}, \"max_us\": {:.1}, \
              \"mean_us\": {:.1}, \"arm_ms\": {:.3}, \"lead_ms\": {}, \
              \"arming_overlapped_firing\": {}, \"max_gap_us\": {:.1}}}{}\n",
@@ -235,6 +311,49 @@ fn main() {
             r.overlapped,
             r.max_gap.as_secs_f64() * 1e6,
             if i + 1 == results.len() { "" } else { "," }
+        ));
+    }
+    println!();
+    json
+}
+
+fn main() {
+    let single_rounds = if quick() { 20 } else { 100 };
+    let mut clocks: Vec<(&'static str, &'static str, String)> = Vec::new();
+
+    // The default timer thread first, alone: no runtime exists yet, as in
+    // the runs made before the other clocks were measured.
+    let system = Clock::System;
+    let system_json = report(&system, &measure(&system, single_rounds), "        ");
+    clocks.push((system.id(), system.label(), system_json.clone()));
+
+    // tokio's timer, and its own sleep for reference, on one multi-thread
+    // runtime (as many workers as cores) with its time driver, not paused.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    for clock in [
+        Clock::Tokio(Timer::tokio(runtime.handle())),
+        Clock::TokioSleep(runtime.handle().clone()),
+    ] {
+        let runs = report(&clock, &measure(&clock, single_rounds), "        ");
+        clocks.push((clock.id(), clock.label(), runs));
+    }
+    drop(runtime);
+
+    let mut json = String::from("{\n  \"lead_ms\": ");
+    json.push_str(&LEAD.as_millis().to_string());
+    json.push_str(",\n  \"spread_ms\": ");
+    json.push_str(&SPREAD.as_millis().to_string());
+    // `runs`: the default timer thread's, as before the other clocks.
+    json.push_str(",\n  \"runs\": [\n");
+    json.push_str(&system_json.replace("        {", "    {"));
+    json.push_str("  ],\n  \"clocks\": [\n");
+    for (i, (id, label, runs)) in clocks.iter().enumerate() {
+        json.push_str(&format!(
+            "    {{\"clock\": \"{id}\", \"label\": \"{label}\", \"runs\": [\n{runs}      ]}}{}\n",
+            if i + 1 == clocks.len() { "" } else { "," }
         ));
     }
     json.push_str("  ]\n}\n");

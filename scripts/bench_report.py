@@ -5,6 +5,8 @@ Reads (python3 standard library only):
   target/criterion/**/new/estimates.json   criterion medians (benches/ops.rs)
   target/cancel-core-bench/memory.json      benches/memory.rs
   target/cancel-core-bench/timer_accuracy.json  benches/timer_accuracy.rs
+                                            ("runs": the default timer thread;
+                                            "clocks": every clock's runs)
   target/cancel-core-bench/callgrind.tsv    instruction counts (scripts/bench.sh)
   target/cancel-core-bench/analysis.md      optional hand-written findings,
                                             pasted into the report if present
@@ -360,6 +362,50 @@ def write_svg(path, bars):
         f.write("\n".join(out) + "\n")
 
 
+# The clocks of timer_accuracy.json's "clocks" (their "clock" ids), as
+# named in the report; an unknown id is shown with the JSON's own label.
+TIMER_CLOCKS = {
+    "system": "default timer thread (`CancellationSource::with_timeout`)",
+    "tokio": "tokio's timer (`Timer::tokio(&handle).with_timeout`)",
+    "tokio-sleep": "reference: `tokio::time::sleep_until`, a task per timeout",
+}
+
+
+def write_timer_clocks(w, timer):
+    """The "Timer accuracy per clock" table, from timer_accuracy.json's
+    "clocks" (absent from files written before the other clocks: then
+    nothing is written)."""
+    clocks = timer.get("clocks")
+    if not clocks:
+        return
+    w("### Timer accuracy per clock")
+    w("")
+    w("The measurement above (same N, leads, spread and rounds; lateness after the "
+      "deadline of a callback registered on the source, recording `Instant::now()`) on "
+      "each clock, in one run: the default timer thread first, before the tokio runtime "
+      "exists. tokio's "
+      "timer: `Timer::tokio` on a multi-thread runtime (`enable_time`, not paused), one "
+      "driver task firing the timeouts, the callbacks running on a runtime worker. The "
+      "reference row is no cancel-core timer: one task per timeout awaiting "
+      "`tokio::time::sleep_until(deadline)`, then recording the time; tokio's timer wheel "
+      "counts in whole milliseconds, which sets the floor of both tokio rows. N = 1 is "
+      "repeated (%s rounds)." % ", ".join(sorted({
+          str(r["rounds"]) for c in clocks for r in c.get("runs", []) if r["n"] == 1})))
+    w("")
+    w("| clock | N | median lateness | p99 lateness |")
+    w("|---|---:|---:|---:|")
+    for c in clocks:
+        name = TIMER_CLOCKS.get(c.get("clock"), c.get("label") or c.get("clock") or "?")
+        for r in c.get("runs", []):
+            fired = ""
+            if r.get("fired") != r.get("armed"):
+                fired = " (%s of %s fired)" % (r.get("fired"), r.get("armed"))
+            w("| %s | %s%s | %s | %s |" % (
+                name, "{:,}".format(r["n"]), fired,
+                fmt_time(r["median_us"] * 1e3), fmt_time(r["p99_us"] * 1e3)))
+    w("")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--command", default="scripts/bench.sh")
@@ -607,6 +653,7 @@ def main():
                   "{:,}".format(r["n"]), fmt_time(r["max_gap_us"] * 1e3),
                   fmt_time(r["max_us"] * 1e3), tail))
             w("")
+        write_timer_clocks(w, timer)
     else:
         w("(no timer_accuracy.json: run `cargo bench -p cancel-core-benches --bench timer_accuracy`)")
         w("")
