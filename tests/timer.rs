@@ -18,6 +18,7 @@ static GLOBAL: counting::Counting = counting::Counting;
 const SEC: Duration = Duration::from_secs(1);
 
 /// The deadline at a manual clock's time `at`.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 fn clock_deadline(clock: &ManualClock, at: Duration) -> Option<Deadline> {
     Some(clock.timer().deadline_in(at - clock.now()))
 }
