@@ -28,7 +28,7 @@
 //! # Features
 //! - `std` (default): thread parking (blocking waits, registration drops that
 //!   wait for a running callback, [`PinnedRegistration`], `callback_scope`),
-//!   the default timer thread (`with_timeout`, `cancel_after`, `deadline`),
+//!   the default timer thread (`with_timeout`, `cancel_after`),
 //!   panic isolation between callbacks (and `cancel_catching`),
 //!   and `std::io::Error` conversion. Without it the crate is `no_std` +
 //!   `alloc`; timeouts then run on a [`ManualClock`].
@@ -39,6 +39,13 @@
 //! - `tokio-util` (implies `std`): bridges to and from
 //!   `tokio_util::sync::CancellationToken` (`token.to_tokio()`,
 //!   `CancellationSource::from_tokio(&t)`).
+//! - `tokio` (implies `std`): `Timer::tokio(&handle)`, timeouts on tokio's
+//!   timer (a paused test clock drives them).
+//! - `embassy-time`: `time::embassy::timer()`, timeouts on embassy-time
+//!   (`no_std`).
+//!
+//! Time: every clock is a [`Timer`] (see [`time`]); `token.deadline()` is a
+//! [`Deadline`] value that works without `std`, with `grpc-timeout` encoding.
 //!
 //! Futures and the future adapter trait [`CancellationFutureExt`] need no
 //! feature. On docs.rs every item shows the feature it needs.

@@ -1,6 +1,6 @@
 //! Timers: a source's timeout as a node of its list, and each clock's queue
 //! of armed timeouts (a `Timeline`). The whole soundness argument of timers
-//! is here; `clock.rs` only says what time it is and when to fire.
+//! is here; `src/time/` only says what time it is and when to fire.
 //!
 //! ```text
 //!  node:  IDLE ──timer_on──▶ LINKED (front of the list) ──drain pops / replaced / state dies──▶ DONE
