@@ -12,7 +12,16 @@
 //!   its observers while its timer is armed), on two clock slots whose
 //!   handles are cloned and dropped; the last handle's drop stops the clock
 //!   (its timers are disarmed, nothing is armed on it again). A due `advance`
-//!   claims every due source (in deadline order), then drains each.
+//!   claims every due source (in deadline order), then drains each. A
+//!   timeout armed with a cause (`cancel_after_with`, on a clock's timer or
+//!   a source) expires with that cause as its reason; every arming replaces
+//!   the cause (a plain one: `TimedOut`). `disarm` stops an armed timeout
+//!   (answering whether one was armed), `try_reset` too (answering whether
+//!   the source is uncancelled).
+//! - **Origins.** Each state records where its cancellation came from: its
+//!   own `cancel*` call, its own timeout (fired, or armed already due), or
+//!   a parent (through a link's drain, or cancelled when the child was
+//!   made).
 //! - **Panics.** Callbacks that panic when run, closures whose capture
 //!   panics when dropped (run, unregistered, dropped, refused by a token that
 //!   can never be cancelled), and wakers whose `wake` panics. The model knows
@@ -37,8 +46,10 @@
 //! says: unrun closures of registrations that can never run are dropped at
 //! once), every future's wake count and stored-waker count (a future polled
 //! while its token cannot be cancelled stores no waker), the armed count of
-//! each live clock, and `is_cancelled` / `can_be_cancelled` of every live
-//! token; of every scope handle `is_shutting_down`, `is_finished`,
+//! each live clock, and `is_cancelled` / `can_be_cancelled` / `reason` /
+//! `origin` of every live token (and `reason` / `origin` through a source
+//! handle of each state cancelled by the operation or whose source it
+//! used); of every scope handle `is_shutting_down`, `is_finished`,
 //! `in_flight` and whether `enter` is refused, and of every guard
 //! `is_cancelled`. At the end: nothing alive in the model (every scope
 //! freed), nothing left allocated.
@@ -57,8 +68,8 @@ use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use cancel_core::{
-    CancelReason, CancellationSource, CancellationToken, ManualClock, Registration, Shutdown,
-    ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked,
+    CancelOrigin, CancelReason, CancellationSource, CancellationToken, ManualClock, Registration,
+    Shutdown, ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked,
 };
 
 // ------------------------------------------------------------ allocations
@@ -165,6 +176,10 @@ enum Obs {
 struct MState {
     alive: bool,
     reason: Option<R>,
+    /// Where the cancellation came from (set with `reason`): the state's
+    /// own `cancel*` call, its own timeout (fired, or armed already due),
+    /// or a parent's drain (or a parent cancelled at birth).
+    origin: Option<CancelOrigin>,
     sources: usize,
     refs: usize,
     /// Every parent this state holds a link reference to.
@@ -173,9 +188,15 @@ struct MState {
     list: Vec<Obs>,
     /// The armed timeout: (clock, deadline on that clock).
     deadline: Option<(usize, u64)>,
+    /// The armed timeout's cause (its reason on expiry: `Custom`), `None`
+    /// for `TimedOut`; set by every arming, meaningful while `deadline` is.
+    timer_cause: Option<u8>,
     /// The clock of the source's timer node, if it ever got one (where
     /// `CancellationSource::cancel_after` re-arms).
     timer_clock: Option<usize>,
+    /// Check the reason and origin through a source handle after this
+    /// operation: it was cancelled, or an operation acted on a source of it.
+    recheck: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,13 +299,17 @@ impl Model {
         }
         self.states.push(MState {
             alive: true,
+            // A state born cancelled is a child of a cancelled parent.
+            origin: reason.as_ref().map(|_| CancelOrigin::Parent),
             reason,
             sources: 1,
             refs: 1,
             parents,
             list: Vec::new(),
             deadline: None,
+            timer_cause: None,
             timer_clock: None,
+            recheck: true,
         });
         id
     }
@@ -355,10 +380,12 @@ impl Model {
         }
     }
 
-    /// Sets the reason; the state needs nothing more from its parents (its
-    /// links leave their lists) nor from its timer.
-    fn claim(&mut self, s: usize, r: &R) {
+    /// Sets the reason and origin; the state needs nothing more from its
+    /// parents (its links leave their lists) nor from its timer.
+    fn claim(&mut self, s: usize, r: &R, origin: CancelOrigin) {
         self.states[s].reason = Some(r.clone());
+        self.states[s].origin = Some(origin);
+        self.states[s].recheck = true;
         self.states[s].deadline = None;
         for p in self.states[s].parents.clone() {
             self.states[p].list.retain(|o| *o != Obs::Link(s));
@@ -391,7 +418,7 @@ impl Model {
                 }
                 Obs::Link(c) => {
                     if self.states[c].reason.is_none() {
-                        self.claim(c, r);
+                        self.claim(c, r, CancelOrigin::Parent);
                         self.drain(c, r);
                     }
                 }
@@ -403,11 +430,14 @@ impl Model {
         }
     }
 
-    fn cancel(&mut self, s: usize, r: R) -> bool {
+    /// A cancellation of `s` itself: a `cancel*` call (`Cancel`) or its
+    /// timeout (`Timeout`). False if it was cancelled already.
+    fn cancel(&mut self, s: usize, r: R, origin: CancelOrigin) -> bool {
+        self.states[s].recheck = true;
         if self.states[s].reason.is_some() {
             return false;
         }
-        self.claim(s, &r);
+        self.claim(s, &r, origin);
         self.drain(s, &r);
         true
     }
@@ -559,29 +589,41 @@ impl Model {
                 return;
             };
             self.states[s].deadline = None;
-            self.cancel(s, R::TimedOut);
+            let r = self.states[s].timer_cause.map_or(R::TimedOut, R::Custom);
+            self.cancel(s, r, CancelOrigin::Timeout);
         }
     }
 
-    /// `clock.cancel_after(source, d)`; `d == u64::MAX` is `Duration::MAX`.
-    fn clock_cancel_after(&mut self, c: usize, s: usize, d: u64) {
+    /// `clock.cancel_after(source, d)` (`cause` `None`), or
+    /// `clock.timer().cancel_after_with(source, d, Code(cause))`; `d ==
+    /// u64::MAX` is `Duration::MAX`. An arming replaces the cause too.
+    fn clock_cancel_after(&mut self, c: usize, s: usize, d: u64, cause: Option<u8>) {
+        self.states[s].recheck = true;
         if self.states[s].reason.is_some() {
             return;
         }
         if d == 0 {
-            self.cancel(s, R::TimedOut);
+            // Armed with a deadline already reached: the timeout expires.
+            self.cancel(
+                s,
+                cause.map_or(R::TimedOut, R::Custom),
+                CancelOrigin::Timeout,
+            );
         } else if d == u64::MAX {
             // Disarms its timer, on whichever clock; the node stays.
             self.states[s].deadline = None;
         } else {
             self.states[s].deadline = Some((c, self.clocks[c].now + d));
+            self.states[s].timer_cause = cause;
             self.states[s].timer_clock = Some(c);
         }
     }
 
-    /// `source.cancel_after(d)`, for a source whose timer node is on a
-    /// manual clock (or that is cancelled).
-    fn source_cancel_after(&mut self, s: usize, d: u64) {
+    /// `source.cancel_after(d)` (`cause` `None`) or
+    /// `source.cancel_after_with(d, Code(cause))`, for a source whose timer
+    /// node is on a live manual clock (or that is cancelled).
+    fn source_cancel_after(&mut self, s: usize, d: u64, cause: Option<u8>) {
+        self.states[s].recheck = true;
         if self.states[s].reason.is_some() {
             return;
         }
@@ -589,13 +631,31 @@ impl Model {
             .timer_clock
             .expect("a timer on a manual clock");
         if d == 0 {
-            self.cancel(s, R::TimedOut);
+            self.cancel(
+                s,
+                cause.map_or(R::TimedOut, R::Custom),
+                CancelOrigin::Timeout,
+            );
         } else if d == u64::MAX {
             self.states[s].deadline = None;
         } else {
             debug_assert!(self.clocks[c].handles > 0, "not used on a stopped clock");
             self.states[s].deadline = Some((c, self.clocks[c].now + d));
+            self.states[s].timer_cause = cause;
         }
+    }
+
+    /// `source.disarm()`: whether a timeout was armed (none is, once
+    /// cancelled or once its clock stopped); the timer node stays.
+    fn disarm(&mut self, s: usize) -> bool {
+        self.states[s].recheck = true;
+        self.states[s].deadline.take().is_some()
+    }
+
+    /// `source.try_reset()`: disarms; true if not cancelled.
+    fn try_reset(&mut self, s: usize) -> bool {
+        self.disarm(s);
+        self.states[s].reason.is_none()
     }
 
     fn has_deadline(&self, s: usize) -> bool {
@@ -679,7 +739,7 @@ impl Model {
     fn scope_shutdown(&mut self, sc: usize, r: R) -> bool {
         let quiet = self.panic.is_none();
         let signal = self.scopes[sc].signal;
-        let cancelled = self.cancel(signal, r);
+        let cancelled = self.cancel(signal, r, CancelOrigin::Cancel);
         // A panic of the drain is resumed before the second step.
         if quiet && self.panic.is_some() {
             debug_assert!(self.scopes[sc].shutdown, "the hook ran in the drain");
@@ -743,7 +803,7 @@ impl Model {
         if self.scopes[sc].orphaned {
             self.scope_free(sc);
         }
-        self.cancel(done, R::Requested);
+        self.cancel(done, R::Requested, CancelOrigin::Cancel);
         if let Some(p) = parent {
             self.scope_leave(p);
         }
@@ -934,18 +994,19 @@ struct Real {
 }
 
 fn reason_of(t: &CancellationToken) -> Option<R> {
-    Some(match t.reason()? {
+    model_reason(t.reason())
+}
+
+/// A reason in the model's terms (without allocating: `check` calls it).
+fn model_reason(reason: Option<CancelReason>) -> Option<R> {
+    Some(match reason? {
         CancelReason::Requested => R::Requested,
         CancelReason::TimedOut => R::TimedOut,
         CancelReason::Custom(c) if c.downcast_ref::<WorkPanicked>().is_some() => R::WorkPanicked,
-        CancelReason::Custom(c) => {
-            let text = c.to_string();
-            R::Custom(
-                text.trim_start_matches("code ")
-                    .parse()
-                    .expect("a Code cause"),
-            )
-        }
+        CancelReason::Custom(c) => match c.downcast_ref::<Code>() {
+            Some(code) => R::Custom(code.0),
+            None => panic!("unknown cause {c:?}"),
+        },
         other => panic!("unknown reason {other:?}"),
     })
 }
@@ -997,7 +1058,13 @@ pub fn run(data: &[u8]) {
 /// (`kind_of`), a future's panicking wakers, `unregister_async` (op 10) or
 /// a scope operation (op 26, see `scope_op`; once an alias of op 12).
 /// Bytes below 32 decode as they did before clocks and panics were
-/// modelled (slot 0, plain closures, quiet wakers), except 26.
+/// modelled (slot 0, plain closures, quiet wakers), except 26. The
+/// operations added since are numbered from 32, on the variants 4..=7 of
+/// observe (op 19) and its alias (31), which were all observe before:
+/// 32 and 38 `disarm`, 33 and 39 `try_reset`, 34 and 35
+/// `timer().cancel_after_with` (slot 0, 1), 36 and 37
+/// `source.cancel_after_with` (falling back to slot 0, 1). A disarm or a
+/// reset takes one argument byte, as observe did.
 fn run_inner(data: &[u8]) {
     let mut m = Model::default();
     let mut slot_clock = [m.new_clock(), m.new_clock()];
@@ -1019,6 +1086,10 @@ fn run_inner(data: &[u8]) {
         let variant = b / 32;
         let slot = usize::from(variant & 1);
         let op = match b % 32 {
+            // The new operations (numbered from 32), on the variants 4..=7
+            // of observe (19) and its alias (31), which ignored the variant.
+            19 if variant >= 4 => 32 + (variant - 4),
+            31 if variant >= 4 => 36 + (variant - 4),
             // Aliases, for a useful mix of operations.
             24 => 8,
             25 => 17,
@@ -1218,12 +1289,12 @@ fn run_inner(data: &[u8]) {
                     let (result, want) = if op == 12 {
                         (
                             catch_unwind(AssertUnwindSafe(|| src.cancel())),
-                            m.cancel(s, R::Requested),
+                            m.cancel(s, R::Requested, CancelOrigin::Cancel),
                         )
                     } else {
                         (
                             catch_unwind(AssertUnwindSafe(|| src.cancel_with(Code(code)))),
-                            m.cancel(s, R::Custom(code)),
+                            m.cancel(s, R::Custom(code), CancelOrigin::Cancel),
                         )
                     };
                     if let Some(got) = expect(result, m.panic.take(), "cancel") {
@@ -1255,7 +1326,7 @@ fn run_inner(data: &[u8]) {
                     if let Some(clock) = r.clocks[slot].first() {
                         let result =
                             catch_unwind(AssertUnwindSafe(|| clock.cancel_after(src, duration(d))));
-                        m.clock_cancel_after(slot_clock[slot], s, d);
+                        m.clock_cancel_after(slot_clock[slot], s, d, None);
                         expect(result, m.panic.take(), "clock.cancel_after");
                     }
                 }
@@ -1351,12 +1422,12 @@ fn run_inner(data: &[u8]) {
                     if st.reason.is_some() || live_clock {
                         let result =
                             catch_unwind(AssertUnwindSafe(|| src.cancel_after(duration(d))));
-                        m.source_cancel_after(s, d);
+                        m.source_cancel_after(s, d, None);
                         expect(result, m.panic.take(), "source.cancel_after");
                     } else if let Some(clock) = r.clocks[slot].first() {
                         let result =
                             catch_unwind(AssertUnwindSafe(|| clock.cancel_after(src, duration(d))));
-                        m.clock_cancel_after(slot_clock[slot], s, d);
+                        m.clock_cancel_after(slot_clock[slot], s, d, None);
                         expect(result, m.panic.take(), "clock.cancel_after");
                     }
                 }
@@ -1371,7 +1442,7 @@ fn run_inner(data: &[u8]) {
                         "{op_no}: source {} = clock slot {slot}.with_timeout({d} ns) (state {s})",
                         r.sources.len()
                     );
-                    m.clock_cancel_after(slot_clock[slot], s, d);
+                    m.clock_cancel_after(slot_clock[slot], s, d, None);
                     assert!(m.panic.take().is_none());
                     r.sources.push((s, src));
                 }
@@ -1394,23 +1465,95 @@ fn run_inner(data: &[u8]) {
                     }
                 }
             }
+            // source.disarm()
+            32 | 38 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let (s, ref src) = r.sources[i];
+                    let want = m.disarm(s);
+                    trace!("{op_no}: source {i} (state {s}).disarm() -> model {want}");
+                    assert_eq!(src.disarm(), want, "disarm's answer");
+                }
+            }
+            // source.try_reset()
+            33 | 39 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let (s, ref src) = r.sources[i];
+                    let want = m.try_reset(s);
+                    trace!("{op_no}: source {i} (state {s}).try_reset() -> model {want}");
+                    assert_eq!(src.try_reset(), want, "try_reset's answer");
+                }
+            }
+            // clock.timer().cancel_after_with(source, d, Code(code)), on
+            // slot 0 (34) or 1 (35).
+            34 | 35 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let (s, ref src) = r.sources[i];
+                    let d = delay(input.byte(), op_no);
+                    let code = input.byte();
+                    trace!(
+                        "{op_no}: clock slot {slot}.timer().cancel_after_with(source {i} (state {s}), {d} ns, code {code})"
+                    );
+                    if let Some(clock) = r.clocks[slot].first() {
+                        let result = catch_unwind(AssertUnwindSafe(|| {
+                            clock
+                                .timer()
+                                .cancel_after_with(src, duration(d), Code(code))
+                        }));
+                        m.clock_cancel_after(slot_clock[slot], s, d, Some(code));
+                        expect(result, m.panic.take(), "timer.cancel_after_with");
+                    }
+                }
+            }
+            // source.cancel_after_with(d, Code(code)): as op 22, on the
+            // source's manual clock (else on slot 0 (36) or 1 (37) through
+            // `timer().cancel_after_with`).
+            36 | 37 => {
+                if let Some(i) = input.pick(r.sources.len()) {
+                    let (s, ref src) = r.sources[i];
+                    let d = delay(input.byte(), op_no);
+                    let code = input.byte();
+                    let st = &m.states[s];
+                    trace!(
+                        "{op_no}: source {i} (state {s}).cancel_after_with({d} ns, code {code}) (timer on {:?}; else clock slot {slot})",
+                        st.timer_clock
+                    );
+                    let live_clock = st.timer_clock.is_some_and(|c| m.clocks[c].handles > 0);
+                    if st.reason.is_some() || live_clock {
+                        let result = catch_unwind(AssertUnwindSafe(|| {
+                            src.cancel_after_with(duration(d), Code(code))
+                        }));
+                        m.source_cancel_after(s, d, Some(code));
+                        expect(result, m.panic.take(), "source.cancel_after_with");
+                    } else if let Some(clock) = r.clocks[slot].first() {
+                        let result = catch_unwind(AssertUnwindSafe(|| {
+                            clock
+                                .timer()
+                                .cancel_after_with(src, duration(d), Code(code))
+                        }));
+                        m.clock_cancel_after(slot_clock[slot], s, d, Some(code));
+                        expect(result, m.panic.take(), "timer.cancel_after_with");
+                    }
+                }
+            }
             // Observe a token.
             _ => {
                 if let Some(i) = input.pick(r.tokens.len()) {
                     let (s, ref t) = r.tokens[i];
                     trace!("{op_no}: observe token {i} (state {s:?})");
-                    let (cancelled, reason, can, deadline) = match s {
+                    let (cancelled, reason, origin, can, deadline) = match s {
                         Some(s) => (
                             m.states[s].reason.is_some(),
                             m.states[s].reason.clone(),
+                            m.states[s].origin,
                             m.can_be_cancelled(s),
                             m.has_deadline(s),
                         ),
-                        None => (false, None, false, false),
+                        None => (false, None, None, false, false),
                     };
                     assert_eq!(t.is_cancelled(), cancelled, "is_cancelled");
                     assert_eq!(t.check().is_err(), cancelled, "check");
                     assert_eq!(reason_of(t), reason, "reason");
+                    assert_eq!(t.origin(), origin, "origin");
                     assert_eq!(t.can_be_cancelled(), can, "can_be_cancelled");
                     assert_eq!(t.deadline().is_some(), deadline, "deadline");
                     assert_eq!(t.wait_timeout(Duration::ZERO), cancelled, "wait_timeout(0)");
@@ -1499,6 +1642,35 @@ fn run_inner(data: &[u8]) {
     assert!(
         r.shared.drops.lock().unwrap().iter().all(|&d| d == 1),
         "every closure was dropped exactly once"
+    );
+}
+
+/// The reason and origin of state `s` (`None`: the `none()` token's) as a
+/// handle (`what`) answered them, against the model's.
+fn check_reason_origin(
+    m: &Model,
+    s: Option<usize>,
+    origin: Option<CancelOrigin>,
+    reason: Option<CancelReason>,
+    op_no: u64,
+    op: u8,
+    what: impl Fn() -> String,
+) {
+    let (want_origin, want_reason) = match s {
+        Some(s) => (m.states[s].origin, m.states[s].reason.clone()),
+        None => (None, None),
+    };
+    assert_eq!(
+        model_reason(reason),
+        want_reason,
+        "reason of {} after operation {op_no} (op {op})",
+        what()
+    );
+    assert_eq!(
+        origin,
+        want_origin,
+        "origin of {} after operation {op_no} (op {op})",
+        what()
     );
 }
 
@@ -1800,9 +1972,11 @@ fn check(m: &mut Model, r: &Real, slot_clock: &[usize; 2], op_no: u64, op: u8) {
             );
         }
     }
-    // is_cancelled and can_be_cancelled of every live token (the model's
-    // answer memoised per state).
+    // is_cancelled, can_be_cancelled, the reason and the origin of every
+    // live token (the model's answer memoised per state; the reason and
+    // origin once per state: its tokens read the same word).
     let mut memo: Vec<Option<bool>> = vec![None; m.states.len()];
+    let mut seen = vec![false; m.states.len()];
     for (i, (s, t)) in r.tokens.iter().enumerate() {
         let (cancelled, can) = match *s {
             Some(s) => (
@@ -1821,6 +1995,23 @@ fn check(m: &mut Model, r: &Real, slot_clock: &[usize; 2], op_no: u64, op: u8) {
             can,
             "can_be_cancelled of token {i} (state {s:?}) after operation {op_no} (op {op})"
         );
+        if s.is_some_and(|s| std::mem::replace(&mut seen[s], true)) {
+            continue;
+        }
+        check_reason_origin(m, *s, t.origin(), t.reason(), op_no, op, || {
+            format!("token {i} (state {s:?})")
+        });
+    }
+    // The reason and origin through a source handle, of each state that
+    // was cancelled or whose source an operation acted on (not every
+    // source after every operation: reading each one's state would halve
+    // the fuzzer's speed, sources being many and tokens few).
+    for (i, (s, src)) in r.sources.iter().enumerate() {
+        if std::mem::take(&mut m.states[*s].recheck) {
+            check_reason_origin(m, Some(*s), src.origin(), src.reason(), op_no, op, || {
+                format!("source {i} (state {s})")
+            });
+        }
     }
     // The model's own scope invariants: complete exactly when closed with
     // nothing in flight (no completer runs between operations), freed
