@@ -23,9 +23,24 @@ fn advance(pool: &mut LocalPool, by: Duration) {
     pool.run_until_stalled();
 }
 
-/// One test: the mock driver's time is global to the process.
+/// One test: the mock driver's time is global to the process. Run off the
+/// test's thread with a hang guard: a driver that spins (review 7.4) never
+/// lets `run_until_stalled` return.
 #[test]
 fn embassy_time_drives_timeouts_stops_with_its_driver_and_leaks_nothing() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        body();
+        tx.send(()).unwrap();
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the test failed (above)"),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung: the driver spins"),
+    }
+}
+
+fn body() {
     MockDriver::get().reset();
     let mut pool = LocalPool::new();
     let (timer, driver) = embassy::timer();
@@ -46,6 +61,16 @@ fn embassy_time_drives_timeouts_stops_with_its_driver_and_leaks_nothing() {
     assert!(early.reason().unwrap().is_timed_out());
     assert!(!late.is_cancelled());
     assert_eq!(timer.now(), Duration::from_millis(500));
+
+    // Review 7.4: a deadline that is not a whole tick was rounded down, so
+    // the driver woke before it, found nothing due, and slept "until" an
+    // instant already reached: it spun without yielding.
+    let odd = timer.with_timeout(Duration::from_nanos(1500));
+    pool.run_until_stalled();
+    advance(&mut pool, Duration::from_micros(1));
+    assert!(!odd.is_cancelled(), "1 µs in: not yet due");
+    advance(&mut pool, Duration::from_micros(1));
+    assert!(odd.is_cancelled(), "2 µs in: due");
 
     // No leak: a million armed, then dropped.
     let (_, _, live, ()) = counting::measure(|| {

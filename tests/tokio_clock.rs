@@ -124,3 +124,23 @@ fn a_million_timeouts_armed_then_dropped_leak_nothing_on_tokios_timer() {
         assert!(live <= 1, "{live} allocations left live");
     });
 }
+
+/// Review 7.5: the longest sleep was capped from the clock's epoch, not
+/// from now: 30 years after it, every sleep ended at once and the driver
+/// spun without yielding. (A hang guard, not a wait for a race: the
+/// runtime runs on its own thread.)
+#[test]
+fn the_driver_sleeps_after_thirty_years_on_a_paused_clock() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        paused().block_on(async {
+            let timer = Timer::tokio(&Handle::current());
+            tokio::time::advance(Duration::from_secs(86_400 * 365 * 31)).await;
+            let source = timer.with_timeout(Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            tx.send(source.is_cancelled()).unwrap();
+        });
+    });
+    let fired = rx.recv_timeout(Duration::from_secs(60));
+    assert_eq!(fired, Ok(true), "the driver spun (or never fired)");
+}
