@@ -135,10 +135,13 @@ impl StateRef {
         // SAFETY: we hold a reference and the caller a source handle.
         if let Some(node) = unsafe { timer::timer_on(self.ptr(), timeline) } {
             let keep = cause.clone();
-            if !timeline.arm(self.get(), &node, deadline, cause) {
+            let (armed, taken) = timeline.arm(self.get(), &node, deadline, cause);
+            if !armed {
                 // Reached since the check above (a concurrent advance).
                 expire(keep);
             }
+            // Last: an old cause's `Drop` may panic.
+            drop(taken);
         }
     }
 

@@ -151,8 +151,8 @@ unsafe fn destroy(first: NonNull<State>) {
     // links' references until `destroy_chain` releases them.
     unsafe {
         link::unlink_all(first);
-        let taken = retire(first, ptr::null_mut(), false);
-        destroy_chain(first, taken);
+        let retired = retire(first, ptr::null_mut(), false);
+        destroy_chain(first, retired);
     }
 }
 
@@ -170,7 +170,7 @@ unsafe fn destroy(first: NonNull<State>) {
 /// # Safety
 /// `this` has no references left; if `reachable` is false it was unlinked
 /// from every parent.
-unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) -> Option<Taken> {
+unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) -> Retired {
     // SAFETY: a dead state is still allocated. The list is ours: under the
     // lock, or unreachable (caller's contract).
     unsafe {
@@ -180,9 +180,33 @@ unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) -> Opt
         st.head.with_mut(|h| *h = next.cast());
         drop(guard);
         // Its source count dies with the state: nobody reads it again. The
-        // entry (its cause: user code) is the caller's to drop.
-        node.and_then(|node| Timeline::disarm(&node))
+        // entry (its cause) and the node (maybe its clock's last handle)
+        // are user code to drop: the caller's, last.
+        node.map(|node| (Timeline::disarm(&node), node))
     }
+}
+
+/// What `retire` took out: the timer's queue entry and node, if it had one.
+type Retired = Option<(Option<Taken>, Arc<timer::TimerNode>)>;
+
+/// Drops user data that a dying state held: a retired timer (its cause,
+/// maybe its clock's last handle) or a custom cause. After the free, so
+/// that a panic leaves nothing half-done: with `std` it is kept in
+/// `first_panic` until the rest of the chain is freed; without it, it
+/// unwinds from here and the states still to free are leaked, never freed
+/// twice. Out of line: the common death has none.
+#[cold]
+#[inline(never)]
+fn drop_user_data(
+    retired: Retired,
+    custom: Option<Arc<CustomCause>>,
+    #[cfg(feature = "std")] first_panic: &mut Option<crate::unwind::Payload>,
+    #[cfg(not(feature = "std"))] _: &mut (),
+) {
+    #[cfg(feature = "std")]
+    crate::unwind::catch(first_panic, move || drop((retired, custom)));
+    #[cfg(not(feature = "std"))]
+    drop((retired, custom));
 }
 
 /// Frees a state with no references left, and with it its links; a parent
@@ -191,7 +215,7 @@ unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) -> Opt
 /// # Safety
 /// `first` has no references left, was unlinked from its parents and
 /// retired (see `destroy`).
-unsafe fn destroy_chain(first: NonNull<State>, first_taken: Option<Taken>) {
+unsafe fn destroy_chain(first: NonNull<State>, first_retired: Retired) {
     // Dead states waiting to be freed are chained through their `head`
     // field: once its timer is gone, a state with no references has nothing
     // in its list that anyone will look at again (every live node belongs to
@@ -200,19 +224,8 @@ unsafe fn destroy_chain(first: NonNull<State>, first_taken: Option<Taken>) {
     let mut todo: *mut State = first.as_ptr();
     #[cfg(feature = "std")]
     let mut first_panic: Option<crate::unwind::Payload> = None;
-    // A timeout's cause taken out with a retired timer: user code, dropped
-    // like the custom cause below.
-    #[cfg_attr(not(feature = "std"), allow(unused_mut))]
-    let mut drop_user = |taken: Option<Taken>, custom: Option<Arc<CustomCause>>| {
-        if taken.is_none() && custom.is_none() {
-            return;
-        }
-        #[cfg(feature = "std")]
-        crate::unwind::catch(&mut first_panic, move || drop((taken, custom)));
-        #[cfg(not(feature = "std"))]
-        drop((taken, custom));
-    };
-    drop_user(first_taken, None);
+    #[cfg(not(feature = "std"))]
+    let mut first_panic = ();
     while let Some(this) = NonNull::new(todo) {
         // SAFETY: `this` is on the dead list: unreachable by anyone else
         // except, for a parent freed here, a grandparent's canceller until
@@ -224,16 +237,21 @@ unsafe fn destroy_chain(first: NonNull<State>, first_taken: Option<Taken>) {
             }
             let links = link::release_parents(this, |parent| {
                 // Still linked to its own parents: retired under its lock.
-                drop_user(retire(parent, todo, true), None);
+                let retired = retire(parent, todo, true);
+                if retired.is_some() {
+                    drop_user_data(retired, None, &mut first_panic);
+                }
                 todo = parent.as_ptr();
             });
             link::free(this, links)
         };
-        // User data (the cause's destructor) runs after the free. With `std`
-        // a panic there is kept until the rest of the chain is freed;
-        // without it, it unwinds from here and the states still on `todo`
-        // are leaked, never freed twice.
-        drop_user(None, custom);
+        if custom.is_some() {
+            drop_user_data(None, custom, &mut first_panic);
+        }
+    }
+    // The first state's timer, after its free too.
+    if first_retired.is_some() {
+        drop_user_data(first_retired, None, &mut first_panic);
     }
     #[cfg(feature = "std")]
     crate::unwind::resume(first_panic);

@@ -94,6 +94,8 @@ where
     F: Future<Output = ()>,
 {
     let _stop = stop;
+    // The deadline the last sleep was for, if it ended by itself.
+    let mut slept_until = None;
     loop {
         let next = {
             let Some(timeline) = timer.upgrade() else {
@@ -107,14 +109,30 @@ where
             let next = raw::fire_due(&timeline, timeline.now(), &mut |never| match never {});
             next
         };
+        // A sleep that ended before its deadline (a clock coarser than the
+        // runtime's sleep, or one rounding differently) would end at once
+        // again: yield to the executor once before the next, so that the
+        // driver never spins without letting other tasks run.
+        if next.is_some() && next == slept_until {
+            let mut yielded = false;
+            poll_fn(|cx| {
+                if yielded {
+                    return Poll::Ready(());
+                }
+                yielded = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            })
+            .await;
+        }
         let mut sleep = pin!(next.map(|at| sleep_until(Duration::from_nanos(at))));
-        poll_fn(|cx| {
+        slept_until = poll_fn(|cx| {
             signal.waker.register(cx.waker());
             if signal.woken.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
+                return Poll::Ready(None);
             }
             match sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
-                Some(Poll::Ready(())) => Poll::Ready(()),
+                Some(Poll::Ready(())) => Poll::Ready(next),
                 _ => Poll::Pending,
             }
         })

@@ -39,7 +39,7 @@ use crate::raw::Timeline;
 pub fn timer() -> (Timer, Driver) {
     let signal = Arc::new(Signal::default());
     let timer = Timer::new(AsyncClock {
-        now: || Duration::from_micros(embassy_time::Instant::now().as_micros()),
+        now: || Duration::from_nanos(ticks_to_nanos(embassy_time::Instant::now().as_ticks())),
         signal: signal.clone(),
     });
     let driver = Driver {
@@ -63,13 +63,29 @@ impl Driver {
     /// `embassy_time::Timer::at` in between.
     pub async fn run(self) {
         drive(self.timeline, self.signal, |at: Duration| {
-            let at = u64::try_from(at.as_micros()).unwrap_or(u64::MAX);
-            embassy_time::Timer::at(
-                embassy_time::Instant::try_from_micros(at).unwrap_or(embassy_time::Instant::MAX),
-            )
+            embassy_time::Timer::at(embassy_time::Instant::from_ticks(nanos_to_ticks(at)))
         })
         .await
     }
+}
+
+/// Nanoseconds at the start of tick `ticks` (rounded down: the time has
+/// reached at least this).
+fn ticks_to_nanos(ticks: u64) -> u64 {
+    let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(embassy_time::TICK_HZ);
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}
+
+/// The first tick at or after `at` (rounded up: a deadline between two
+/// ticks is reached at the later one; rounding down woke the driver before
+/// its deadline, to sleep "until" a moment already reached, and spin:
+/// seventh review). So `ticks_to_nanos(nanos_to_ticks(at)) >= at`.
+fn nanos_to_ticks(at: Duration) -> u64 {
+    let ticks = at
+        .as_nanos()
+        .saturating_mul(u128::from(embassy_time::TICK_HZ))
+        .div_ceil(1_000_000_000);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
 impl core::fmt::Debug for Driver {

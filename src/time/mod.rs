@@ -18,7 +18,12 @@
 //! [`can_be_cancelled`](crate::CancellationToken::can_be_cancelled) `false`,
 //! and arming on the stopped clock arms nothing (`cancel_after` on a
 //! source whose clock stopped uses the default timer, with `std`).
-//! Nothing waits for a stopped clock.
+//! Stopping never blocks and runs no callback. Code that waits on such a
+//! token is in the position of any token whose last canceller is gone: a
+//! new `wait()` or `cancelled()` sees `can_be_cancelled() == false`
+//! (`wait()` then blocks for good, as documented there: use
+//! `wait_timeout`), and one already waiting stays waiting until its owner
+//! drops it, which a runtime's shutdown does for its tasks.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -222,7 +227,18 @@ impl Timer {
     /// ```
     pub fn stop(&self) {
         let taken = self.timeline.stop();
-        // Causes' `Drop`s, after every count is given back.
+        // Causes' `Drop`s, after every count is given back: each on its
+        // own, so that a second panic is not raised during the first's
+        // unwind (an abort); with `std` the first is resumed at the end.
+        #[cfg(feature = "std")]
+        {
+            let mut first = None;
+            for one in taken {
+                crate::unwind::catch(&mut first, move || drop(one));
+            }
+            crate::unwind::resume(first);
+        }
+        #[cfg(not(feature = "std"))]
         drop(taken);
     }
 

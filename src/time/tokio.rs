@@ -10,7 +10,8 @@ use super::Timer;
 use super::drive::{AsyncClock, Signal, drive};
 
 /// tokio sleeps up to about 30 years; a later deadline is slept towards in
-/// steps of this (the driver wakes, finds nothing due, sleeps again).
+/// steps of this, counted from now (the driver wakes, finds nothing due,
+/// sleeps again).
 const LONGEST_SLEEP: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 impl Timer {
@@ -67,7 +68,14 @@ impl Timer {
         handle.spawn(drive(
             Arc::downgrade(timer.timeline()),
             signal,
-            move |at: Duration| tokio::time::sleep_until(epoch + at.min(LONGEST_SLEEP)),
+            move |at: Duration| {
+                // From now, not from the epoch: a clock 30 years past its
+                // epoch would otherwise sleep until a moment already gone,
+                // and spin (seventh review).
+                let cap = tokio::time::Instant::now() + LONGEST_SLEEP;
+                let until = epoch.checked_add(at).map_or(cap, |at| at.min(cap));
+                tokio::time::sleep_until(until)
+            },
         ));
         timer
     }

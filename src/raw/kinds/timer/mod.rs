@@ -245,14 +245,16 @@ impl Timeline {
     ///
     /// Tells the clock (`wake_at`, user code) after the unlock and after
     /// every count is settled, so a panic there leaves a consistent queue.
-    #[must_use]
+    /// What the call took out (an old entry, a replaced cause) is returned
+    /// for the caller to drop last: after it cancelled, if it must, since
+    /// a cause's `Drop` may panic.
     pub(crate) fn arm(
         &self,
         st: &State,
         node: &Arc<TimerNode>,
         deadline: Ticks,
         cause: Option<Arc<CustomCause>>,
-    ) -> bool {
+    ) -> (bool, Taken) {
         // The count a new entry holds, taken before it is queued so that a
         // fire never gives back one that was not taken.
         st.word.add_source();
@@ -273,17 +275,17 @@ impl Timeline {
                 if held {
                     st.word.remove_source();
                 }
-                drop(taken);
-                return false;
+                return (false, taken);
             }
         };
-        drop(taken);
         if earliest {
             if let Some(source) = &self.source {
+                // A panic here unwinds through the caller, dropping
+                // `taken` on the way: the entry stays armed and counted.
                 source.wake_at(deadline);
             }
         }
-        true
+        (true, taken)
     }
 
     /// Whether the clock stopped (see `stop`).
@@ -409,8 +411,9 @@ pub(crate) fn disarm_source(st: &State) -> bool {
 }
 
 /// Takes a dying state's timer node out of its list (marked DONE, so it is
-/// never queued again) and out of its queue; the entry's count dies with
-/// the state. Called by `lifetime::retire`, before the state is freed.
+/// never queued again); the caller takes it out of its queue (the entry's
+/// count dies with the state) and drops both last, as user code (a cause,
+/// the clock). Called by `lifetime::retire`, before the state is freed.
 ///
 /// # Safety
 /// The caller holds `st`'s lock, or nobody else can reach `st`.
@@ -427,7 +430,8 @@ pub(crate) unsafe fn retire(st: &State) -> Option<Arc<TimerNode>> {
 /// The drain's step for the popped timer node: DONE keeps re-armers from
 /// queueing it again; it is disarmed after the unlock (its count given
 /// back: the state is cancelled, so that changes no answer). An unfired
-/// timeout's cause is dropped here, its panic kept with the drain's.
+/// timeout's cause, and the node (which may hold the last handle of its
+/// clock), are dropped here, their panics kept with the drain's.
 ///
 /// # Safety
 /// The front node of `st`'s list is its timer node and `guard` holds its
@@ -445,13 +449,14 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain)
     if taken.is_some() {
         st.word.remove_source();
     }
-    drop(node);
+    // The node may hold the last handle of its clock: its `Drop` is user
+    // code too.
     #[cfg(feature = "std")]
-    ctx.panics.catch(move || drop(taken));
+    ctx.panics.catch(move || drop((taken, node)));
     #[cfg(not(feature = "std"))]
     {
         let _ = ctx;
-        drop(taken);
+        drop((taken, node));
     }
     Next::Unlocked
 }
