@@ -1,6 +1,6 @@
 //! Timer accuracy per clock (issue #5 item 7, issue #6): the default timer
-//! thread, tokio's timer (`Timer::tokio`), and tokio's own `sleep_until` as
-//! a reference.
+//! thread, tokio's timer (`Timer::tokio`), tokio's own `sleep_until` as a
+//! reference, and embassy-time's clock (`time::embassy::timer`) on the host.
 //!
 //! Arms N timeouts with `CancellationSource::with_timeout`, deadlines spread
 //! evenly over `SPREAD` after a lead (`LEAD`; `LONG_LEAD` for 100,000, so that
@@ -24,6 +24,16 @@
 //!   spawned on the same runtime, that awaits `tokio::time::sleep_until` of
 //!   the deadline and then records `Instant::now()`. It shows what tokio's
 //!   timer wheel (1 ms resolution) costs by itself.
+//! - `embassy`: `cancel_core::time::embassy::timer()`'s timer, on
+//!   embassy-time's `std` driver (1 µs ticks; an alarm thread of its own,
+//!   sleeping in a `Condvar::wait_timeout` until the earliest
+//!   `embassy_time::Timer` due, which wakes that timer's task). The
+//!   cancel-core driver task (`Driver::run`) is polled by
+//!   `futures::executor::block_on` on a thread of its own, and the callbacks
+//!   run there. So each firing takes two thread wake-ups: the alarm thread's
+//!   and then the driver thread's. Measured after the tokio runtime is gone.
+//!   embassy's `Instant::now()` counts whole microseconds (rounded down), so
+//!   its timer's deadline can be up to 1 µs before the one measured against.
 //!
 //! The default timer thread runs first, before the tokio runtime exists, so
 //! its numbers stay comparable to the runs made before the other clocks.
@@ -58,6 +68,10 @@ enum Clock {
     Tokio(Timer),
     /// A task per timeout awaiting `tokio::time::sleep_until` (reference).
     TokioSleep(tokio::runtime::Handle),
+    /// `time::embassy::timer()`'s timer: embassy-time's std driver, its
+    /// `Driver::run` polled on a thread of its own (feature `embassy-row`).
+    #[cfg(feature = "embassy-row")]
+    Embassy(Timer),
 }
 
 impl Clock {
@@ -67,6 +81,8 @@ impl Clock {
             Clock::System => "system",
             Clock::Tokio(_) => "tokio",
             Clock::TokioSleep(_) => "tokio-sleep",
+            #[cfg(feature = "embassy-row")]
+            Clock::Embassy(_) => "embassy",
         }
     }
 
@@ -75,6 +91,10 @@ impl Clock {
             Clock::System => "default timer thread (CancellationSource::with_timeout)",
             Clock::Tokio(_) => "tokio timer (Timer::tokio(&handle).with_timeout)",
             Clock::TokioSleep(_) => "reference: tokio::time::sleep_until, a task per timeout",
+            #[cfg(feature = "embassy-row")]
+            Clock::Embassy(_) => {
+                "embassy-time (std driver, host): time::embassy::timer(), Driver::run in block_on"
+            }
         }
     }
 }
@@ -122,6 +142,8 @@ fn run(clock: &Clock, n: usize, lead: Duration, spread: Duration) -> Run {
         let source = match clock {
             Clock::System => CancellationSource::with_timeout(timeout),
             Clock::Tokio(timer) => timer.with_timeout(timeout),
+            #[cfg(feature = "embassy-row")]
+            Clock::Embassy(timer) => timer.with_timeout(timeout),
             Clock::TokioSleep(handle) => {
                 // The sleep's deadline is exactly the one measured against
                 // (not `sleep(timeout)` taken when the task first runs).
@@ -341,6 +363,26 @@ fn main() {
         clocks.push((clock.id(), clock.label(), runs));
     }
     drop(runtime);
+
+    // embassy-time's clock on its std driver (feature `embassy-row`). The
+    // driver's epoch (and its alarm thread) start at the first
+    // `embassy_time::Instant::now()`: made here, so that it is not part of
+    // the first timeout's arming.
+    #[cfg(feature = "embassy-row")]
+    {
+        let _ = embassy_time::Instant::now();
+        let (timer, driver) = cancel_core::time::embassy::timer();
+        let driver_thread = std::thread::Builder::new()
+            .name("embassy-timeouts".into())
+            .spawn(move || futures::executor::block_on(driver.run()))
+            .expect("the embassy driver's thread");
+        let embassy = Clock::Embassy(timer);
+        let runs = report(&embassy, &measure(&embassy, single_rounds), "        ");
+        clocks.push((embassy.id(), embassy.label(), runs));
+        // The last handle of the timer (every source is gone): `run` ends.
+        drop(embassy);
+        driver_thread.join().expect("the embassy driver's thread");
+    }
 
     let mut json = String::from("{\n  \"lead_ms\": ");
     json.push_str(&LEAD.as_millis().to_string());

@@ -46,7 +46,9 @@ fi
 target="${CARGO_TARGET_DIR:-target}"
 out="$target/cancel-core-bench"
 mkdir -p "$out"
-bench=(cargo bench -p cancel-core-benches)
+# `embassy-row`: timer_accuracy's embassy clock (benches/Cargo.toml says
+# why it is opt-in).
+bench=(cargo bench -p cancel-core-benches --features embassy-row)
 
 # Build first, so that the time printed below is the run's own.
 "${bench[@]}" --bench ops --bench memory --bench timer_accuracy --bench wake_latency --bench instructions --no-run

@@ -368,6 +368,7 @@ TIMER_CLOCKS = {
     "system": "default timer thread (`CancellationSource::with_timeout`)",
     "tokio": "tokio's timer (`Timer::tokio(&handle).with_timeout`)",
     "tokio-sleep": "reference: `tokio::time::sleep_until`, a task per timeout",
+    "embassy": "embassy-time (std driver, host): `time::embassy::timer()`",
 }
 
 
@@ -392,6 +393,16 @@ def write_timer_clocks(w, timer):
       "repeated (%s rounds)." % ", ".join(sorted({
           str(r["rounds"]) for c in clocks for r in c.get("runs", []) if r["n"] == 1})))
     w("")
+    if any(c.get("clock") == "embassy" for c in clocks):
+        w("The embassy-time row is the crate's embassy clock on the host, after the tokio "
+          "runtime is gone: embassy-time's `std` driver (1 µs ticks, an alarm thread of its "
+          "own sleeping in `Condvar::wait_timeout` until the earliest `embassy_time::Timer` "
+          "due), and the timer's `Driver::run` polled by `futures::executor::block_on` on a "
+          "thread of its own, where the callbacks run: two thread wake-ups per firing (the "
+          "alarm thread's, then the driver's). It shows the cost of the clock's driver task "
+          "on a real-time embassy driver, not the latency on a microcontroller, whose driver "
+          "is an interrupt of a hardware timer.")
+        w("")
     w("| clock | N | median lateness | p99 lateness |")
     w("|---|---:|---:|---:|")
     for c in clocks:
