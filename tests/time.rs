@@ -569,7 +569,10 @@ fn a_rearm_over_a_panicking_cause_still_tells_the_clock() {
         timer.cancel_after(&source, Duration::from_millis(10))
     }));
     assert!(r.is_err(), "the cause's panic reaches the re-arming caller");
-    assert_eq!(source.deadline().unwrap().since_epoch(), Duration::from_millis(10));
+    assert_eq!(
+        source.deadline().unwrap().since_epoch(),
+        Duration::from_millis(10)
+    );
     assert_eq!(clock.wakes().last(), Some(&Duration::from_millis(10)));
 }
 
@@ -581,7 +584,9 @@ fn a_due_rearm_over_a_panicking_cause_still_cancels() {
     let clock = ManualClock::new();
     let timer = clock.timer();
     let source = timer.with_timeout_cause(SEC, PanicOnDrop);
-    let r = catch_unwind(AssertUnwindSafe(|| timer.cancel_after(&source, Duration::ZERO)));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        timer.cancel_after(&source, Duration::ZERO)
+    }));
     assert!(r.is_err());
     assert!(source.reason().unwrap().is_timed_out());
     assert_eq!(timer.armed(), 0);
