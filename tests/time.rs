@@ -648,3 +648,19 @@ fn stopping_a_clock_with_two_panicking_causes_drops_both() {
     assert_eq!(timer.armed(), 0);
     assert!(!a.is_cancelled() && !b.is_cancelled());
 }
+
+/// The furthest deadline a clock can hold (about 584 years) converts to an
+/// `Instant` without a panic, on any clock.
+#[test]
+fn the_furthest_deadline_converts_to_an_instant() {
+    let clock = ManualClock::new();
+    let far = clock.timer().deadline_in(Duration::MAX);
+    assert!(far.to_instant() > std::time::Instant::now());
+    assert!(far.remaining() > Duration::from_secs(86_400 * 365 * 500));
+    // The default clock's thread outlives the test: not under Miri's leak
+    // checker (tests/timer.rs runs it there).
+    if !cfg!(miri) {
+        let far = Timer::system().deadline_in(Duration::MAX);
+        assert!(far.to_instant() > std::time::Instant::now());
+    }
+}

@@ -175,7 +175,9 @@ impl Deadline {
     }
 
     /// The deadline as an `Instant`: exact on the default clock; on
-    /// another clock, `Instant::now()` plus the time remaining on it.
+    /// another clock, `Instant::now()` plus the time remaining on it. A
+    /// deadline past what `Instant` can hold on this platform gives the
+    /// furthest `Instant` found by halving the distance (never a panic).
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -186,10 +188,18 @@ impl Deadline {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn to_instant(&self) -> std::time::Instant {
-        if self.timer.is_system() {
-            return super::system::epoch() + self.since_epoch();
+        let (base, after) = if self.timer.is_system() {
+            (super::system::epoch(), self.since_epoch())
+        } else {
+            (std::time::Instant::now(), self.remaining())
+        };
+        let mut after = after;
+        loop {
+            if let Some(at) = base.checked_add(after) {
+                return at;
+            }
+            after /= 2;
         }
-        std::time::Instant::now() + self.remaining()
     }
 }
 
