@@ -664,3 +664,28 @@ fn the_furthest_deadline_converts_to_an_instant() {
         assert!(far.to_instant() > std::time::Instant::now());
     }
 }
+
+/// A linked source with a short ancestry (a diamond over a timed root) and
+/// a chain below it: `deadline()` allocates nothing.
+#[test]
+fn the_deadline_past_a_small_fan_in_allocates_nothing() {
+    let clock = ManualClock::new();
+    let root = clock.with_timeout(60 * SEC);
+    let (a, b) = (root.child(), root.child());
+    clock.cancel_after(&b, 30 * SEC);
+    let both = CancellationSource::linked([&a, &b]);
+    let mut chain = vec![both.child()];
+    for _ in 0..n(1000) {
+        let next = chain.last().unwrap().child();
+        chain.push(next);
+    }
+    let token = chain.last().unwrap().token();
+    let (allocs, _, _, deadline) = counting::measure(|| token.deadline());
+    assert_eq!(allocs, 0);
+    assert_eq!(
+        deadline.unwrap().remaining(),
+        30 * SEC,
+        "b's, through the diamond"
+    );
+    while chain.pop().is_some() {}
+}

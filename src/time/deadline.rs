@@ -233,10 +233,11 @@ impl CancellationToken {
     /// source it is linked to, directly or through other links (Go's
     /// `Deadline`). `None` when no timer is armed anywhere up the links.
     ///
-    /// Works without `std`. It visits each state up the links once, so it
-    /// is linear in the links; it allocates nothing unless a linked source
-    /// with several parents is on the way (then a set of the states
-    /// visited past it, to visit shared ancestors once).
+    /// Works without `std`. It is linear in the links (each state up the
+    /// links is visited once per link that leads to it, shared ancestors
+    /// of diamonds once). It allocates nothing up a chain of any depth, nor
+    /// past a linked source with several parents while what lies above it
+    /// is small (256 states); past that, a set of the states visited.
     ///
     /// Use it to hand the remaining time to something that takes a timeout
     /// of its own (a socket's read timeout, a deadline header of an RPC),
@@ -305,44 +306,118 @@ type Seen = std::collections::HashSet<usize>;
 #[cfg(not(feature = "std"))]
 type Seen = alloc::collections::BTreeSet<usize>;
 
-/// The walk behind `deadline()`. Up a chain (each state one parent) it
-/// follows the one parent, with no stack and no set: a chain cannot reach
-/// a state twice. At the first state with several parents it starts a
-/// stack and a set of the states visited from then on (those before the
-/// fan-in are its descendants, so no later path leads back to them). Each
-/// state is looked at once per link that leads to it; `step` is called
-/// once per look.
+/// Looks at past a fan-in before the walk gives up walking without a set
+/// of the states visited (and starts over with one): enough for linked
+/// sources with short ancestries, and a constant, so the walk stays linear.
+const STEPS_WITHOUT_A_SET: usize = 256;
+
+/// Parents waiting to be looked at, held inline by the walk without a set.
+const INLINE_STACK: usize = 16;
+
+/// The walk behind `deadline()`, in up to three parts, each linear:
+/// - up the chain from `start` (each state one parent) it follows the one
+///   parent, with no stack and no set: a chain cannot reach a state twice;
+/// - at the first state with several parents (a fan-in) it walks on with
+///   an inline stack and no set, for at most `STEPS_WITHOUT_A_SET` looks;
+/// - past that budget (or with more parents waiting than fit inline) it
+///   starts again from the fan-in with a stack and a set of the states
+///   visited (allocated: the only allocation), looking at each state once
+///   per link that leads to it. The states before the fan-in are its
+///   descendants, so no later path leads back to them.
+///
+/// `step` is called once per look.
 pub(crate) fn deadline_walk(start: &StateRef, step: &mut dyn FnMut()) -> Option<Deadline> {
     let mut earliest: Option<Deadline> = None;
-    let mut next = Some(start.clone());
-    let mut todo: alloc::vec::Vec<StateRef> = alloc::vec::Vec::new();
-    let mut seen: Option<Seen> = None;
-    while let Some(state) = next.take().or_else(|| todo.pop()) {
+    let mut state = start.clone();
+    loop {
         step();
-        if let Some(seen) = &mut seen {
-            if !seen.insert(state.addr()) {
-                continue;
-            }
-        }
-        if let Some((at, timeline)) = state.armed_deadline() {
-            let found = Deadline::new(at, Timer::from_timeline(timeline));
-            earliest = Some(match earliest {
-                None => found,
-                Some(e) => e.earliest(found),
-            });
-        }
+        look_at(&state, &mut earliest);
+        let mut first = None;
+        let mut several = false;
         state.for_each_parent(|parent| {
-            if next.is_none() {
-                next = Some(parent);
+            if first.is_none() {
+                first = Some(parent);
             } else {
-                todo.push(parent);
+                several = true;
             }
         });
-        if !todo.is_empty() && seen.is_none() {
-            let mut set = Seen::new();
-            set.insert(state.addr());
-            seen = Some(set);
+        match first {
+            None => return earliest,
+            Some(parent) if !several => state = parent,
+            Some(_) => break,
         }
+    }
+    // `state` is the first fan-in; it has been looked at.
+    if let Some(found) = walk_without_a_set(&state, step) {
+        return merge(earliest, found);
+    }
+    merge(earliest, walk_with_a_set(&state, step))
+}
+
+/// Notes `state`'s armed deadline, if any, in `earliest`.
+fn look_at(state: &StateRef, earliest: &mut Option<Deadline>) {
+    if let Some((at, timeline)) = state.armed_deadline() {
+        let found = Deadline::new(at, Timer::from_timeline(timeline));
+        *earliest = merge(earliest.take(), Some(found));
+    }
+}
+
+fn merge(a: Option<Deadline>, b: Option<Deadline>) -> Option<Deadline> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.earliest(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The earliest deadline above `fan_in` (not counting its own), walked
+/// with an inline stack and no set; `None` if that takes more than the
+/// budget or the stack.
+fn walk_without_a_set(fan_in: &StateRef, step: &mut dyn FnMut()) -> Option<Option<Deadline>> {
+    let mut stack: [Option<StateRef>; INLINE_STACK] = core::array::from_fn(|_| None);
+    let mut len = 0;
+    let fits = core::cell::Cell::new(true);
+    let push_parents =
+        |state: &StateRef, stack: &mut [Option<StateRef>; INLINE_STACK], len: &mut usize| {
+            state.for_each_parent(|parent| match stack.get_mut(*len) {
+                Some(slot) => {
+                    *slot = Some(parent);
+                    *len += 1;
+                }
+                None => fits.set(false),
+            });
+        };
+    push_parents(fan_in, &mut stack, &mut len);
+    let mut earliest = None;
+    let mut looks = 0;
+    while len > 0 {
+        looks += 1;
+        if !fits.get() || looks > STEPS_WITHOUT_A_SET {
+            return None;
+        }
+        len -= 1;
+        let state = stack[len].take()?;
+        step();
+        look_at(&state, &mut earliest);
+        push_parents(&state, &mut stack, &mut len);
+    }
+    fits.get().then_some(earliest)
+}
+
+/// The earliest deadline above `fan_in` (not counting its own), each state
+/// looked at once per link that leads to it.
+fn walk_with_a_set(fan_in: &StateRef, step: &mut dyn FnMut()) -> Option<Deadline> {
+    let mut earliest = None;
+    let mut seen = Seen::new();
+    seen.insert(fan_in.addr());
+    let mut todo: alloc::vec::Vec<StateRef> = alloc::vec::Vec::new();
+    fan_in.for_each_parent(|parent| todo.push(parent));
+    while let Some(state) = todo.pop() {
+        step();
+        if !seen.insert(state.addr()) {
+            continue;
+        }
+        look_at(&state, &mut earliest);
+        state.for_each_parent(|parent| todo.push(parent));
     }
     earliest
 }
@@ -391,10 +466,10 @@ mod tests {
         }
         let (deadline, count) = steps(&top.token());
         assert!(deadline.is_some());
-        assert!(
-            count <= 4 * layers + 2,
-            "{count} steps for {layers} diamonds"
-        );
+        // The walk without a set gives up after its budget; then the walk
+        // with one looks at each state once per link.
+        let most = STEPS_WITHOUT_A_SET + 4 * layers + 2;
+        assert!(count <= most, "{count} steps for {layers} diamonds");
     }
 
     #[test]
