@@ -1,7 +1,11 @@
 //! embassy-time as a clock (feature `embassy-time`, `no_std`): timeouts on
 //! the program's own time driver, fired by one task the program spawns.
+//! The program provides what embassy-time always needs: a time driver
+//! (its HAL's), and a timer queue (embassy-executor's integrated one, or
+//! embassy-time's `generic-queue-*` feature). With embassy-executor (not a
+//! dependency here, so this is not compiled):
 //!
-//! ```ignore
+//! ```text
 //! #[embassy_executor::task]
 //! async fn timeouts(driver: cancel_core::time::embassy::Driver) {
 //!     driver.run().await
