@@ -9,16 +9,9 @@ mod model;
 #[global_allocator]
 static GLOBAL: model::Counting = model::Counting;
 
-/// xorshift64*: a seeded generator, so a failure names its input.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Replays the committed corpus. To replay one input with a trace of its
 /// operations instead (a debugging aid):

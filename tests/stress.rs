@@ -8,16 +8,10 @@ use std::thread;
 
 use cancel_core::{CancellationSource, Registration};
 
-/// A tiny deterministic PRNG (xorshift), seeded per thread.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+// A deterministic generator, seeded per thread.
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Per callback: 0 = pending, 1 = ran, 2 = removed by unregister.
 struct Slot {

@@ -521,25 +521,6 @@ fn cancel_at_carries_a_deadline_onto_a_new_source() {
 // The seventh review (of the clocks work): a clock's `Drop` and a cause's
 // `Drop` are user code too.
 
-#[derive(Debug)]
-struct PanicOnDrop;
-
-impl std::fmt::Display for PanicOnDrop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("panics on drop")
-    }
-}
-
-impl std::error::Error for PanicOnDrop {}
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("cause drop");
-        }
-    }
-}
-
 /// A clock whose `Drop` panics.
 struct PanicDropClock;
 
@@ -564,7 +545,8 @@ impl Drop for PanicDropClock {
 fn a_rearm_over_a_panicking_cause_still_tells_the_clock() {
     let clock = TestClock::default();
     let timer = Timer::new(clock.clone());
-    let source = timer.with_timeout_cause(Duration::from_millis(100), PanicOnDrop);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let source = timer.with_timeout_cause(Duration::from_millis(100), panicking_cause(&drops));
     let r = catch_unwind(AssertUnwindSafe(|| {
         timer.cancel_after(&source, Duration::from_millis(10))
     }));
@@ -583,7 +565,8 @@ fn a_rearm_over_a_panicking_cause_still_tells_the_clock() {
 fn a_due_rearm_over_a_panicking_cause_still_cancels() {
     let clock = ManualClock::new();
     let timer = clock.timer();
-    let source = timer.with_timeout_cause(SEC, PanicOnDrop);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let source = timer.with_timeout_cause(SEC, panicking_cause(&drops));
     let r = catch_unwind(AssertUnwindSafe(|| {
         timer.cancel_after(&source, Duration::ZERO)
     }));
