@@ -2318,3 +2318,64 @@ fn a_timeout_with_a_cause_fires_vs_rearm_with_another() {
         drop((c, source, timer));
     });
 }
+
+/// A cause whose `Drop` panics (13.5).
+#[derive(Debug)]
+struct PanicOnDrop(Arc<()>);
+
+impl fmt::Display for PanicOnDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("panics on drop")
+    }
+}
+
+impl Error for PanicOnDrop {}
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{WAKER_PANIC}");
+        }
+    }
+}
+
+/// 13.5. The seventh review's due path: a re-arm whose deadline an
+/// `advance` on another thread reaches between the re-arm's look at the
+/// clock and its queueing, over an old entry whose cause panics in `Drop`.
+/// Whatever the order, the source ends timed out (by the re-arm's expiry
+/// or by the fire), nothing stays armed, the old cause is dropped exactly
+/// once (loom's `Arc` inside it checks no leak), and its panic reaches the
+/// re-arming thread only.
+#[test]
+fn a_due_rearm_over_a_panicking_cause_vs_advance() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    quiet_waker_panics();
+    model(|| {
+        let clock = ManualClock::new();
+        let timer = clock.timer();
+        let source = CancellationSource::new();
+        timer.cancel_after_with(&source, 2 * SEC, PanicOnDrop(Arc::new(())));
+        let token = source.token();
+        let t = timer.clone();
+        let rearmer = thread::spawn(move || {
+            let r = catch_unwind(AssertUnwindSafe(|| t.cancel_after(&source, SEC)));
+            (r.is_err(), source)
+        });
+        let c = clock.clone();
+        let advancer = thread::spawn(move || {
+            c.advance(SEC);
+            c
+        });
+        let (panicked, source) = rearmer.join().unwrap();
+        let c = advancer.join().unwrap();
+        assert!(panicked, "the old cause is dropped on the re-arming thread");
+        if !token.is_cancelled() {
+            // The re-arm read the clock after the advance: armed for 2 s.
+            assert_eq!(clock.armed(), 1);
+            clock.advance(SEC);
+        }
+        assert!(timed_out(&token), "a due re-arm lost its expiry");
+        assert_eq!(clock.armed(), 0);
+        drop((c, source, timer));
+    });
+}
