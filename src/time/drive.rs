@@ -139,3 +139,43 @@ where
         .await;
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use core::task::{Context, Waker};
+
+    /// A clock that never moves: every deadline stays in the future.
+    struct Frozen;
+
+    impl Clock for Frozen {
+        fn now(&self) -> Duration {
+            Duration::ZERO
+        }
+        fn wake_at(&self, _: Duration) {}
+    }
+
+    /// A sleep that ends before its deadline (a clock coarser than the
+    /// runtime's sleep, or rounding the other way) must not make the
+    /// driver spin inside one poll: it yields to the executor once between
+    /// two such sleeps. Without that yield, this poll never returns (the
+    /// sleep counter's assertion fails instead of hanging).
+    #[test]
+    fn a_sleep_that_ends_early_makes_the_driver_yield_not_spin() {
+        let timer = Timer::new(Frozen);
+        let _armed = timer.with_timeout(Duration::from_secs(1));
+        let signal = Arc::new(Signal::default());
+        let mut sleeps = 0;
+        let driver = drive(Arc::downgrade(timer.timeline()), signal, |_| {
+            sleeps += 1;
+            assert!(sleeps <= 8, "the driver spins on a sleep that ends early");
+            core::future::ready(())
+        });
+        let mut driver = alloc::boxed::Box::pin(driver);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(driver.as_mut().poll(&mut cx).is_pending(), "it yielded");
+        assert!(driver.as_mut().poll(&mut cx).is_pending(), "and again");
+        drop(driver);
+        assert!(timer.is_stopped(), "a driver dropped stops its timer");
+    }
+}
