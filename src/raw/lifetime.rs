@@ -21,11 +21,11 @@ use alloc::sync::Arc;
 
 use super::kinds::timer::{self, Taken, Timeline};
 use super::reason::CustomCause;
-use super::state::{NONE, State};
+use super::state::{NONE, NONE_REFS, State};
 use crate::sync::Ordering;
 
-/// A counted reference to a state; `Clone` and `Drop` adjust the count.
-/// The reference to [`NONE`] is not counted.
+/// A counted reference to a state; `Clone` and `Drop` adjust the count,
+/// also of [`NONE`] (whose `const` references are not counted: see there).
 pub(crate) struct StateRef {
     ptr: NonNull<State>,
 }
@@ -102,9 +102,7 @@ pub(crate) trait HoldsState {
 impl Clone for StateRef {
     #[inline]
     fn clone(&self) -> Self {
-        if !self.is_none() {
-            self.get().acquire();
-        }
+        self.get().acquire();
         Self { ptr: self.ptr }
     }
 }
@@ -112,10 +110,9 @@ impl Clone for StateRef {
 impl Drop for StateRef {
     #[inline]
     fn drop(&mut self) {
-        if !self.is_none() {
-            // SAFETY: we own a counted reference and give it up.
-            unsafe { release(self.ptr) }
-        }
+        // SAFETY: we own a counted reference and give it up (one to NONE
+        // may be uncounted; its count never reaches zero: see `destroy`).
+        unsafe { release(self.ptr) }
     }
 }
 
@@ -147,6 +144,13 @@ pub(crate) unsafe fn release(this: NonNull<State>) {
 /// `first` has no references left.
 #[cold]
 unsafe fn destroy(first: NonNull<State>) {
+    if ptr::eq(first.as_ptr(), StateRef::none_ptr()) {
+        // 2^62 unpaired drops of `const` references to NONE: re-seed the
+        // count, never free the static (`state::NONE`).
+        // SAFETY: NONE is a static.
+        unsafe { first.as_ref().refs().store(NONE_REFS, Ordering::Relaxed) };
+        return;
+    }
     // SAFETY: forwarded; `first` is dead, its parents are kept alive by its
     // links' references until `destroy_chain` releases them.
     unsafe {
@@ -255,4 +259,37 @@ unsafe fn destroy_chain(first: NonNull<State>, first_retired: Retired) {
     }
     #[cfg(feature = "std")]
     crate::unwind::resume(first_panic);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// `CancellationToken::none()` makes uncounted references whose drops
+    /// decrement NONE's count: were it ever to reach zero, the count is
+    /// re-seeded and the static is not freed. (Other tests clone `none()`
+    /// concurrently, so one attempt may miss zero; a few tries reach it.)
+    #[test]
+    fn none_count_reaching_zero_is_reseeded_not_freed() {
+        let refs = NONE.refs();
+        let mut reseeded = false;
+        for _ in 0..1000 {
+            refs.store(1, Ordering::Relaxed);
+            drop(StateRef::none());
+            if refs.load(Ordering::Relaxed) >= NONE_REFS / 2 {
+                reseeded = true;
+                break;
+            }
+        }
+        // Whatever happened, leave it far from zero for the other tests.
+        if refs.load(Ordering::Relaxed) < NONE_REFS / 2 {
+            refs.store(NONE_REFS, Ordering::Relaxed);
+        }
+        assert!(reseeded, "NONE's count reached zero without a re-seed");
+        // Still the same, usable, never-cancelled state.
+        let token = StateRef::none();
+        let clone = token.clone();
+        assert!(clone.is_none() && !clone.get().is_cancelled());
+        drop((clone, token));
+    }
 }

@@ -51,30 +51,40 @@ unsafe impl Sync for State {}
 /// The state behind `CancellationToken::none()`: never cancelled, no
 /// canceller, never written (every writer checks `can_be_cancelled` or
 /// `is_none` first).
+///
+/// Its references are counted like any state's, so that `StateRef`'s clone
+/// and drop need no test for it; but `CancellationToken::none()` is a
+/// `const fn` and makes uncounted references, whose drops only decrement.
+/// So the count starts half-way to the overflow limit, [`NONE_REFS`]: it
+/// would take 2^62 unpaired drops to reach zero, and if that ever happened
+/// `lifetime::destroy` re-seeds the count instead of freeing a static.
 #[cfg(not(loom))]
-pub(crate) static NONE: State = State::with_word(0);
+pub(crate) static NONE: State = State::with_word(0, NONE_REFS);
 
 #[cfg(loom)]
 loom::lazy_static! {
-    pub(crate) static ref NONE: State = State::with_word(0);
+    pub(crate) static ref NONE: State = State::with_word(0, NONE_REFS);
 }
+
+/// [`NONE`]'s initial count of references (see there).
+pub(crate) const NONE_REFS: usize = 1 << (usize::BITS - 2);
 
 impl State {
     #[cfg(not(loom))]
-    const fn with_word(word: usize) -> Self {
+    const fn with_word(word: usize, refs: usize) -> Self {
         State {
             word: Word::new(word),
-            refs: AtomicUsize::new(1),
+            refs: AtomicUsize::new(refs),
             head: UnsafeCell::new(ptr::null_mut()),
             custom: UnsafeCell::new(None),
         }
     }
 
     #[cfg(loom)]
-    fn with_word(word: usize) -> Self {
+    fn with_word(word: usize, refs: usize) -> Self {
         State {
             word: Word::new(word),
-            refs: AtomicUsize::new(1),
+            refs: AtomicUsize::new(refs),
             head: UnsafeCell::new(ptr::null_mut()),
             custom: UnsafeCell::new(None),
         }
@@ -100,7 +110,7 @@ impl State {
             alloc::alloc::handle_alloc_error(layout)
         };
         // SAFETY: freshly allocated, suitably aligned for State.
-        unsafe { ptr.as_ptr().write(Self::with_word(word)) };
+        unsafe { ptr.as_ptr().write(Self::with_word(word, 1)) };
         ptr
     }
 
@@ -194,6 +204,7 @@ impl State {
     /// Takes the lock unless the state is cancelled, records `reason` and
     /// `origin` and sets CANCELLED. Returns the held lock if this call made
     /// the transition (exactly one call does).
+    #[inline(always)]
     pub(crate) fn claim(&self, reason: &Reason, origin: Origin) -> Option<WordGuard<'_>> {
         let Reason::Custom(cause) = reason else {
             // One CAS: lock, CANCELLED, the reason kind and the origin.
