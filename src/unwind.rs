@@ -30,31 +30,45 @@ pub(crate) fn keep_first(first: &mut Option<Payload>, payload: Payload) {
     }
 }
 
-/// The panics of one run.
+/// The panics of one run: one pointer, null until the first panic, so that
+/// a run without one (the common run) passes, tests and forgets a word.
 #[derive(Default)]
-pub(crate) struct Panics {
-    first: Option<Payload>,
-    /// The later ones, when collecting (`None`: they are dropped).
-    later: Option<Vec<Payload>>,
+pub(crate) struct Panics(Option<Box<Kept>>);
+
+struct Kept {
+    /// The first panic, then (when collecting) the later ones.
+    all: Vec<Payload>,
+    /// Whether later panics are kept (`cancel_catching`) or dropped.
+    collect: bool,
 }
 
 impl Panics {
-    /// Keeps every panic, in the order they happened.
+    /// Keeps every panic, in order (`into_vec`).
     pub(crate) fn collecting() -> Self {
-        Self {
-            first: None,
-            later: Some(Vec::new()),
-        }
+        Self(Some(Box::new(Kept {
+            all: Vec::new(),
+            collect: true,
+        })))
     }
 
+    /// Keeps `payload`: as the first panic, or as a later one when
+    /// collecting; otherwise drops it.
+    #[cold]
     pub(crate) fn keep(&mut self, payload: Payload) {
-        match &mut self.later {
-            Some(later) if self.first.is_some() => later.push(payload),
-            _ => keep_first(&mut self.first, payload),
+        match &mut self.0 {
+            None => {
+                self.0 = Some(Box::new(Kept {
+                    all: std::vec![payload],
+                    collect: false,
+                }))
+            }
+            Some(kept) if kept.collect || kept.all.is_empty() => kept.all.push(payload),
+            Some(_) => drop_payload(payload),
         }
     }
 
     /// Runs `f`, keeping its panic.
+    #[inline]
     pub(crate) fn catch(&mut self, f: impl FnOnce()) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
             self.keep(payload);
@@ -64,19 +78,26 @@ impl Panics {
     /// Resumes the first panic, if any (later ones are dropped); during an
     /// unwind (a drop) it is dropped instead: a panic escaping a drop while
     /// unwinding would abort.
+    #[inline]
     pub(crate) fn resume(self) {
-        if let Some(later) = self.later {
-            later.into_iter().for_each(drop_payload);
+        if let Some(kept) = self.0 {
+            resume_kept(kept.all);
         }
-        resume(self.first);
     }
 
     /// Every panic kept, first first.
     pub(crate) fn into_vec(self) -> Vec<Payload> {
-        let mut all: Vec<Payload> = self.first.into_iter().collect();
-        all.extend(self.later.into_iter().flatten());
-        all
+        self.0.map_or_else(Vec::new, |kept| kept.all)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn resume_kept(all: Vec<Payload>) {
+    let mut all = all.into_iter();
+    let first = all.next();
+    all.for_each(drop_payload);
+    resume(first);
 }
 
 /// Resumes a run's first panic, if any; during an unwind (a drop) it is

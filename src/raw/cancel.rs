@@ -32,11 +32,12 @@ use super::word::{Origin, WordGuard};
 /// thread claimed first: that thread runs them); then resumes the first
 /// panic of the drain, if any.
 pub(crate) fn cancel(state: &StateRef, reason: Reason, origin: Origin) -> bool {
-    let (claimed, left) = cancel_keeping(state, reason, origin, Leftover::default());
+    let mut panics = Leftover::default();
+    let claimed = cancel_into(state, &reason, origin, &mut panics);
     #[cfg(feature = "std")]
-    left.resume();
+    panics.resume();
     #[cfg(not(feature = "std"))]
-    let NoPanics = left;
+    let NoPanics = panics;
     claimed
 }
 
@@ -47,29 +48,40 @@ pub(crate) fn cancel_catching(
     state: &StateRef,
     reason: Reason,
 ) -> (bool, alloc::vec::Vec<crate::unwind::Payload>) {
-    let (claimed, panics) = cancel_keeping(
-        state,
-        reason,
-        Origin::Cancel,
-        crate::unwind::Panics::collecting(),
-    );
+    let mut panics = crate::unwind::Panics::collecting();
+    let claimed = cancel_into(state, &reason, Origin::Cancel, &mut panics);
     (claimed, panics.into_vec())
 }
 
-fn cancel_keeping(
-    state: &StateRef,
-    reason: Reason,
-    origin: Origin,
-    panics: Leftover,
-) -> (bool, Leftover) {
+/// Claims and drains, keeping the drain's panics in `panics`.
+#[inline(always)]
+fn cancel_into(state: &StateRef, reason: &Reason, origin: Origin, panics: &mut Leftover) -> bool {
     if state.is_none() {
-        return (false, panics);
+        return false;
     }
-    let Some(guard) = state.get().claim(&reason, origin) else {
-        return (false, panics);
+    let Some(guard) = state.get().claim(reason, origin) else {
+        return false;
     };
-    // SAFETY: we hold a reference to the state and just claimed it.
-    (true, unsafe { drain(state.ptr(), &reason, guard, panics) })
+    let st = state.get();
+    // The common cancel, without the drain loop: a list of nothing but
+    // waiters, at most a batch of them (a request's token and its one
+    // `cancelled()`). The same step as in the loop, and the same end.
+    // SAFETY: we hold the lock; listed nodes are live, `kind` immutable.
+    let waiters_first = unsafe { st.front().is_some_and(|f| f.as_ref().kind() == Kind::Waiter) };
+    if waiters_first {
+        let mut ctx = Drain::new(panics);
+        // SAFETY: the front node is a waiter and we hold the lock.
+        match unsafe { waiter::step(st, guard, &mut ctx) } {
+            // SAFETY: we hold a reference; see `drain`'s end of a state.
+            Next::Empty => unsafe { link::detach_all(state.ptr()) },
+            // SAFETY: we hold a reference and claimed the state.
+            _ => unsafe { drain(state.ptr(), reason, None, panics) },
+        }
+    } else {
+        // SAFETY: we hold a reference to the state and just claimed it.
+        unsafe { drain(state.ptr(), reason, Some(guard), panics) };
+    }
+    true
 }
 
 /// What a drain leaves for its caller: with `std`, the panics of callbacks,
@@ -87,30 +99,21 @@ pub(crate) type Leftover = NoPanics;
 pub(crate) struct NoPanics;
 
 /// Runs every observer of `root` (just claimed by this thread, whose lock
-/// `root_guard` still holds) and of every descendant; keeps their panics in
-/// `panics` and returns them, for the caller to resume.
+/// `root_guard` still holds, or released after a first step) and of every
+/// descendant; keeps their panics in `panics`, for the caller to resume.
 ///
 /// # Safety
 /// `root` is live for the call and this thread claimed it.
-#[must_use]
 pub(crate) unsafe fn drain<'a>(
     root: NonNull<State>,
     reason: &Reason,
-    root_guard: WordGuard<'a>,
-    panics: Leftover,
-) -> Leftover {
-    #[cfg(not(feature = "std"))]
-    let NoPanics = panics;
-    let mut ctx = Drain {
-        #[cfg(feature = "std")]
-        panics,
-        #[cfg(feature = "std")]
-        me: crate::sync::park::thread_key(),
-        leaves: 0,
-    };
+    root_guard: Option<WordGuard<'a>>,
+    panics: &mut Leftover,
+) {
+    let mut ctx = Drain::new(panics);
     let mut cur = root;
     let mut frames: *mut Links = ptr::null_mut();
-    let mut held: Option<WordGuard<'a>> = Some(root_guard);
+    let mut held: Option<WordGuard<'a>> = root_guard;
     let mut known_empty = false;
     loop {
         // SAFETY: `cur` is root (live by contract) or a child we hold a
@@ -190,11 +193,6 @@ pub(crate) unsafe fn drain<'a>(
             }
         }
     }
-
-    #[cfg(feature = "std")]
-    return ctx.panics;
-    #[cfg(not(feature = "std"))]
-    NoPanics
 }
 
 /// A state this thread claimed (CANCELLED and the reason are set, its lock
@@ -229,10 +227,10 @@ impl Drop for Claimed {
             return;
         };
         let guard = state.get().word.lock();
+        let mut panics = Leftover::default();
         // SAFETY: we hold a reference; this thread claimed the state (only
         // one claim succeeds) and this is its one drain.
-        #[allow(unused_mut)]
-        let mut panics = unsafe { drain(state.ptr(), &self.reason, guard, Leftover::default()) };
+        unsafe { drain(state.ptr(), &self.reason, Some(guard), &mut panics) };
         // The release may free the state, running a cause's `Drop`: user
         // code, kept like the drain's panics.
         #[cfg(feature = "std")]

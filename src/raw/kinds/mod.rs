@@ -35,18 +35,32 @@ pub(crate) mod timer;
 pub(crate) mod waiter;
 
 /// What one drain's steps share: set up by `cancel.rs` for the whole drain.
-pub(crate) struct Drain {
+pub(crate) struct Drain<'p> {
     /// The panics of callbacks, wakers and released children (`std`): the
     /// first kept to be resumed when the whole subtree is drained (or all
     /// of them, for `cancel_catching`).
     #[cfg(feature = "std")]
-    pub(crate) panics: crate::unwind::Panics,
-    /// This thread's identity, recorded in a running callback's node.
-    #[cfg(feature = "std")]
-    pub(crate) me: usize,
+    pub(crate) panics: &'p mut crate::unwind::Panics,
     /// Leaf children finished during the current hold of a parent's lock
     /// (`link.rs`); the loop resets it whenever it takes a lock afresh.
     pub(crate) leaves: usize,
+    #[cfg(not(feature = "std"))]
+    pub(crate) _panics: core::marker::PhantomData<&'p mut ()>,
+}
+
+impl<'p> Drain<'p> {
+    #[inline]
+    pub(crate) fn new(panics: &'p mut crate::raw::cancel::Leftover) -> Self {
+        #[cfg(not(feature = "std"))]
+        let _ = panics;
+        Drain {
+            #[cfg(feature = "std")]
+            panics,
+            leaves: 0,
+            #[cfg(not(feature = "std"))]
+            _panics: core::marker::PhantomData,
+        }
+    }
 }
 
 /// What a step leaves the drain loop to do.

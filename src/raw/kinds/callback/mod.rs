@@ -424,7 +424,7 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
         header.node.set_state(RUNNING);
         header.abandon.with_mut(|p| *p = &abandoned);
         #[cfg(feature = "std")]
-        header.runner.with_mut(|p| *p = ctx.me);
+        header.runner.with_mut(|p| *p = crate::sync::park::thread_key());
     }
     drop(guard);
 
