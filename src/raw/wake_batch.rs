@@ -28,11 +28,24 @@ impl WakeBatch {
         }
     }
 
-    /// Adds a waker. Panics if the batch is full (the cancel loop pushes at
-    /// most `WAKE_BATCH`, one per node it visits).
-    #[inline]
+    /// Adds a waker. Panics if the batch is full.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, waker: Waker) {
-        self.wakers[self.len].write(waker);
+        assert!(self.len < WAKE_BATCH, "cancel-core: wake batch overflow");
+        // SAFETY: just checked.
+        unsafe { self.push_unchecked(waker) }
+    }
+
+    /// Adds a waker, with no test of the length: the cancel loop's, which
+    /// pushes at most `WAKE_BATCH`, one per node it visits.
+    ///
+    /// # Safety
+    /// The batch is not full.
+    #[inline(always)]
+    pub(crate) unsafe fn push_unchecked(&mut self, waker: Waker) {
+        debug_assert!(self.len < WAKE_BATCH);
+        // SAFETY: caller's contract: `len < WAKE_BATCH`, in bounds.
+        unsafe { self.wakers.get_unchecked_mut(self.len).write(waker) };
         self.len += 1;
     }
 

@@ -267,10 +267,42 @@ impl<T: HoldsState> Drop for Waiter<T> {
 /// The front node of `st`'s list is a waiter and `guard` holds its lock.
 #[inline]
 pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain) -> Next<'a> {
-    let mut batch = WakeBatch::new();
     // SAFETY: caller's contract: the list is not empty.
-    let mut next: *mut Links =
-        unsafe { crate::raw::list::front(&st.head).unwrap_unchecked() }.as_ptr();
+    let front = unsafe { crate::raw::list::front(&st.head).unwrap_unchecked() };
+    // SAFETY: listed, valid under the lock.
+    let after = unsafe { crate::raw::list::next(front) };
+    let run_of_one = after.is_null()
+        // SAFETY: `after` is listed (valid under the lock); `kind` is immutable.
+        || unsafe { Node::of(NonNull::new_unchecked(after)).as_ref().kind() } != Kind::Waiter;
+    if run_of_one {
+        // A run of one (a token with one future, the common case): the same
+        // step without the batch.
+        // SAFETY: as in the loop below, for one node.
+        let waker = unsafe {
+            let waiter = front.cast::<WaiterNode>();
+            let waker = waiter.as_ref().replace_waker(None);
+            waiter.as_ref().node.set_done_unflagged();
+            st.cut_front(after);
+            waker
+        };
+        drop(guard);
+        if let Some(waker) = waker {
+            #[cfg(feature = "std")]
+            ctx.panics.catch(|| waker.wake());
+            #[cfg(not(feature = "std"))]
+            {
+                let _ = &ctx;
+                waker.wake();
+            }
+        }
+        return if after.is_null() {
+            Next::Empty
+        } else {
+            Next::Unlocked
+        };
+    }
+    let mut batch = WakeBatch::new();
+    let mut next: *mut Links = front.as_ptr();
     // Bounded by nodes, not wakers: at most WAKE_BATCH pushes, so nothing
     // between the first DONE and the cut can panic.
     let mut nodes = 0;
@@ -283,7 +315,8 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain)
             let waiter = NonNull::new_unchecked(next).cast::<WaiterNode>();
             next = crate::raw::list::next(NonNull::new_unchecked(next));
             if let Some(waker) = waiter.as_ref().replace_waker(None) {
-                batch.push(waker);
+                // At most one push per node, and at most WAKE_BATCH nodes.
+                batch.push_unchecked(waker);
             }
             waiter.as_ref().node.set_done_unflagged();
         }
