@@ -24,7 +24,7 @@ use core::ptr::NonNull;
 
 use super::{Drain, Next};
 use crate::raw::list::{self, Links};
-use crate::raw::node::{DETACHED, DONE, LINKED, Node};
+use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node};
 use crate::raw::reason::Reason;
 use crate::raw::state::State;
 use crate::raw::word::{self, HAS_LINKS, Origin, SOURCE_ONE, WordGuard};
@@ -297,28 +297,52 @@ pub(crate) unsafe fn step<'a>(
     reason: &Reason,
     ctx: &mut Drain,
 ) -> Next<'a> {
-    // SAFETY: caller's contract.
-    let popped = unsafe { st.pop_front() };
-    let link = popped.cast::<LinkNode>();
-    // SAFETY: the link is live while listed, and its child stays allocated
-    // while we hold this lock (see above).
-    let child = unsafe { child_of(link) };
-    // SAFETY: under the lock.
-    unsafe { popped.as_ref().set_state(DONE) };
-    // SAFETY: the child is allocated (see above).
-    let cst: &'a State = unsafe { &*child.as_ptr() };
-    let Some(child_guard) = cst.claim(reason, Origin::Parent) else {
-        // Already cancelled (by itself or another parent).
-        return Next::Locked(guard);
-    };
-    // SAFETY: we hold the child's lock; links are immutable.
-    let leaf = unsafe { cst.front().is_none() && (*link_at(child, 0).as_ptr()).node.is_last() };
-    if leaf && ctx.leaves < LEAF_BATCH {
+    loop {
+        // SAFETY: caller's contract (and, looping, checked below).
+        let popped = unsafe { st.pop_front() };
+        let link = popped.cast::<LinkNode>();
+        // SAFETY: the link is live while listed, and its child stays
+        // allocated while we hold this lock (see above).
+        let child = unsafe { child_of(link) };
+        // SAFETY: under the lock.
+        unsafe { popped.as_ref().set_state(DONE) };
+        // SAFETY: the child is allocated (see above).
+        let cst: &'a State = unsafe { &*child.as_ptr() };
+        let Some(child_guard) = cst.claim(reason, Origin::Parent) else {
+            // Already cancelled (by itself or another parent).
+            return Next::Locked(guard);
+        };
+        // SAFETY: we hold the child's lock; links are immutable.
+        let leaf =
+            unsafe { cst.front().is_none() && (*link_at(child, 0).as_ptr()).node.is_last() };
+        if !(leaf && ctx.leaves < LEAF_BATCH) {
+            return descend(guard, popped, child, child_guard, ctx);
+        }
         // Nothing listed and no other parent: the child is done.
         ctx.leaves += 1;
         drop(child_guard);
-        return Next::Locked(guard);
+        // A run of leaves (a parent of many children) is finished here,
+        // without going back to the drain loop for each.
+        // SAFETY: under the lock; listed nodes are live, `kind` immutable.
+        let more = unsafe { st.front().is_some_and(|f| f.as_ref().kind() == Kind::Link) };
+        if !more || ctx.leaves >= LEAF_BATCH {
+            return Next::Locked(guard);
+        }
     }
+}
+
+/// The end of `step` for a child that is not a leaf (or past the batch of
+/// leaves): hold it by a reference and descend into it.
+#[inline]
+fn descend<'a>(
+    guard: WordGuard<'a>,
+    popped: NonNull<Node>,
+    child: NonNull<State>,
+    child_guard: WordGuard<'a>,
+    ctx: &mut Drain,
+) -> Next<'a> {
+    // SAFETY: the child is allocated while we hold the parent's lock.
+    let cst: &'a State = unsafe { &*child.as_ptr() };
     ctx.leaves = 0;
     // The child must outlive the parent's lock: take a reference.
     if !cst.try_acquire() {
@@ -350,6 +374,7 @@ pub(crate) unsafe fn parent_of(link: NonNull<Links>) -> NonNull<State> {
 ///
 /// # Safety
 /// `this` is live.
+#[inline]
 pub(crate) unsafe fn can_be_cancelled(this: NonNull<State>) -> bool {
     fn walk(mut this: NonNull<State>, budget: &mut u32) -> bool {
         loop {
@@ -396,6 +421,15 @@ pub(crate) unsafe fn can_be_cancelled(this: NonNull<State>) -> bool {
                 None => return false,
             }
         }
+    }
+    // The common answer without the walk's call: a source alive, or no link.
+    // SAFETY: caller's contract.
+    let w = unsafe { this.as_ref().word.load() };
+    if word::has_canceller(w) {
+        return true;
+    }
+    if w & HAS_LINKS == 0 {
+        return false;
     }
     let mut budget = FORK_BUDGET;
     walk(this, &mut budget)
