@@ -102,13 +102,20 @@ fn resume_kept(all: Vec<Payload>) {
 
 /// Resumes a run's first panic, if any; during an unwind (a drop) it is
 /// dropped instead: a panic escaping a drop while unwinding would abort.
+#[inline]
 pub(crate) fn resume(first: Option<Payload>) {
     if let Some(payload) = first {
-        if std::thread::panicking() {
-            drop_payload(payload);
-        } else {
-            std::panic::resume_unwind(payload);
-        }
+        resume_payload(payload);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn resume_payload(payload: Payload) {
+    if std::thread::panicking() {
+        drop_payload(payload);
+    } else {
+        std::panic::resume_unwind(payload);
     }
 }
 

@@ -265,7 +265,7 @@ impl<T: HoldsState> Drop for Waiter<T> {
 ///
 /// # Safety
 /// The front node of `st`'s list is a waiter and `guard` holds its lock.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain) -> Next<'a> {
     // SAFETY: caller's contract: the list is not empty.
     let front = unsafe { crate::raw::list::front(&st.head).unwrap_unchecked() };
@@ -301,6 +301,21 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain)
             Next::Unlocked
         };
     }
+    // SAFETY: forwarded.
+    unsafe { step_run(st, guard, ctx, front) }
+}
+
+/// `step` for a run of more than one waiter, starting at `front`.
+///
+/// # Safety
+/// As for `step`; `front` is the front node.
+#[inline(never)]
+unsafe fn step_run<'a>(
+    st: &State,
+    guard: WordGuard<'a>,
+    ctx: &mut Drain,
+    front: NonNull<Links>,
+) -> Next<'a> {
     let mut batch = WakeBatch::new();
     let mut next: *mut Links = front.as_ptr();
     // Bounded by nodes, not wakers: at most WAKE_BATCH pushes, so nothing
