@@ -143,6 +143,6 @@ impl CancellationToken {
         if state.is_none() {
             return CancellationSource::new();
         }
-        CancellationSource::from_state(StateRef::new_linked(&[state]))
+        CancellationSource::from_state(StateRef::new_child(state))
     }
 }

@@ -54,6 +54,23 @@ impl StateRef {
         this
     }
 
+    /// [`new_linked`](Self::new_linked) for one parent (`token.child()`),
+    /// without the loops.
+    pub(crate) fn new_child(parent: &StateRef) -> Self {
+        debug_assert!(!parent.is_none());
+        if parent.is_cancelled() {
+            return Self::new_linked(&[parent]);
+        }
+        // SAFETY: the caller holds a reference to the parent.
+        let this = unsafe { StateRef::from_raw(link::alloc_one(parent.ptr())) };
+        // SAFETY: just made, and held.
+        if let Some(reason) = unsafe { link::attach_one(this.ptr()) } {
+            // As in `new_linked`.
+            cancel::cancel(&this, reason, Origin::Parent);
+        }
+        this
+    }
+
     /// The poll: one Acquire load.
     #[inline(always)]
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -75,7 +92,19 @@ impl StateRef {
         self.get().word.add_source();
     }
 
+    /// A source handle's drop. When its reference is the state's last, the
+    /// word's count of sources is left as it is: nobody is left to read it
+    /// (only holders of a reference ask `can_be_cancelled`; a canceller or
+    /// clock that takes a reference meanwhile with `try_acquire` never
+    /// reads it), and the state dies with the handle. That saves the CAS
+    /// loop of a child's or a request's source, usually dropped last.
+    /// `Relaxed`: a stale count above one only costs the CAS; the count
+    /// cannot rise from one except through `try_acquire`, as said.
+    #[inline]
     pub(crate) fn remove_source(&self) {
+        if self.get().refs().load(crate::sync::Ordering::Relaxed) == 1 {
+            return;
+        }
         self.get().word.remove_source();
     }
 

@@ -154,9 +154,9 @@ unsafe fn destroy(first: NonNull<State>) {
     // SAFETY: forwarded; `first` is dead, its parents are kept alive by its
     // links' references until `destroy_chain` releases them.
     unsafe {
-        link::unlink_all(first);
+        let links = link::unlink_all(first);
         let retired = retire(first, ptr::null_mut(), false);
-        destroy_chain(first, retired);
+        destroy_chain(first, links, retired);
     }
 }
 
@@ -217,9 +217,9 @@ fn drop_user_data(
 /// whose last reference was such a link is freed in the same loop.
 ///
 /// # Safety
-/// `first` has no references left, was unlinked from its parents and
-/// retired (see `destroy`).
-unsafe fn destroy_chain(first: NonNull<State>, first_retired: Retired) {
+/// `first` has no references left, was unlinked from its `first_links`
+/// parents and retired (see `destroy`).
+unsafe fn destroy_chain(first: NonNull<State>, first_links: usize, first_retired: Retired) {
     // Dead states waiting to be freed are chained through their `head`
     // field: once its timer is gone, a state with no references has nothing
     // in its list that anyone will look at again (every live node belongs to
@@ -236,10 +236,12 @@ unsafe fn destroy_chain(first: NonNull<State>, first_retired: Retired) {
         // we unlink it (under the grandparent's lock).
         let custom = unsafe {
             todo = this.as_ref().head.with(|h| *h).cast::<State>();
-            if this != first {
-                link::unlink_all(this);
-            }
-            let links = link::release_parents(this, |parent| {
+            let links = if this == first {
+                first_links
+            } else {
+                link::unlink_all(this)
+            };
+            link::release_parents(this, links, |parent| {
                 // Still linked to its own parents: retired under its lock.
                 let retired = retire(parent, todo, true);
                 if retired.is_some() {

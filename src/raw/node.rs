@@ -124,8 +124,17 @@ impl Node {
     /// store instead of a load and a store. Same lock and ordering rules.
     #[inline]
     pub(crate) fn set_done_unflagged(&self) {
+        self.set_state_unflagged(DONE);
+    }
+
+    /// `set_state` where the node carries no flag: a node of a kind that
+    /// never does (all but callbacks), or any node leaving IDLE or LINKED
+    /// (ORPHAN is only ever set on a RUNNING callback). One store instead
+    /// of a load and a store; same lock and ordering rules.
+    #[inline]
+    pub(crate) fn set_state_unflagged(&self, state: u8) {
         debug_assert_eq!(self.status.load(Ordering::Relaxed) & !STATE_MASK, 0);
-        self.status.store(DONE, Ordering::Release);
+        self.status.store(state, Ordering::Release);
     }
 
     /// Sets ORPHAN. Only under the source's lock, so `Relaxed`.

@@ -92,7 +92,43 @@ impl State {
 
     /// The layout of a state followed by `n` values of `T`, and the offset
     /// of that array.
+    #[inline]
     pub(crate) fn layout_with<T>(n: usize) -> (Layout, usize) {
+        // The common sizes (a plain source, a child of one parent) as
+        // constants: no overflow tests at run time.
+        match n {
+            0 => Self::layout_const::<T, 0>(),
+            1 => Self::layout_const::<T, 1>(),
+            _ => Self::layout_any::<T>(n),
+        }
+    }
+
+    /// `layout_with::<T>(N)`, computed at compile time.
+    #[inline(always)]
+    fn layout_const<T, const N: usize>() -> (Layout, usize) {
+        struct L<T, const N: usize>(core::marker::PhantomData<T>);
+        impl<T, const N: usize> L<T, N> {
+            const LAYOUT: (Layout, usize) = {
+                let Ok(array) = Layout::array::<T>(N) else {
+                    panic!("cancel-core: link array too large")
+                };
+                let offset = size_of::<State>().next_multiple_of(array.align());
+                let align = if array.align() > align_of::<State>() {
+                    array.align()
+                } else {
+                    align_of::<State>()
+                };
+                let Ok(layout) = Layout::from_size_align(offset + array.size(), align) else {
+                    panic!("cancel-core: link array too large")
+                };
+                (layout.pad_to_align(), offset)
+            };
+        }
+        L::<T, N>::LAYOUT
+    }
+
+    #[inline(never)]
+    fn layout_any<T>(n: usize) -> (Layout, usize) {
         let array = Layout::array::<T>(n).expect("cancel-core: too many parents");
         let (layout, offset) = Layout::new::<State>()
             .extend(array)
@@ -258,7 +294,7 @@ impl State {
         // SAFETY: we hold the lock; the node is unlisted (caller's contract).
         unsafe {
             self.push_observer(node);
-            node.as_ref().set_state(LINKED);
+            node.as_ref().set_state_unflagged(LINKED);
         }
         drop(guard);
         true
@@ -286,7 +322,7 @@ impl State {
             let linked = n.state(Ordering::Relaxed) == LINKED;
             if linked {
                 list::remove(&self.head, Node::entry(node));
-                n.set_state(DETACHED);
+                n.set_state_unflagged(DETACHED);
             }
             linked
         };

@@ -84,6 +84,24 @@ pub(crate) unsafe fn alloc(
     this
 }
 
+/// [`alloc`] for one parent, with the layout a constant.
+///
+/// # Safety
+/// As for `alloc`.
+#[inline]
+pub(crate) unsafe fn alloc_one(parent: NonNull<State>) -> NonNull<State> {
+    let this = State::alloc_with::<LinkNode>(1, SOURCE_ONE | HAS_LINKS);
+    // SAFETY: as in `alloc`, for slot 0.
+    unsafe {
+        parent.as_ref().acquire();
+        link_at(this, 0).as_ptr().write(LinkNode {
+            node: Node::link(0, true),
+            parent,
+        });
+    }
+    this
+}
+
 /// Pointer to link `i` of a linked state, with the allocation's provenance.
 ///
 /// # Safety
@@ -159,44 +177,71 @@ pub(crate) unsafe fn attach_all(this: NonNull<State>) -> Option<Reason> {
     let mut stop = false;
     // SAFETY: initialised by `alloc`; parents are live (links hold refs).
     unsafe {
-        let st = this.as_ref();
         for_each(this, |link| {
-            if stop {
-                return;
-            }
-            // The link's pointer itself (the node is its first field): it
-            // keeps the whole allocation's provenance, which the drain needs
-            // to get from the link back to its child (`child_of`). A pointer
-            // made from `&link.node` would cover the node only.
-            let node = link.cast::<Node>();
-            let parent = (*link.as_ptr()).parent.as_ref();
-            // Not `State::attach`: the child may be cancelled meanwhile by
-            // a parent linked earlier, checked under this parent's lock.
-            match parent.word.lock_unless_cancelled() {
-                Ok(guard) => {
-                    // That parent's claim detaches every LINKED link, taking
-                    // this lock to do so: checking here, under it, leaves no
-                    // link behind.
-                    if st.is_cancelled() {
-                        drop(guard);
-                        stop = true;
-                        return;
-                    }
-                    parent.push_observer(node);
-                    node.as_ref().set_state(LINKED);
-                    drop(guard);
-                }
-                Err(_) => {
-                    // The parent was cancelled after the caller's check: so
-                    // is the child, unless another parent's canceller got
-                    // there first (then the claim fails and nothing drains).
-                    born_cancelled = Some(parent.reason().unwrap_or(Reason::Requested));
-                    stop = true;
-                }
+            if !stop {
+                (stop, born_cancelled) = attach_link(this, link, true);
             }
         });
     }
     born_cancelled
+}
+
+/// [`attach_all`] for a child of one parent (`alloc_one`): no loop.
+///
+/// # Safety
+/// As for `attach_all`.
+#[inline]
+pub(crate) unsafe fn attach_one(this: NonNull<State>) -> Option<Reason> {
+    // SAFETY: forwarded; `alloc_one` made link 0. The child cannot be
+    // cancelled before this link is in: it has no other parent, and its
+    // handles are not out yet.
+    unsafe { attach_link(this, link_at(this, 0), false).1 }
+}
+
+/// Links one link of a new child into its parent's list; returns whether
+/// to stop (the child or that parent is cancelled) and, if the parent was
+/// cancelled, its reason. See [`attach_all`]. `may_be_cancelled`: whether
+/// a parent linked earlier may have cancelled the child.
+///
+/// # Safety
+/// As for `attach_all`; `link` is one of `this`'s links.
+#[inline(always)]
+unsafe fn attach_link(
+    this: NonNull<State>,
+    link: NonNull<LinkNode>,
+    may_be_cancelled: bool,
+) -> (bool, Option<Reason>) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let st = this.as_ref();
+        // The link's pointer itself (the node is its first field): it
+        // keeps the whole allocation's provenance, which the drain needs
+        // to get from the link back to its child (`child_of`). A pointer
+        // made from `&link.node` would cover the node only.
+        let node = link.cast::<Node>();
+        let parent = (*link.as_ptr()).parent.as_ref();
+        // Not `State::attach`: the child may be cancelled meanwhile by
+        // a parent linked earlier, checked under this parent's lock.
+        match parent.word.lock_unless_cancelled() {
+            Ok(guard) => {
+                // That parent's claim detaches every LINKED link, taking
+                // this lock to do so: checking here, under it, leaves no
+                // link behind.
+                if may_be_cancelled && st.is_cancelled() {
+                    drop(guard);
+                    return (true, None);
+                }
+                parent.push_observer(node);
+                node.as_ref().set_state_unflagged(LINKED);
+                drop(guard);
+                (false, None)
+            }
+            // The parent was cancelled after the caller's check: so is the
+            // child, unless another parent's canceller got there first
+            // (then the claim fails and nothing drains).
+            Err(_) => (true, Some(parent.reason().unwrap_or(Reason::Requested))),
+        }
+    }
 }
 
 /// Takes a link out of its parent's list if it is still there. The parent's
@@ -217,43 +262,47 @@ unsafe fn unlink(link: NonNull<LinkNode>) {
         let guard = parent.word.lock();
         if node.state(Ordering::Relaxed) == LINKED {
             list::remove(&parent.head, link.cast());
-            node.set_state(DETACHED);
+            node.set_state_unflagged(DETACHED);
         }
         drop(guard);
     }
 }
 
 /// Takes every link of a dying state out of its parents' lists; see
-/// `unlink` for why each parent's lock is taken.
+/// `unlink` for why each parent's lock is taken. Returns the number of
+/// links, for `release_parents` and `free`.
 ///
 /// # Safety
 /// `this` has no references left.
 #[inline]
-pub(crate) unsafe fn unlink_all(this: NonNull<State>) {
+pub(crate) unsafe fn unlink_all(this: NonNull<State>) -> usize {
     // SAFETY: forwarded; the links' references keep the parents alive.
-    unsafe { for_each(this, |link| unlink(link)) };
+    unsafe { for_each(this, |link| unlink(link)) }
 }
 
-/// Releases each link's reference to its parent, calling `on_last` with a
-/// parent whose last reference that was. Returns the number of links.
+/// Releases each of the `links` links' reference to its parent, calling
+/// `on_last` with a parent whose last reference that was.
 ///
 /// # Safety
-/// `this` has no references left and has left every parent's list.
+/// `this` has no references left, has left every parent's list, and has
+/// `links` links (`unlink_all`'s count).
 #[inline]
 pub(crate) unsafe fn release_parents(
     this: NonNull<State>,
+    links: usize,
     mut on_last: impl FnMut(NonNull<State>),
-) -> usize {
-    // SAFETY: forwarded; each link owns one reference to its parent.
-    unsafe {
-        for_each(this, |link| {
-            let parent = (*link.as_ptr()).parent;
+) {
+    for i in 0..links {
+        // SAFETY: link `i` exists (caller's contract); it owns one
+        // reference to its parent, which it gives up here.
+        unsafe {
+            let parent = (*link_at(this, i).as_ptr()).parent;
             // Release/Acquire, as in `Arc::drop` (see `lifetime::release`).
             if parent.as_ref().refs().fetch_sub(1, Ordering::Release) == 1 {
                 parent.as_ref().refs().load(Ordering::Acquire);
                 on_last(parent);
             }
-        })
+        }
     }
 }
 
@@ -305,7 +354,7 @@ pub(crate) unsafe fn step<'a>(
         // allocated while we hold this lock (see above).
         let child = unsafe { child_of(link) };
         // SAFETY: under the lock.
-        unsafe { popped.as_ref().set_state(DONE) };
+        unsafe { popped.as_ref().set_state_unflagged(DONE) };
         // SAFETY: the child is allocated (see above).
         let cst: &'a State = unsafe { &*child.as_ptr() };
         let Some(child_guard) = cst.claim(reason, Origin::Parent) else {
