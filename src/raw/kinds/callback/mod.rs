@@ -62,16 +62,39 @@ pub(crate) struct CallbackVTable {
 pub(crate) struct CallbackHeader {
     node: Node,
     vtable: &'static CallbackVTable,
-    /// While RUNNING: the canceller's stack flag, set by an owner that
-    /// abandons the node (guarded by the lock).
-    abandon: UnsafeCell<*const AtomicU8>,
-    /// `thread_key()` of the thread running the callback; set with RUNNING.
+    /// While RUNNING: the canceller's [`Running`] record, on its stack for
+    /// the call (guarded by the lock; null otherwise). What only a running
+    /// node needs lives there, not in every node.
+    running: UnsafeCell<*const Running>,
+}
+
+/// What the canceller keeps on its stack while a callback runs, reached by
+/// the owner through the node under the lock while it is RUNNING.
+pub(crate) struct Running {
+    /// Set by an owner that abandons the node while it runs.
+    abandoned: AtomicU8,
+    /// `thread_key()` of the thread running the callback.
     #[cfg(feature = "std")]
-    runner: UnsafeCell<usize>,
+    runner: usize,
     /// The owner waiting for the callback to finish: a thread in a drop,
     /// or a task in `unregister_async`.
     #[cfg(feature = "std")]
     parker: UnsafeCell<Option<Waiting>>,
+}
+
+impl CallbackHeader {
+    /// The running record.
+    ///
+    /// # Safety
+    /// The node is RUNNING and the caller holds its state's lock (so the
+    /// canceller's frame holding the record is live: it takes the lock
+    /// before it leaves).
+    #[cfg(feature = "std")]
+    #[inline]
+    unsafe fn running(&self) -> &Running {
+        // SAFETY: caller's contract; set with RUNNING under the lock.
+        unsafe { &*self.running.with(|p| *p) }
+    }
 }
 
 /// A callback node: header and closure in one block, on the heap
@@ -131,11 +154,7 @@ impl<F: FnOnce() + Send> CallbackNode<F> {
             header: CallbackHeader {
                 node: Node::new(Kind::Callback),
                 vtable,
-                abandon: UnsafeCell::new(core::ptr::null()),
-                #[cfg(feature = "std")]
-                runner: UnsafeCell::new(0),
-                #[cfg(feature = "std")]
-                parker: UnsafeCell::new(None),
+                running: UnsafeCell::new(ptr::null()),
             },
             f: UnsafeCell::new(MaybeUninit::new(f)),
         }
@@ -348,23 +367,23 @@ pub(crate) unsafe fn detach_keeping(st: &State, cb: NonNull<CallbackHeader>) -> 
 /// As `detach`.
 unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan: bool) -> Detached {
     let guard = st.word.lock();
-    // SAFETY: our node stays allocated until we free it; status, links,
-    // `abandon` and `runner` change only under the lock we hold.
+    // SAFETY: our node stays allocated until we free it; status, links
+    // and the running record change only under the lock we hold.
     unsafe {
         let header = cb.as_ref();
         match header.node.state(Ordering::Relaxed) {
             LINKED => {
                 list::remove(&st.head, cb.cast());
-                header.node.set_state(DETACHED);
+                header.node.set_state_unflagged(DETACHED);
                 drop(guard);
                 Detached::Removed
             }
             RUNNING => {
                 #[cfg(feature = "std")]
                 {
-                    if header.runner.with(|p| *p) == crate::sync::park::thread_key() {
-                        let flag = header.abandon.with(|p| *p);
-                        (*flag).store(1, Ordering::Relaxed);
+                    let running = header.running();
+                    if running.runner == crate::sync::park::thread_key() {
+                        running.abandoned.store(1, Ordering::Relaxed);
                         drop(guard);
                         CallbackHeader::dealloc(cb);
                         return Detached::NotRemoved;
@@ -384,7 +403,7 @@ unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan:
                 // A task that awaited `unregister_async` and gave up: its
                 // waker is dropped here, not by the canceller.
                 #[cfg(feature = "std")]
-                let ours = header.parker.with_mut(|p| (*p).take());
+                let ours = header.running().parker.with_mut(|p| (*p).take());
                 drop(guard);
                 #[cfg(feature = "std")]
                 drop(ours);
@@ -402,8 +421,8 @@ unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan:
 
 // ----------------------------------------------------------- in the drain
 
-/// The drain's step for a popped callback: marks it RUNNING (recording the
-/// running thread and pointing the node at a flag on this frame), unlocks,
+/// The drain's step for a popped callback: marks it RUNNING (pointing the
+/// node at its running record on this frame), unlocks,
 /// calls the closure (under `catch_unwind` with `std`), relocks; then, if
 /// the owner abandoned the node, leaves it; if orphaned, frees it; else
 /// marks it DONE and unparks a waiting dropper after the unlock.
@@ -414,17 +433,25 @@ unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan:
 pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Drain) -> Next<'a> {
     // SAFETY: caller's contract.
     let cb = unsafe { st.pop_front() }.cast::<CallbackHeader>();
-    // Set by an owner that abandons the node while it runs.
-    let abandoned = AtomicU8::new(0);
+    // The node's record for the call, here on this frame: an owner that
+    // abandons the node sets its flag; a waiting owner leaves its parker.
+    let running = Running {
+        abandoned: AtomicU8::new(0),
+        #[cfg(feature = "std")]
+        runner: crate::sync::park::thread_key(),
+        #[cfg(feature = "std")]
+        parker: UnsafeCell::new(None),
+    };
     // SAFETY: popped under the lock; until we mark it DONE the owner frees
     // it only after setting `abandoned`, under the lock, which we check
-    // before touching the node again.
+    // before touching the node again. The record outlives every use of it
+    // through the node: the owner uses it under the lock, while RUNNING,
+    // and we take the lock (and clear the pointer, or leave an abandoned
+    // node) before this frame ends.
     unsafe {
         let header = cb.as_ref();
         header.node.set_state(RUNNING);
-        header.abandon.with_mut(|p| *p = &abandoned);
-        #[cfg(feature = "std")]
-        header.runner.with_mut(|p| *p = crate::sync::park::thread_key());
+        header.running.with_mut(|p| *p = &running);
     }
     drop(guard);
 
@@ -440,7 +467,7 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
 
     let guard = st.word.lock();
     // The lock orders the owner's store before this load.
-    if abandoned.load(Ordering::Relaxed) != 0 {
+    if running.abandoned.load(Ordering::Relaxed) != 0 {
         // The node is gone; keep the lock for the next pop.
         return Next::Locked(guard);
     }
@@ -453,9 +480,9 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
             CallbackHeader::dealloc(cb);
             return Next::Unlocked;
         }
-        header.abandon.with_mut(|p| *p = ptr::null());
+        header.running.with_mut(|p| *p = ptr::null());
         #[cfg(feature = "std")]
-        let parker = header.parker.with_mut(|p| (*p).take());
+        let parker = running.parker.with_mut(|p| (*p).take());
         header.node.set_state(DONE);
         #[cfg(feature = "std")]
         if let Some(waiting) = parker {

@@ -2,9 +2,10 @@
 //! only: without it a registration's drop orphans the node and never
 //! waits): parked in a registration's drop (`wait_done`), or as a task
 //! awaiting `unregister_async` (`poll_detach`). Either way the owner leaves
-//! its `Waiting` in the node's `parker` slot under the state's lock, and the
-//! canceller, once the call has returned and the node is DONE, takes it and
-//! notifies it (`step`, in `mod.rs`).
+//! its `Waiting` in the `parker` slot of the node's running record (on the
+//! canceller's stack) under the state's lock, and the canceller, once the
+//! call has returned, takes it, marks the node DONE and notifies it
+//! (`step`, in `mod.rs`).
 
 use core::ptr::NonNull;
 
@@ -42,7 +43,8 @@ impl Waiting {
 pub(super) unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
     use crate::sync::{Backoff, park};
     // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
-    // parker slot is guarded by the state's lock, like its status.
+    // running record is guarded by the state's lock, like its status, and
+    // live while it is RUNNING.
     unsafe {
         let header = cb.as_ref();
         let backoff = Backoff::new();
@@ -64,7 +66,9 @@ pub(super) unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
             CallbackHeader::dealloc(cb);
             return;
         }
+        // Not DONE, under the lock: RUNNING, with its record.
         let old = header
+            .running()
             .parker
             .with_mut(|p| (*p).replace(Waiting::Thread(me)));
         drop(guard);
@@ -129,14 +133,14 @@ pub(crate) unsafe fn poll_detach(
     let waker = waker.clone();
     let guard = st.word.lock();
     // SAFETY: as in `detach`: our node stays allocated until we free it;
-    // its status, links, `abandon`, `runner` and `parker` change only under
-    // the lock we hold.
+    // its status, links and running record change only under the lock we
+    // hold, and the record is live while it is RUNNING.
     unsafe {
         let header = cb.as_ref();
         match header.node.state(Ordering::Relaxed) {
             LINKED => {
                 list::remove(&st.head, cb.cast());
-                header.node.set_state(DETACHED);
+                header.node.set_state_unflagged(DETACHED);
                 drop(guard);
                 let left = Leftovers {
                     clone: Some(waker),
@@ -144,12 +148,13 @@ pub(crate) unsafe fn poll_detach(
                 };
                 (PolledDetach::Removed, left)
             }
-            RUNNING if header.runner.with(|p| *p) == crate::sync::park::thread_key() => {
+            RUNNING if header.running().runner == crate::sync::park::thread_key() => {
                 // Inside its own callback, on the cancelling thread: abandon
                 // it, as `detach` does.
-                (*header.abandon.with(|p| *p)).store(1, Ordering::Relaxed);
+                let running = header.running();
+                running.abandoned.store(1, Ordering::Relaxed);
                 // Stored by an earlier poll, on another thread.
-                let stored = header.parker.with_mut(|p| (*p).take());
+                let stored = running.parker.with_mut(|p| (*p).take());
                 drop(guard);
                 CallbackHeader::dealloc(cb);
                 let left = Leftovers {
@@ -160,6 +165,7 @@ pub(crate) unsafe fn poll_detach(
             }
             RUNNING => {
                 let old = header
+                    .running()
                     .parker
                     .with_mut(|p| (*p).replace(Waiting::Task(waker)));
                 drop(guard);
@@ -172,10 +178,10 @@ pub(crate) unsafe fn poll_detach(
             }
             state => {
                 debug_assert!(state == DONE, "unexpected node state {state}");
-                // Seen under the lock: the canceller is done with it (and
-                // has taken a stored waker to wake it; taken here too, so
-                // that the free below never runs user code).
-                let stored = header.parker.with_mut(|p| (*p).take());
+                // Seen under the lock: the canceller is done with it, and
+                // took any stored waker (from its record, before DONE) to
+                // wake it: the free below runs no user code.
+                let stored = None;
                 drop(guard);
                 CallbackHeader::dealloc(cb);
                 let left = Leftovers {
