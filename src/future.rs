@@ -131,7 +131,6 @@ pin_project! {
     pub struct WaitForCancellation<'a> {
         #[pin]
         waiter: Waiter<&'a CancellationToken>,
-        done: bool,
     }
 }
 
@@ -156,7 +155,6 @@ pin_project! {
     pub struct WaitForCancellationOwned {
         #[pin]
         waiter: Waiter<CancellationToken>,
-        done: bool,
     }
 }
 
@@ -244,7 +242,6 @@ impl CancellationToken {
     pub fn cancelled(&self) -> WaitForCancellation<'_> {
         WaitForCancellation {
             waiter: Waiter::new(self),
-            done: false,
         }
     }
 
@@ -269,7 +266,6 @@ impl CancellationToken {
     pub fn cancelled_owned(self) -> WaitForCancellationOwned {
         WaitForCancellationOwned {
             waiter: Waiter::new(self),
-            done: false,
         }
     }
 
@@ -392,20 +388,14 @@ impl<F: Future> CancellationFutureExt for F {}
 impl Future for WaitForCancellation<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let ready = this.waiter.poll_cancelled(cx);
-        *this.done |= ready.is_ready();
-        ready
+        self.project().waiter.poll_cancelled(cx)
     }
 }
 
 impl Future for WaitForCancellationOwned {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let ready = this.waiter.poll_cancelled(cx);
-        *this.done |= ready.is_ready();
-        ready
+        self.project().waiter.poll_cancelled(cx)
     }
 }
 
@@ -481,7 +471,7 @@ mod fused {
     #[cfg_attr(docsrs, doc(cfg(feature = "futures-core")))]
     impl FusedFuture for WaitForCancellation<'_> {
         fn is_terminated(&self) -> bool {
-            self.done
+            self.waiter.has_been_ready()
         }
     }
 
@@ -489,7 +479,7 @@ mod fused {
     #[cfg_attr(docsrs, doc(cfg(feature = "futures-core")))]
     impl FusedFuture for WaitForCancellationOwned {
         fn is_terminated(&self) -> bool {
-            self.done
+            self.waiter.has_been_ready()
         }
     }
 

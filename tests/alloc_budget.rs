@@ -238,3 +238,49 @@ fn tokio_util_bridges_leak_nothing() {
     });
     assert_eq!(live, 0);
 }
+
+/// Issue 14's memory budgets (64-bit targets): a pending `cancelled()`
+/// future is at most 56 bytes, all inline; a boxed callback is at most 48
+/// bytes of heap with a closure of one word (40 of node); a child source is
+/// one allocation of at most 64 bytes.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn memory_budgets() {
+    use cancel_core::{WaitForCancellation, WaitForCancellationOwned};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    assert!(size_of::<WaitForCancellation<'static>>() <= 56);
+    assert!(size_of::<WaitForCancellationOwned>() <= 56);
+    let source = CancellationSource::new();
+    let token = source.token();
+    let (n, bytes, _, ()) = measure(|| {
+        let mut future = pin!(token.cancelled());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+    });
+    assert_eq!((n, bytes), (0, 0), "a pending cancelled() allocates nothing");
+
+    let (n, bytes, _, reg) = measure(|| token.register(|| {}));
+    assert_eq!(n, 1);
+    assert!(bytes <= 40, "a boxed callback node is {bytes} bytes");
+    drop(reg);
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (n, bytes, _, reg) = measure(|| {
+        let hits = hits.clone();
+        token.register(move || {
+            hits.fetch_add(1, Ordering::Relaxed);
+        })
+    });
+    assert_eq!(n, 1);
+    assert!(bytes <= 48, "a boxed callback capturing an Arc is {bytes} bytes");
+    source.cancel();
+    assert_eq!(hits.load(Ordering::Relaxed), 1);
+    drop(reg);
+
+    let parent = CancellationSource::new();
+    let (n, bytes, _, child) = measure(|| parent.token().child());
+    assert_eq!(n, 1);
+    assert!(bytes <= 64, "a child is {bytes} bytes");
+    drop(child);
+}

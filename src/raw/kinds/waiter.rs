@@ -9,10 +9,11 @@
 //!   └──first poll, nothing can cancel──▶ (stays IDLE, no waker stored)
 //! ```
 //!
-//! The slot is guarded by the source's bit lock like the node's links. The
-//! future keeps a private copy of the *stored* waker's identity (the clone:
-//! a `clone` may return a new data pointer), so a re-poll with that waker
-//! is one load, with no lock and no write.
+//! The slot is written under the source's bit lock like the node's links.
+//! It holds the waker as two atomic words, so that a re-poll can compare
+//! the given waker with the *stored* one (the clone: a `clone` may return a
+//! new data pointer) with two loads, no lock and no write, and the future
+//! needs no private copy of its identity (`WakerSlot::holds`).
 //!
 //! **No lost wake-up.** The canceller sets CANCELLED (in the claiming CAS)
 //! before it pops anything, and every attach is "unless cancelled". A node
@@ -38,20 +39,20 @@ use crate::raw::node::{Kind, LINKED, Node};
 use crate::raw::state::State;
 use crate::raw::wake_batch::{WAKE_BATCH, WakeBatch};
 use crate::raw::word::WordGuard;
-use crate::sync::{Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, Ordering};
 
 /// A future's node: one waker slot.
 #[repr(C)]
 struct WaiterNode {
     node: Node,
-    waker: UnsafeCell<Option<Waker>>,
+    waker: WakerSlot,
 }
 
 impl WaiterNode {
     fn new() -> Self {
         Self {
             node: Node::new(Kind::Waiter),
-            waker: UnsafeCell::new(None),
+            waker: WakerSlot::new(),
         }
     }
 
@@ -63,23 +64,92 @@ impl WaiterNode {
     /// of the list the node is in (or was in).
     #[inline]
     unsafe fn replace_waker(&self, waker: Option<Waker>) -> Option<Waker> {
-        // SAFETY: exclusive access to the slot (caller's contract).
-        self.waker
-            .with_mut(|p| unsafe { core::mem::replace(&mut *p, waker) })
+        // SAFETY: forwarded.
+        unsafe { self.waker.replace(waker) }
+    }
+
+    /// Takes the waker out (the canceller's take).
+    ///
+    /// # Safety
+    /// As for `replace_waker`.
+    #[inline]
+    unsafe fn take_waker(&self) -> Option<Waker> {
+        // SAFETY: forwarded.
+        unsafe { self.waker.take() }
     }
 }
 
-/// The identity of a waker, as `Waker::will_wake` compares it: its data
-/// pointer and vtable. Only compared, never dereferenced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct WakerId(*const (), *const RawWakerVTable);
+/// One waker, kept as its two raw parts in atomics (a null vtable: none),
+/// so that the future's owner can ask "is the stored waker this one?"
+/// without the lock, reading the slot itself: no private copy of its
+/// identity in every future. Written only under the lock (or by the owner
+/// of an unlisted node); the lock-free read is the owner's `holds`.
+struct WakerSlot {
+    data: AtomicPtr<()>,
+    vtable: AtomicPtr<RawWakerVTable>,
+}
 
-impl WakerId {
-    const NONE: WakerId = WakerId(ptr::null(), ptr::null());
+impl WakerSlot {
+    fn new() -> Self {
+        Self {
+            data: AtomicPtr::new(ptr::null_mut()),
+            vtable: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
 
+    /// Stores `waker` (or none), returning the old one. `Relaxed`: the lock
+    /// (or exclusive ownership) orders every write and every read that
+    /// rebuilds a waker.
+    ///
+    /// # Safety
+    /// The caller has exclusive write access: it holds the lock, or owns
+    /// the unlisted node.
     #[inline]
-    fn of(waker: &Waker) -> Self {
-        WakerId(waker.data(), waker.vtable())
+    unsafe fn replace(&self, waker: Option<Waker>) -> Option<Waker> {
+        // SAFETY: forwarded.
+        let old = unsafe { self.take() };
+        if let Some(waker) = waker {
+            // Ownership moves into the slot: rebuilt by `take`.
+            let waker = core::mem::ManuallyDrop::new(waker);
+            self.data.store(waker.data().cast_mut(), Ordering::Relaxed);
+            let vtable: *const RawWakerVTable = waker.vtable();
+            self.vtable.store(vtable.cast_mut(), Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// Takes the waker out, leaving none. Only the vtable is written: a
+    /// concurrent `holds` reads either the whole old waker or no waker,
+    /// never the old vtable with another data pointer.
+    ///
+    /// # Safety
+    /// As for `replace`.
+    #[inline]
+    unsafe fn take(&self) -> Option<Waker> {
+        let vtable = self.vtable.load(Ordering::Relaxed);
+        if vtable.is_null() {
+            return None;
+        }
+        self.vtable.store(ptr::null_mut(), Ordering::Relaxed);
+        let data = self.data.load(Ordering::Relaxed);
+        // SAFETY: the two parts of a waker stored by `replace`, whose
+        // ownership the slot held until this take; a vtable is 'static.
+        Some(unsafe { Waker::new(data, &*vtable) })
+    }
+
+    /// Whether `waker` is the stored waker (as `Waker::will_wake` compares:
+    /// data pointer and vtable), read without the lock: by the owner only,
+    /// whose own writes are not concurrent. The canceller's `take` may
+    /// race: then this sees the stored waker (which the canceller wakes)
+    /// or none (false: the caller takes the lock). The stored waker is a
+    /// clone kept alive while stored, so no other waker can share its
+    /// identity meanwhile; once the canceller took it, CANCELLED is set,
+    /// which the poll's first load sees (design.md, "Futures").
+    #[inline]
+    fn holds(&self, waker: &Waker) -> bool {
+        let vtable: *const RawWakerVTable = waker.vtable();
+        self.vtable.load(Ordering::Relaxed).cast_const() == vtable
+            && self.data.load(Ordering::Relaxed).cast_const() == waker.data()
     }
 }
 
@@ -100,19 +170,15 @@ pub(crate) struct Waiter<T: HoldsState> {
     holder: T,
     node: WaiterNode,
     phase: Phase,
-    /// Identity of the waker stored in the node (the clone). Comparing
-    /// with the waker *given* instead would be wrong: once it is freed,
-    /// another task's waker may reuse its address, and that task would
-    /// never be stored. The stored clone cannot be impersonated: it is
-    /// alive while stored, and once the canceller took it CANCELLED is set,
-    /// which the poll's first load sees (design.md).
-    stored: WakerId,
+    /// It has returned `Ready` (for `FusedFuture`; beside `phase`, in what
+    /// would be padding).
+    ready: bool,
     _pinned: PhantomPinned,
 }
 
 // SAFETY: the node's waker slot and links are reached by other threads only
-// under the state's bit lock; `stored` is only compared, never dereferenced;
-// the rest is `T`.
+// under the state's bit lock (the owner's lock-free `holds` only compares
+// pointers); the rest is `T`.
 unsafe impl<T: HoldsState + Send> Send for Waiter<T> {}
 // SAFETY: `&Waiter` gives access to nothing but `&T`; polling needs `Pin<&mut>`.
 unsafe impl<T: HoldsState + Sync> Sync for Waiter<T> {}
@@ -123,7 +189,7 @@ impl<T: HoldsState> Waiter<T> {
             holder,
             node: WaiterNode::new(),
             phase: Phase::Idle,
-            stored: WakerId::NONE,
+            ready: false,
             _pinned: PhantomPinned,
         }
     }
@@ -139,9 +205,23 @@ impl<T: HoldsState> Waiter<T> {
     /// Ready once the state is cancelled. The first poll links the node (one
     /// lock); a later poll with the stored waker is one load; a different
     /// waker is swapped in under the lock.
+    #[inline]
     pub(crate) fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: we never move out of `this`; the node stays where it is.
         let this = unsafe { self.get_unchecked_mut() };
+        let poll = this.poll_inner(cx);
+        this.ready |= poll.is_ready();
+        poll
+    }
+
+    /// Whether a poll has returned `Ready`.
+    #[cfg(feature = "futures-core")]
+    pub(crate) fn has_been_ready(&self) -> bool {
+        self.ready
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         let state = this.holder.state();
         if state.get().is_cancelled() {
             return Poll::Ready(());
@@ -155,7 +235,6 @@ impl<T: HoldsState> Waiter<T> {
                 }
                 // Clone outside the lock: a waker clone is user code.
                 let waker = cx.waker().clone();
-                let stored = WakerId::of(&waker);
                 let mut old = None;
                 let node = this.node();
                 let slot = &this.node;
@@ -169,7 +248,6 @@ impl<T: HoldsState> Waiter<T> {
                 if attached {
                     // Recorded before any waker's drop (user code) runs.
                     this.phase = Phase::Attached;
-                    this.stored = stored;
                 }
                 drop(old);
                 if attached {
@@ -182,14 +260,13 @@ impl<T: HoldsState> Waiter<T> {
             Phase::Released => Poll::Pending,
             Phase::Attached => {
                 let waker = cx.waker();
-                if WakerId::of(waker) == this.stored {
+                if this.node.waker.holds(waker) {
                     // The stored waker wakes this task: nothing to do. If the
                     // canceller took it meanwhile, the wake is on its way.
                     return Poll::Pending;
                 }
                 // Clone outside the lock: a waker clone is user code.
                 let waker = waker.clone();
-                let stored = WakerId::of(&waker);
                 let slot = &this.node;
                 let guard = state.get().word.lock();
                 // SAFETY: we hold the lock; the node is ours and live.
@@ -201,11 +278,6 @@ impl<T: HoldsState> Waiter<T> {
                     }
                 };
                 drop(guard);
-                if linked {
-                    // Recorded before the replaced waker's drop (user code,
-                    // which may panic) runs.
-                    this.stored = stored;
-                }
                 drop(old);
                 // Not linked: the canceller took the node: cancelled.
                 if linked {
@@ -241,7 +313,7 @@ impl<T: HoldsState> Waiter<T> {
             self.holder
                 .state()
                 .get()
-                .detach(self.node(), |_| slot.replace_waker(None))
+                .detach(self.node(), |_| slot.take_waker())
         };
         drop(waker);
     }
@@ -280,7 +352,7 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain)
         // SAFETY: as in the loop below, for one node.
         let waker = unsafe {
             let waiter = front.cast::<WaiterNode>();
-            let waker = waiter.as_ref().replace_waker(None);
+            let waker = waiter.as_ref().take_waker();
             waiter.as_ref().node.set_done_unflagged();
             st.cut_front(after);
             waker
@@ -329,7 +401,7 @@ unsafe fn step_run<'a>(
         unsafe {
             let waiter = NonNull::new_unchecked(next).cast::<WaiterNode>();
             next = crate::raw::list::next(NonNull::new_unchecked(next));
-            if let Some(waker) = waiter.as_ref().replace_waker(None) {
+            if let Some(waker) = waiter.as_ref().take_waker() {
                 // At most one push per node, and at most WAKE_BATCH nodes.
                 batch.push_unchecked(waker);
             }
