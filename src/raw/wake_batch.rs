@@ -36,17 +36,42 @@ impl WakeBatch {
         unsafe { self.push_unchecked(waker) }
     }
 
-    /// Adds a waker, with no test of the length: the cancel loop's, which
-    /// pushes at most `WAKE_BATCH`, one per node it visits.
+    /// Adds a waker, with no test of the length.
     ///
     /// # Safety
     /// The batch is not full.
+    #[cfg(test)]
     #[inline(always)]
     pub(crate) unsafe fn push_unchecked(&mut self, waker: Waker) {
-        debug_assert!(self.len < WAKE_BATCH);
-        // SAFETY: caller's contract: `len < WAKE_BATCH`, in bounds.
-        unsafe { self.wakers.get_unchecked_mut(self.len).write(waker) };
-        self.len += 1;
+        // SAFETY: forwarded; the slot after the last is unwritten.
+        unsafe {
+            self.write_at(self.len, waker);
+            self.set_len(self.len + 1);
+        }
+    }
+
+    /// Writes slot `i` without counting it: the cancel loop's fill, which
+    /// keeps the count in a register and calls [`set_len`](Self::set_len)
+    /// once (nothing in that loop can panic, so no written slot is lost).
+    ///
+    /// # Safety
+    /// `i < WAKE_BATCH`, `i` is the length so far plus the slots written
+    /// since, and `set_len` follows.
+    #[inline(always)]
+    pub(crate) unsafe fn write_at(&mut self, i: usize, waker: Waker) {
+        debug_assert!(i < WAKE_BATCH);
+        // SAFETY: caller's contract: in bounds.
+        unsafe { self.wakers.get_unchecked_mut(i).write(waker) };
+    }
+
+    /// Counts the slots written by `write_at`.
+    ///
+    /// # Safety
+    /// Slots `0..len` are written, `len <= WAKE_BATCH`.
+    #[inline(always)]
+    pub(crate) unsafe fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= WAKE_BATCH);
+        self.len = len;
     }
 
     /// Wakes every waker not woken yet, in push order. If a `wake` panics,

@@ -393,6 +393,7 @@ unsafe fn step_run<'a>(
     // Bounded by nodes, not wakers: at most WAKE_BATCH pushes, so nothing
     // between the first DONE and the cut can panic.
     let mut nodes = 0;
+    let mut wakers = 0;
     loop {
         // SAFETY: `next` is a listed waiter (checked below before looping),
         // valid under the lock we hold; its waker slot is guarded by that
@@ -402,8 +403,9 @@ unsafe fn step_run<'a>(
             let waiter = NonNull::new_unchecked(next).cast::<WaiterNode>();
             next = crate::raw::list::next(NonNull::new_unchecked(next));
             if let Some(waker) = waiter.as_ref().take_waker() {
-                // At most one push per node, and at most WAKE_BATCH nodes.
-                batch.push_unchecked(waker);
+                // At most one per node, and at most WAKE_BATCH nodes.
+                batch.write_at(wakers, waker);
+                wakers += 1;
             }
             waiter.as_ref().node.set_done_unflagged();
         }
@@ -416,6 +418,8 @@ unsafe fn step_run<'a>(
             break;
         }
     }
+    // SAFETY: `wakers` slots were written, at most one per node.
+    unsafe { batch.set_len(wakers) };
     // SAFETY: we hold the lock; `next` is null or listed. The nodes cut off
     // are DONE: nobody will `remove` them.
     unsafe { st.cut_front(next) };
