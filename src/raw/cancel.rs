@@ -26,6 +26,10 @@ use super::reason::Reason;
 use super::state::State;
 use super::word::{Origin, WordGuard};
 
+/// Tag on a frame's spare pointer (links are at least 8-aligned): the
+/// parent it leads back to had an empty list when the drain descended.
+const PARENT_EMPTY: usize = 1;
+
 /// Cancels `state` with `reason`; true for the one call that made the
 /// transition. Returns after every observer of the state and of its linked
 /// descendants has been run, woken or cancelled (except parts that another
@@ -139,7 +143,6 @@ pub(crate) unsafe fn drain<'a>(
         let Some((front, guard)) = front else {
             // `cur` is drained: take its links out of other parents' lists,
             // then go back up to the parent it was reached from.
-            known_empty = false;
             // SAFETY: `cur` is live (see above).
             unsafe { link::detach_all(cur) };
             let Some(frame) = NonNull::new(frames) else {
@@ -149,7 +152,11 @@ pub(crate) unsafe fn drain<'a>(
             // SAFETY: `frame` is a popped link of the child `cur`, which we
             // hold; we stored its spare pointer ourselves.
             unsafe {
-                frames = frame.as_ref().spare();
+                let spare = frame.as_ref().spare();
+                // The parent's list was seen empty when we left it: it
+                // stays so (cancelled), so it is done without its lock.
+                known_empty = spare.addr() & PARENT_EMPTY != 0;
+                frames = spare.map_addr(|a| a & !PARENT_EMPTY);
                 cur = link::parent_of(frame);
             }
             // The child may be freed here, and with it a custom cause whose
@@ -183,10 +190,17 @@ pub(crate) unsafe fn drain<'a>(
             Next::Locked(guard) => held = Some(guard),
             Next::Unlocked => {}
             Next::Empty => known_empty = true,
-            Next::Descend { child, link, guard } => {
+            Next::Descend {
+                child,
+                link,
+                guard,
+                parent_empty,
+            } => {
+                // The path back up, and whether `cur` is known empty.
+                let spare = frames.map_addr(|a| a | if parent_empty { PARENT_EMPTY } else { 0 });
                 // SAFETY: the popped link is DONE and its child is held:
                 // nobody else touches its spare pointer.
-                unsafe { link.as_ref().set_spare(frames) };
+                unsafe { link.as_ref().set_spare(spare) };
                 frames = link.as_ptr();
                 cur = child;
                 held = Some(guard);

@@ -365,7 +365,7 @@ pub(crate) unsafe fn step<'a>(
         let leaf =
             unsafe { cst.front().is_none() && (*link_at(child, 0).as_ptr()).node.is_last() };
         if !(leaf && ctx.leaves < LEAF_BATCH) {
-            return descend(guard, popped, child, child_guard, ctx);
+            return descend(st, guard, popped, child, child_guard, ctx);
         }
         // Nothing listed and no other parent: the child is done.
         ctx.leaves += 1;
@@ -384,6 +384,7 @@ pub(crate) unsafe fn step<'a>(
 /// leaves): hold it by a reference and descend into it.
 #[inline]
 fn descend<'a>(
+    st: &State,
     guard: WordGuard<'a>,
     popped: NonNull<Node>,
     child: NonNull<State>,
@@ -398,11 +399,14 @@ fn descend<'a>(
         drop(child_guard);
         return Next::Locked(guard);
     }
+    // SAFETY: we hold the parent's lock.
+    let parent_empty = unsafe { st.front().is_none() };
     drop(guard);
     Next::Descend {
         child,
         link: popped.cast(),
         guard: child_guard,
+        parent_empty,
     }
 }
 

@@ -79,5 +79,9 @@ pub(crate) enum Next<'a> {
         child: NonNull<State>,
         link: NonNull<Links>,
         guard: WordGuard<'a>,
+        /// The parent's list was empty once the link was popped: the drain
+        /// comes back to it without locking it (a cancelled list stays
+        /// empty).
+        parent_empty: bool,
     },
 }
