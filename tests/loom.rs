@@ -851,6 +851,46 @@ fn grandchild_creation_vs_root_cancel() {
     });
 }
 
+/// 7.x A chain's cancel, which descends into a non-leaf child and comes
+/// back to the root without relocking it when the root's list was empty at
+/// the descent (`PARENT_EMPTY`), racing a new child of the root with a
+/// callback of its own: the new child is linked before the claim (so the
+/// root's list is not empty at a descent, and the drain relocks the root
+/// and reaches it) or its creation finds the root cancelled. Either way
+/// both children end cancelled and each callback runs exactly once.
+#[test]
+fn chain_cancel_vs_new_child_of_the_root() {
+    model(|| {
+        let root = CancellationSource::new();
+        let a = root.token().child();
+        let ran_a = Arc::new(AtomicUsize::new(0));
+        let r = ran_a.clone();
+        let reg_a = a.token().register(marked(move || {
+            r.fetch_add(1, SeqCst);
+        }));
+        let root_token = root.token();
+        let ran_c = Arc::new(AtomicUsize::new(0));
+        let rc = ran_c.clone();
+        let t = thread::spawn(move || {
+            let c = root_token.child();
+            let reg = c.token().register(marked(move || {
+                rc.fetch_add(1, SeqCst);
+            }));
+            (c, reg)
+        });
+        assert!(root.cancel());
+        let (c, reg_c) = t.join().unwrap();
+        assert!(a.is_cancelled() && c.is_cancelled());
+        assert_eq!(ran_a.load(SeqCst), 1);
+        assert_eq!(
+            ran_c.load(SeqCst),
+            1,
+            "the new child's callback missed the root's cancel"
+        );
+        drop((reg_a, reg_c));
+    });
+}
+
 // ----------------------------------------------------------- 8: futures
 
 /// 8a. A cancel racing the first poll of a cancellation future: if the poll
