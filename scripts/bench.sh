@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite, the package cancel-core-benches in benches/
 # (benches/ops.rs, memory.rs, timer_accuracy.rs, wake_latency.rs and, when
-# valgrind is installed, callgrind instruction counts through
-# benches/instructions.rs), then writes docs/benchmarks.md and
-# docs/benchmarks.svg with scripts/bench_report.py.
+# valgrind is installed, callgrind instruction counts of cancel-core and its
+# peers through benches/instructions.rs), then writes docs/benchmarks.md
+# and docs/benchmarks.svg with scripts/bench_report.py.
 #
 #   scripts/bench.sh --quick          whole suite in a few minutes
 #   scripts/bench.sh                  longer criterion measurements
@@ -18,7 +18,7 @@ for arg in "$@"; do
         --quick) quick=1 ;;
         --no-callgrind) callgrind=0 ;;
         -h | --help)
-            sed -n '2,11p' "$0"
+            sed -n '2,10p' "$0"
             exit 0
             ;;
         *)
