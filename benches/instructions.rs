@@ -575,9 +575,9 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
         }
         // ---- cancel rows (rounds; bench.sh reads the `cancel_<impl>` symbols)
         // cancel-core's no-op-waker rounds keep the driver the history rows
-        // were measured with (`cancel_pending_ours`), verbatim.
-        ("cancel_pending_1", "cancel-core") => cancel_pending_ours(1, count),
-        ("cancel_pending_1000", "cancel-core") => cancel_pending_ours(1000, count),
+        // were measured with (`rounds_pending_ours`), verbatim.
+        ("cancel_pending_1", "cancel-core") => rounds_pending_ours(1, count),
+        ("cancel_pending_1000", "cancel-core") => rounds_pending_ours(1000, count),
         ("cancel_pending_1", _) => return fanout_impl(imp, 1, count, false),
         ("cancel_pending_1000", _) => return fanout_impl(imp, 1000, count, false),
         ("cancel_pending_tasks_1000", _) => return fanout_impl(imp, 1000, count, true),
@@ -640,7 +640,7 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
 
 /// `rounds` times: a source with `n` pending (polled) futures, cancelled
 /// (the driver of the "/ round" history rows; only the cancel is wrapped).
-fn cancel_pending_ours(n: usize, rounds: u64) {
+fn rounds_pending_ours(n: usize, rounds: u64) {
     for _ in 0..rounds {
         let source = CancellationSource::new();
         let futures: Vec<_> = (0..n)

@@ -511,7 +511,7 @@ fn main() {
             heap_bytes: heap,
             allocations: allocs,
             single_heap_bytes: None,
-            note: "token.register(|| {})",
+            note: "token.register(closure capturing nothing)",
         });
     }
     {
@@ -525,7 +525,7 @@ fn main() {
             heap_bytes: heap,
             allocations: allocs,
             single_heap_bytes: None,
-            note: "register(CancelCallback::FnOnce(Box::new(|| {}))): a slab slot (the Box of a zero-sized closure does not allocate)",
+            note: "register(CancelCallback::FnOnce(Box::new(closure capturing nothing))): a slab slot (a Box of a zero-sized closure does not allocate)",
         });
     }
 

@@ -143,7 +143,7 @@ INSTR_OPS = [
     ("is_cancelled", "`is_cancelled`"),
     ("token_clone_drop", "token clone + drop"),
     ("child_new_drop", "child create + drop (live parent)"),
-    ("register_unregister", "callback register + unregister (`|| {}`)"),
+    ("register_unregister", "callback register + unregister (closure capturing nothing)"),
     ("register_unregister_capture8", "callback register + unregister (8-byte capture)"),
     ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop"),
     ("cancel_pending_1", "cancel, 1 pending future"),
@@ -289,7 +289,7 @@ def fmt_ratio(r):
         return "—"
     if r < 0.1:
         return "%.3f" % r
-    return "%.3g" % r if r < 1 else "%.2f" % r
+    return "%.3g" % r if r < 0.995 else "%.2f" % r
 
 
 def margin(ratio, target, noisy=True):
@@ -848,7 +848,7 @@ def main():
         w("The same peers are left out where they lack the operation (see above); "
           "futures-abort serves one waiter per handle pair, so it has only the 1-waiter "
           "cancel row, and its `cancelled()` row includes making the pair. The register "
-          "rows: `|| {}` is the issue's loop (cancellation-token's `Box` of a zero-sized "
+          "rows: the closure capturing nothing is the issue's loop (`token.register(|| {})`) (cancellation-token's `Box` of a zero-sized "
           "closure does not allocate); the 8-byte capture is the criterion row's closure.")
         w("")
     else:
