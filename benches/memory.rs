@@ -1,4 +1,4 @@
-//! Memory per object, cancel-core beside its peers (issue #6).
+//! Memory per object, cancel-core beside its peers (issues #6 and #14).
 //!
 //! A counting global allocator records the bytes requested (`Layout::size`,
 //! without the allocator's own per-chunk overhead) and the number of
@@ -22,11 +22,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 
+use async_shutdown::{ShutdownManager, ShutdownSignal};
 use cancel_core::{CancellationSource, Registration, WaitForCancellation};
 use cancellation_token::{
     CancelCallback, CancellationTokenRegistration, CancellationTokenSource as CtSource,
 };
 use event_listener::EventListener;
+use futures::future::{AbortHandle, Abortable};
+use stop_token::{StopSource, StopToken};
 use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFuture};
 
 struct Counting;
@@ -166,6 +169,72 @@ fn main() {
         single_heap_bytes: Some(single),
         note: "CancellationTokenSource::new()",
     });
+    let (single, _) = one_object(StopSource::new);
+    let (heap, allocs) = per_object(StopSource::new);
+    rows.push(Row {
+        item: "source",
+        implementation: "stop-token",
+        inline_bytes: size_of::<StopSource>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "StopSource::new(): an async-channel (bounded, capacity 1)",
+    });
+    let (single, _) = one_object(triggered::trigger);
+    let (heap, allocs) = per_object(triggered::trigger);
+    rows.push(Row {
+        item: "source",
+        implementation: "triggered",
+        inline_bytes: size_of::<(triggered::Trigger, triggered::Listener)>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "triggered::trigger(): Arc<(flag, Mutex<HashMap>, Condvar)>",
+    });
+    let (single, _) = one_object(ShutdownManager::<()>::new);
+    let (heap, allocs) = per_object(ShutdownManager::<()>::new);
+    rows.push(Row {
+        item: "source",
+        implementation: "async-shutdown",
+        inline_bytes: size_of::<ShutdownManager<()>>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "ShutdownManager::new(): Arc<Mutex<two waker Vecs + state>>",
+    });
+    let (single, _) = one_object(AbortHandle::new_pair);
+    let (heap, allocs) = per_object(AbortHandle::new_pair);
+    rows.push(Row {
+        item: "source",
+        implementation: "futures-abort",
+        inline_bytes: size_of::<(AbortHandle, futures::future::AbortRegistration)>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "AbortHandle::new_pair(): Arc<(AtomicWaker, flag)>; one waiter per pair",
+    });
+    let (single, _) = one_object(stream_cancel::Tripwire::new);
+    let (heap, allocs) = per_object(stream_cancel::Tripwire::new);
+    rows.push(Row {
+        item: "source",
+        implementation: "stream-cancel",
+        inline_bytes: size_of::<(stream_cancel::Trigger, stream_cancel::Tripwire)>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "Tripwire::new(): a tokio watch channel",
+    });
+    let (single, _) = one_object(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let (heap, allocs) = per_object(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    rows.push(Row {
+        item: "source",
+        implementation: "arc-atomic-bool",
+        inline_bytes: size_of::<Arc<std::sync::atomic::AtomicBool>>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "Arc<AtomicBool>: polling only",
+    });
 
     // ---- child of a live parent
     {
@@ -296,6 +365,100 @@ fn main() {
             note: "token.wait(): an async fn future + a waker slot in the slab",
         });
     }
+    {
+        // The token is the future: a clone, polled.
+        let source = StopSource::new();
+        let token = source.token();
+        let inline = size_of::<StopToken>();
+        let (heap, allocs) = per_object(|| {
+            let mut f = Box::pin(token.clone());
+            assert!(!poll_once(f.as_mut()));
+            f
+        });
+        rows.push(Row {
+            item: "pending future",
+            implementation: "stop-token",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "token.clone() polled: a channel receiver + its event-listener entry",
+        });
+    }
+    {
+        // The listener is the future: a clone, polled.
+        let (_trigger, listener) = triggered::trigger();
+        let inline = size_of::<triggered::Listener>();
+        let (heap, allocs) = per_object(|| {
+            let mut f = Box::pin(listener.clone());
+            assert!(!poll_once(f.as_mut()));
+            f
+        });
+        rows.push(Row {
+            item: "pending future",
+            implementation: "triggered",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "listener.clone() polled: a waker entry in the shared HashMap",
+        });
+    }
+    {
+        let manager = ShutdownManager::<()>::new();
+        let inline = size_of::<ShutdownSignal<()>>();
+        let (heap, allocs) = per_object(|| {
+            let mut f = Box::pin(manager.wait_shutdown_triggered());
+            assert!(!poll_once(f.as_mut()));
+            f
+        });
+        rows.push(Row {
+            item: "pending future",
+            implementation: "async-shutdown",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "wait_shutdown_triggered(): a waker slot in the shared Vec",
+        });
+    }
+    {
+        let inline = size_of::<Abortable<std::future::Pending<()>>>();
+        let (heap, allocs) = per_object(|| {
+            let (handle, reg) = AbortHandle::new_pair();
+            let mut f = Box::pin(Abortable::new(std::future::pending::<()>(), reg));
+            assert!(!poll_once(f.as_mut()));
+            (handle, f)
+        });
+        rows.push(Row {
+            item: "pending future",
+            implementation: "futures-abort",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "Abortable::new(pending(), reg) polled: the pair's shared state, one per waiter",
+        });
+    }
+    {
+        // The tripwire is the future: a clone, polled.
+        let (_trigger, tripwire) = stream_cancel::Tripwire::new();
+        let inline = size_of::<stream_cancel::Tripwire>();
+        let (heap, allocs) = per_object(|| {
+            let mut f = Box::pin(tripwire.clone());
+            assert!(!poll_once(f.as_mut()));
+            f
+        });
+        rows.push(Row {
+            item: "pending future",
+            implementation: "stream-cancel",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "tripwire.clone() polled: a boxed watch-changed future (first poll)",
+        });
+    }
 
     // ---- callback registration (a closure capturing 8 bytes)
     {
@@ -336,14 +499,43 @@ fn main() {
             note: "register(CancelCallback::FnOnce(Box)): boxed closure + slab slot",
         });
     }
+    // ---- callback registration, a closure capturing nothing
+    {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (heap, allocs) = per_object(|| token.register(|| {}));
+        rows.push(Row {
+            item: "callback registration, no capture",
+            implementation: "cancel-core",
+            inline_bytes: size_of::<Registration>(),
+            heap_bytes: heap,
+            allocations: allocs,
+            single_heap_bytes: None,
+            note: "token.register(closure capturing nothing)",
+        });
+    }
+    {
+        let source = CtSource::new();
+        let token = source.token();
+        let (heap, allocs) = per_object(|| token.register(CancelCallback::FnOnce(Box::new(|| {}))));
+        rows.push(Row {
+            item: "callback registration, no capture",
+            implementation: "cancellation-token",
+            inline_bytes: size_of::<CancellationTokenRegistration>(),
+            heap_bytes: heap,
+            allocations: allocs,
+            single_heap_bytes: None,
+            note: "register(CancelCallback::FnOnce(Box::new(closure capturing nothing))): a slab slot (a Box of a zero-sized closure does not allocate)",
+        });
+    }
 
     println!(
-        "{:<22} {:<28} {:>7} {:>10} {:>7} {:>8}",
+        "{:<34} {:<28} {:>7} {:>10} {:>7} {:>8}",
         "item", "implementation", "inline", "heap/obj", "allocs", "single"
     );
     for r in &rows {
         println!(
-            "{:<22} {:<28} {:>7} {:>10.1} {:>7.2} {:>8}",
+            "{:<34} {:<28} {:>7} {:>10.1} {:>7.2} {:>8}",
             r.item,
             r.implementation,
             r.inline_bytes,

@@ -1,12 +1,32 @@
 //! Operation benchmarks: cancel-core beside its peers, one criterion group per
-//! operation, so that one run gives the ratios (issue #6).
+//! operation, so that one run gives the ratios (issues #6 and #14).
 //!
-//! Peers in every group where they have the operation:
+//! Peers, each in every group where it has the operation (the report lists
+//! which it lacks):
 //! - `tokio-util`: `tokio_util::sync::CancellationToken`;
-//! - `atomic-bool+event-listener`: the hand-rolled idiom, an `AtomicBool`
-//!   flag beside an `event_listener::Event` (no children, no callbacks);
 //! - `cancellation-token`: frozenlib's `cancellation-token` 0.1 (a mutex
-//!   around a slab of callbacks).
+//!   around a slab of callbacks);
+//! - `stop-token`: `stop_token::StopSource` / `StopToken` 0.7 (an
+//!   async-channel whose sender's drop is the cancel; the token is the
+//!   future; no synchronous check);
+//! - `triggered`: `triggered::trigger()` 0.1 (`Trigger` / `Listener`, a
+//!   mutex around a `HashMap` of wakers; the listener is the future);
+//! - `async-shutdown`: `async_shutdown::ShutdownManager` 0.2 (a mutex around
+//!   a `Vec` of waker slots);
+//! - `futures-abort`: futures-util's `AbortHandle` / `Abortable` (one waiter
+//!   per handle pair, so it is left out of the fan-out rows);
+//! - `stream-cancel`: `stream_cancel::Trigger` / `Tripwire` 0.8 (a tokio
+//!   `watch` channel; the tripwire is a cloneable future; the trigger's drop
+//!   is the cancel);
+//! - `arc-atomic-bool`: the hand-written minimum for polling, an
+//!   `Arc<AtomicBool>`;
+//! - `atomic-bool+event-listener`: the hand-rolled idiom, an `AtomicBool`
+//!   flag beside an `event_listener::Event` (no children, no callbacks).
+//!
+//! The fan-out groups `cancel_pending_tasks_<n>` poll each future with a
+//! real waker of its own (`common::Task`), whose wake writes to that task's
+//! allocation, as a runtime's does; the other fan-out groups use the no-op
+//! waker.
 //!
 //! `CANCEL_CORE_BENCH_QUICK=1` shortens warm-up, measurement and sample
 //! counts (see `scripts/bench.sh --quick`). Multi-threaded groups report wall
@@ -15,18 +35,20 @@
 
 mod common;
 
-use common::Flag;
+use common::{ArcFlag, Flag, Task};
 
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::{Pin, pin};
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 
 use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cancel_core::{CancellationSource, Shutdown, WaitForCancellationOwned};
+use async_shutdown::ShutdownManager;
+use cancel_core::{CancellationSource, Shutdown};
 use cancellation_token::{
     CancelCallback, CancellationToken as CtToken, CancellationTokenSource as CtSource,
 };
@@ -34,14 +56,22 @@ use criterion::measurement::WallTime;
 use criterion::{
     BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use event_listener::EventListener;
-use tokio_util::sync::{CancellationToken as TokioToken, WaitForCancellationFutureOwned};
+use futures::future::{AbortHandle, AbortRegistration, Abortable};
+use stop_token::StopSource;
+use tokio_util::sync::CancellationToken as TokioToken;
 use tokio_util::task::TaskTracker;
 
 const OURS: &str = "cancel-core";
 const TOKIO: &str = "tokio-util";
 const FLAG: &str = "atomic-bool+event-listener";
 const CT: &str = "cancellation-token";
+const STOP: &str = "stop-token";
+const TRIG: &str = "triggered";
+const ASD: &str = "async-shutdown";
+const ABORT: &str = "futures-abort";
+const SC: &str = "stream-cancel";
+/// The hand-written minimum for polling and for handle clones.
+const ABOOL: &str = "arc-atomic-bool";
 /// The baseline of `work_enter_leave`: `Arc<u64>` clone + drop.
 const ARC: &str = "arc-clone-drop";
 
@@ -78,8 +108,16 @@ fn heavy(group: &mut BenchmarkGroup<'_, WallTime>) {
 }
 
 fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
+    poll_with(future, Waker::noop())
+}
+
+fn poll_with<F: Future + ?Sized>(future: Pin<&mut F>, waker: &Waker) -> bool {
+    let mut cx = Context::from_waker(waker);
     future.poll(&mut cx).is_ready()
+}
+
+fn new_flag() -> ArcFlag {
+    Arc::new(AtomicBool::new(false))
 }
 
 /// cancellation-token's waiter future (an `async fn` borrowing its token),
@@ -130,6 +168,18 @@ fn is_cancelled_1t(c: &mut Criterion) {
     let ct = CtSource::new();
     let ct_token = ct.token();
     g.bench_function(CT, |b| b.iter(|| black_box(&ct_token).is_canceled()));
+    let (_trig, listener) = triggered::trigger();
+    g.bench_function(TRIG, |b| b.iter(|| black_box(&listener).is_triggered()));
+    let manager = ShutdownManager::<()>::new();
+    g.bench_function(ASD, |b| {
+        b.iter(|| black_box(&manager).is_shutdown_triggered())
+    });
+    let (abort, _reg) = AbortHandle::new_pair();
+    g.bench_function(ABORT, |b| b.iter(|| black_box(&abort).is_aborted()));
+    let abool = new_flag();
+    g.bench_function(ABOOL, |b| {
+        b.iter(|| black_box(&abool).load(Ordering::Acquire))
+    });
     g.finish();
 }
 
@@ -169,6 +219,40 @@ fn is_cancelled_2t(c: &mut Criterion) {
             })
         })
     });
+    let (_trig, listener) = triggered::trigger();
+    g.bench_function(TRIG, |b| {
+        b.iter_custom(|iters| {
+            run_threads(2, iters, &listener, |l| {
+                black_box(black_box(l).is_triggered());
+            })
+        })
+    });
+    let manager = ShutdownManager::<()>::new();
+    g.bench_function(ASD, |b| {
+        b.iter_custom(|iters| {
+            run_threads(2, iters, &manager, |m| {
+                black_box(black_box(m).is_shutdown_triggered());
+            })
+        })
+    });
+    let (abort, _reg) = AbortHandle::new_pair();
+    g.bench_function(ABORT, |b| {
+        b.iter_custom(|iters| {
+            run_threads(2, iters, &abort, |h| {
+                black_box(black_box(h).is_aborted());
+            })
+        })
+    });
+    // The baseline of the issue's ≤ 1.25× limit: an `Arc<AtomicBool>`
+    // polled the same way.
+    let abool = new_flag();
+    g.bench_function(ABOOL, |b| {
+        b.iter_custom(|iters| {
+            run_threads(2, iters, &abool, |f| {
+                black_box(black_box(f).load(Ordering::Acquire));
+            })
+        })
+    });
     g.finish();
 }
 
@@ -192,6 +276,31 @@ fn token_clone_drop(c: &mut Criterion) {
     g.bench_function(CT, |b| {
         b.iter(|| drop(black_box(black_box(&ct_token).clone())))
     });
+    let stop = StopSource::new();
+    let stop_token = stop.token();
+    g.bench_function(STOP, |b| {
+        b.iter(|| drop(black_box(black_box(&stop_token).clone())))
+    });
+    let (_trig, listener) = triggered::trigger();
+    g.bench_function(TRIG, |b| {
+        b.iter(|| drop(black_box(black_box(&listener).clone())))
+    });
+    let manager = ShutdownManager::<()>::new();
+    g.bench_function(ASD, |b| {
+        b.iter(|| drop(black_box(black_box(&manager).clone())))
+    });
+    let (abort, _reg) = AbortHandle::new_pair();
+    g.bench_function(ABORT, |b| {
+        b.iter(|| drop(black_box(black_box(&abort).clone())))
+    });
+    let (_sc_trigger, tripwire) = stream_cancel::Tripwire::new();
+    g.bench_function(SC, |b| {
+        b.iter(|| drop(black_box(black_box(&tripwire).clone())))
+    });
+    let abool = new_flag();
+    g.bench_function(ABOOL, |b| {
+        b.iter(|| drop(black_box(black_box(&abool).clone())))
+    });
     g.finish();
 }
 
@@ -208,6 +317,12 @@ fn work_enter_leave(c: &mut Criterion) {
     g.bench_function(TOKIO, |b| {
         b.iter(|| drop(black_box(black_box(&tracker).token())))
     });
+    // async-shutdown's counterpart: a delay token (its shutdown completes
+    // when the last one is dropped).
+    let manager = ShutdownManager::<()>::new();
+    g.bench_function(ASD, |b| {
+        b.iter(|| drop(black_box(black_box(&manager).delay_shutdown_token())))
+    });
     let arc = std::sync::Arc::new(0u64);
     g.bench_function(ARC, |b| b.iter(|| drop(black_box(black_box(&arc).clone()))));
     g.finish();
@@ -223,6 +338,18 @@ fn source_new_drop(c: &mut Criterion) {
         b.iter(|| drop(black_box(std::sync::Arc::new(Flag::new()))))
     });
     g.bench_function(CT, |b| b.iter(|| drop(black_box(CtSource::new()))));
+    g.bench_function(STOP, |b| b.iter(|| drop(black_box(StopSource::new()))));
+    g.bench_function(TRIG, |b| b.iter(|| drop(black_box(triggered::trigger()))));
+    g.bench_function(ASD, |b| {
+        b.iter(|| drop(black_box(ShutdownManager::<()>::new())))
+    });
+    g.bench_function(ABORT, |b| {
+        b.iter(|| drop(black_box(AbortHandle::new_pair())))
+    });
+    g.bench_function(SC, |b| {
+        b.iter(|| drop(black_box(stream_cancel::Tripwire::new())))
+    });
+    g.bench_function(ABOOL, |b| b.iter(|| drop(black_box(new_flag()))));
     g.finish();
 }
 
@@ -305,7 +432,218 @@ fn cancelled_future(c: &mut Criterion) {
             poll_once(f)
         })
     });
+    // stop-token, triggered and stream-cancel: the token / listener /
+    // tripwire is the future; a clone of it is polled.
+    let stop = StopSource::new();
+    let stop_token = stop.token();
+    g.bench_function(STOP, |b| {
+        b.iter(|| {
+            let f = pin!(black_box(&stop_token).clone());
+            poll_once(f)
+        })
+    });
+    let (_trig, listener) = triggered::trigger();
+    g.bench_function(TRIG, |b| {
+        b.iter(|| {
+            let f = pin!(black_box(&listener).clone());
+            poll_once(f)
+        })
+    });
+    let manager = ShutdownManager::<()>::new();
+    g.bench_function(ASD, |b| {
+        b.iter(|| {
+            let f = pin!(black_box(&manager).wait_shutdown_triggered());
+            poll_once(f)
+        })
+    });
+    // One waiter per handle pair: the pair (its shared state) is made per
+    // future; the handle lives until the future is dropped.
+    g.bench_function(ABORT, |b| {
+        b.iter(|| {
+            let (handle, reg) = AbortHandle::new_pair();
+            let f = pin!(Abortable::new(std::future::pending::<()>(), black_box(reg)));
+            let ready = poll_once(f);
+            drop(black_box(handle));
+            ready
+        })
+    });
+    let (_sc_trigger, tripwire) = stream_cancel::Tripwire::new();
+    g.bench_function(SC, |b| {
+        b.iter(|| {
+            let f = pin!(black_box(&tripwire).clone());
+            poll_once(f)
+        })
+    });
     g.finish();
+}
+
+/// One fan-out bench: a source (`source`) with `n` boxed futures
+/// (`future`), each polled once (pending) in the untimed set-up, with the
+/// no-op waker or, with `tasks`, a `common::Task` waker of its own (made
+/// just before its future, as a task's allocation is); the timed routine is
+/// `cancel` alone. What the routine returns is dropped untimed.
+#[allow(clippy::too_many_arguments)]
+fn fanout<S, F: Future, K>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    n: usize,
+    tasks: bool,
+    batch: BatchSize,
+    source: impl Fn() -> S,
+    future: impl Fn(&S) -> F,
+    cancel: impl Fn(S) -> K,
+) {
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                let s = source();
+                let mut wakers: Vec<Waker> = Vec::with_capacity(if tasks { n } else { 0 });
+                let mut futures: Vec<Pin<Box<F>>> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let waker = if tasks {
+                        wakers.push(Task::waker());
+                        wakers.last().unwrap()
+                    } else {
+                        Waker::noop()
+                    };
+                    let mut f = Box::pin(future(&s));
+                    assert!(!poll_with(f.as_mut(), waker));
+                    futures.push(f);
+                }
+                (s, futures, wakers)
+            },
+            |(s, futures, wakers)| (cancel(s), futures, wakers),
+            batch,
+        )
+    });
+}
+
+/// Every peer that can serve `n` waiters at once (futures-abort serves one
+/// per handle pair: `n = 1` only).
+fn fanout_peers(g: &mut BenchmarkGroup<'_, WallTime>, n: usize, tasks: bool, batch: BatchSize) {
+    fanout(
+        g,
+        OURS,
+        n,
+        tasks,
+        batch,
+        CancellationSource::new,
+        |s| s.token().cancelled_owned(),
+        |s| {
+            s.cancel();
+            s
+        },
+    );
+    fanout(
+        g,
+        TOKIO,
+        n,
+        tasks,
+        batch,
+        TokioToken::new,
+        |t| t.clone().cancelled_owned(),
+        |t| {
+            t.cancel();
+            t
+        },
+    );
+    fanout(
+        g,
+        FLAG,
+        n,
+        tasks,
+        batch,
+        || Arc::new(Flag::new()),
+        |f| f.listen().unwrap(),
+        |f| {
+            f.cancel();
+            f
+        },
+    );
+    fanout(
+        g,
+        CT,
+        n,
+        tasks,
+        batch,
+        CtSource::new,
+        |s| ct_wait_owned(s.token()),
+        |s| {
+            s.cancel();
+            s
+        },
+    );
+    // The source's drop is stop-token's cancel.
+    fanout(
+        g,
+        STOP,
+        n,
+        tasks,
+        batch,
+        StopSource::new,
+        |s| s.token(),
+        drop,
+    );
+    fanout(
+        g,
+        TRIG,
+        n,
+        tasks,
+        batch,
+        triggered::trigger,
+        |(_, l)| l.clone(),
+        |s| {
+            s.0.trigger();
+            s
+        },
+    );
+    fanout(
+        g,
+        ASD,
+        n,
+        tasks,
+        batch,
+        ShutdownManager::<()>::new,
+        |m| m.wait_shutdown_triggered(),
+        |m| {
+            let _ = m.trigger_shutdown(());
+            m
+        },
+    );
+    // `Trigger::cancel(self)` (its drop) is stream-cancel's cancel.
+    fanout(
+        g,
+        SC,
+        n,
+        tasks,
+        batch,
+        stream_cancel::Tripwire::new,
+        |(_, w)| w.clone(),
+        |(t, w)| {
+            t.cancel();
+            w
+        },
+    );
+    if n == 1 {
+        fanout(
+            g,
+            ABORT,
+            n,
+            tasks,
+            batch,
+            || {
+                let (h, r) = AbortHandle::new_pair();
+                (h, std::cell::Cell::new(Some(r)))
+            },
+            |(_, r): &(AbortHandle, std::cell::Cell<Option<AbortRegistration>>)| {
+                Abortable::new(std::future::pending::<()>(), r.take().unwrap())
+            },
+            |s| {
+                s.0.abort();
+                s
+            },
+        );
+    }
 }
 
 fn cancel_pending(c: &mut Criterion, n: usize) {
@@ -317,92 +655,28 @@ fn cancel_pending(c: &mut Criterion, n: usize) {
         heavy(&mut g);
         BatchSize::PerIteration
     };
-    g.bench_function(OURS, |b| {
-        b.iter_batched(
-            || {
-                let source = CancellationSource::new();
-                let futures: Vec<Pin<Box<WaitForCancellationOwned>>> = (0..n)
-                    .map(|_| {
-                        let mut f = Box::pin(source.token().cancelled_owned());
-                        assert!(!poll_once(f.as_mut()));
-                        f
-                    })
-                    .collect();
-                (source, futures)
-            },
-            |input| {
-                input.0.cancel();
-                input
-            },
-            batch,
-        )
-    });
-    g.bench_function(TOKIO, |b| {
-        b.iter_batched(
-            || {
-                let token = TokioToken::new();
-                let futures: Vec<Pin<Box<WaitForCancellationFutureOwned>>> = (0..n)
-                    .map(|_| {
-                        let mut f = Box::pin(token.clone().cancelled_owned());
-                        assert!(!poll_once(f.as_mut()));
-                        f
-                    })
-                    .collect();
-                (token, futures)
-            },
-            |input| {
-                input.0.cancel();
-                input
-            },
-            batch,
-        )
-    });
-    g.bench_function(FLAG, |b| {
-        b.iter_batched(
-            || {
-                let flag = std::sync::Arc::new(Flag::new());
-                let listeners: Vec<EventListener> = (0..n)
-                    .map(|_| {
-                        let mut l = flag.listen().unwrap();
-                        assert!(!poll_once(Pin::new(&mut l)));
-                        l
-                    })
-                    .collect();
-                (flag, listeners)
-            },
-            |input| {
-                input.0.cancel();
-                input
-            },
-            batch,
-        )
-    });
-    g.bench_function(CT, |b| {
-        b.iter_batched(
-            || {
-                let source = CtSource::new();
-                let futures: Vec<_> = (0..n)
-                    .map(|_| {
-                        let mut f = Box::pin(ct_wait_owned(source.token()));
-                        assert!(!poll_once(f.as_mut()));
-                        f
-                    })
-                    .collect();
-                (source, futures)
-            },
-            |input| {
-                input.0.cancel();
-                input
-            },
-            batch,
-        )
-    });
+    fanout_peers(&mut g, n, false, batch);
     g.finish();
 }
 
 fn cancel_pending_all(c: &mut Criterion) {
     for n in [1, 1_000, 100_000] {
         cancel_pending(c, n);
+    }
+}
+
+/// The fan-out with realistic wakers: one `common::Task` per future.
+fn cancel_pending_tasks(c: &mut Criterion, n: usize) {
+    let mut g = c.benchmark_group(format!("cancel_pending_tasks_{n}"));
+    g.throughput(Throughput::Elements(n as u64));
+    heavy(&mut g);
+    fanout_peers(&mut g, n, true, BatchSize::PerIteration);
+    g.finish();
+}
+
+fn cancel_pending_tasks_all(c: &mut Criterion) {
+    for n in [1_000, 100_000] {
+        cancel_pending_tasks(c, n);
     }
 }
 
@@ -557,6 +831,6 @@ criterion_group! {
     config = config();
     targets = is_cancelled_1t, is_cancelled_2t, token_clone_drop, work_enter_leave, source_new_drop,
         child_new_drop, register_unregister, cancelled_future, cancel_pending_all,
-        cancel_children, cancel_chain, children_2t, children_8t
+        cancel_pending_tasks_all, cancel_children, cancel_chain, children_2t, children_8t
 }
 criterion_main!(benches);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite, the package cancel-core-benches in benches/
 # (benches/ops.rs, memory.rs, timer_accuracy.rs, wake_latency.rs and, when
-# valgrind is installed, callgrind instruction counts through
-# benches/instructions.rs), then writes docs/benchmarks.md and
-# docs/benchmarks.svg with scripts/bench_report.py.
+# valgrind is installed, callgrind instruction counts of cancel-core and its
+# peers through benches/instructions.rs), then writes docs/benchmarks.md
+# and docs/benchmarks.svg with scripts/bench_report.py.
 #
 #   scripts/bench.sh --quick          whole suite in a few minutes
 #   scripts/bench.sh                  longer criterion measurements
@@ -18,7 +18,7 @@ for arg in "$@"; do
         --quick) quick=1 ;;
         --no-callgrind) callgrind=0 ;;
         -h | --help)
-            sed -n '2,11p' "$0"
+            sed -n '2,10p' "$0"
             exit 0
             ;;
         *)
@@ -71,41 +71,58 @@ for line in sys.stdin:
         print(m["executable"])
 ')
     tsv="$out/callgrind.tsv"
-    echo "# op impl n1 instructions1 n2 instructions2" >"$tsv"
-    ir() { # op impl count -> total instructions
-        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" "$3" 2>&1 |
+    echo "# op impl n1 instructions1 n2 instructions2 | op impl instructions-per-element" >"$tsv"
+    ir() { # op impl count [callgrind options] -> instructions collected
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "${@:4}" "$bin" "$1" "$2" "$3" 2>&1 |
             sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
     }
+    # Per operation: two runs with different counts; bench_report.py divides
+    # the difference in instructions by the difference in counts.
     while read -r op n1 n2 impls; do
         for impl in $impls; do
             a=$(ir "$op" "$impl" "$n1")
             b=$(ir "$op" "$impl" "$n2")
             echo "$op $impl $n1 $a $n2 $b" | tee -a "$tsv"
         done
-    done <<'EOF'
-is_cancelled 1000000 2000000 cancel-core tokio-util atomic-bool+event-listener cancellation-token
+    done <<'ROWS'
+is_cancelled 1000000 2000000 cancel-core tokio-util cancellation-token triggered async-shutdown futures-abort arc-atomic-bool atomic-bool+event-listener
+token_clone_drop 100000 200000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel arc-atomic-bool atomic-bool+event-listener
 child_new_drop 100000 200000 cancel-core tokio-util cancellation-token
-cancelled_future_poll_drop 100000 200000 cancel-core tokio-util cancellation-token
-work_enter_leave 1000000 2000000 cancel-core tokio-util arc-clone-drop
-EOF
-    # The cancel itself, out of set-up + cancel: inclusive instructions of
-    # the cancel function, divided by the waiters / children cancelled.
-    cancel_ir() { # op impl rounds symbol elements
-        local file="$out/callgrind.$1.$2.out"
-        valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" "$1" "$2" "$3" >/dev/null 2>&1
-        callgrind_annotate --inclusive=yes "$file" 2>/dev/null |
-            grep -F "$4 [" | head -1 | tr -d ',' |
-            awk -v n="$(($3 * $5))" -v op="$1" -v imp="$2" '{ printf "%s %s %.1f\n", op, imp, $1 / n }'
-        rm -f "$file"
-    }
-    {
-        cancel_ir cancel_pending_1 cancel-core 20000 "source::CancellationSource::cancel" 1
-        cancel_ir cancel_pending_1 tokio-util 20000 "CancellationToken::cancel" 1
-        cancel_ir cancel_pending_1000 cancel-core 20 "source::CancellationSource::cancel" 1000
-        cancel_ir cancel_pending_1000 tokio-util 20 "CancellationToken::cancel" 1000
-        cancel_ir cancel_children_10000 cancel-core 5 "source::CancellationSource::cancel" 10000
-        cancel_ir cancel_children_10000 tokio-util 5 "CancellationToken::cancel" 10000
-    } | tee -a "$tsv"
+register_unregister 100000 200000 cancel-core cancellation-token
+register_unregister_capture8 100000 200000 cancel-core cancellation-token
+cancelled_future_poll_drop 100000 200000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel atomic-bool+event-listener
+work_enter_leave 1000000 2000000 cancel-core tokio-util async-shutdown arc-clone-drop
+ROWS
+    # The cancel itself, out of set-up + cancel + tear-down: only the
+    # instructions run inside the driver's `#[inline(never)] fn
+    # cancel_<impl>` wrappers (callees included) are collected, divided by
+    # rounds x the waiters / children / levels cancelled per round. Peers
+    # that cancel by a drop (stop-token, stream-cancel) have it in theirs.
+    while read -r op rounds per impls; do
+        for impl in $impls; do
+            c=$(ir "$op" "$impl" "$rounds" --toggle-collect='instructions::cancel_*')
+            awk -v c="$c" -v n="$((rounds * per))" -v op="$op" -v imp="$impl" \
+                'BEGIN { printf "%s %s %.1f\n", op, imp, c / n }' | tee -a "$tsv"
+        done
+    done <<'ROWS'
+cancel_pending_1 20000 1 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel atomic-bool+event-listener
+cancel_pending_1000 20 1000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown stream-cancel atomic-bool+event-listener
+cancel_pending_tasks_1000 20 1000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown stream-cancel atomic-bool+event-listener
+cancel_children_10000 5 10000 cancel-core tokio-util cancellation-token
+cancel_chain_100000 1 100000 cancel-core tokio-util
+ROWS
+    # cancel-core's whole rounds (set-up + cancel + tear-down), two counts
+    # each, as the "/ round" rows of benches/instruction_history.tsv are
+    # measured; the report shows them beside that history.
+    while read -r op n1 n2; do
+        a=$(ir "$op" cancel-core "$n1")
+        b=$(ir "$op" cancel-core "$n2")
+        echo "$op/round cancel-core $n1 $a $n2 $b" | tee -a "$tsv"
+    done <<'ROWS'
+cancel_pending_1 10000 20000
+cancel_pending_1000 10 20
+cancel_children_10000 2 4
+ROWS
 else
     rm -f "$out/callgrind.tsv"
 fi

@@ -10,10 +10,13 @@ Reads (python3 standard library only):
   target/cancel-core-bench/callgrind.tsv    instruction counts (scripts/bench.sh)
   target/cancel-core-bench/analysis.md      optional hand-written findings,
                                             pasted into the report if present
+  benches/evidence.md                       optional hand-written evidence for
+                                            missed issue-14 targets, pasted
+                                            under the targets (checked in)
 
 benches/ is the workspace member cancel-core-benches; its results are under
-the workspace's target/ (the root's), and benches/instruction_history.tsv is
-read from the source tree.
+the workspace's target/ (the root's), and benches/instruction_history.tsv and
+benches/evidence.md are read from the source tree.
 
 Usage: scripts/bench_report.py [--command CMD] [--mode quick|full]
 (`$CARGO_TARGET_DIR` is honoured, a relative one from the workspace root.)
@@ -39,31 +42,136 @@ DOCS = os.path.join(ROOT, "docs")
 
 OURS = "cancel-core"
 TOKIO = "tokio-util"
-FLAG = "atomic-bool+event-listener"
 CT = "cancellation-token"
+STOP = "stop-token"
+TRIG = "triggered"
+ASD = "async-shutdown"
+ABORT = "futures-abort"
+SC = "stream-cancel"
+ABOOL = "arc-atomic-bool"
+FLAG = "atomic-bool+event-listener"
 ARC = "arc-clone-drop"
-IMPLS = [OURS, TOKIO, FLAG, CT]
+# Column order of the tables (the bench names of benches/ops.rs and of
+# benches/instructions.rs), and how the report names them.
+IMPLS = [OURS, TOKIO, CT, STOP, TRIG, ASD, ABORT, SC, ABOOL, FLAG]
+IMPL_NAMES = {
+    OURS: "cancel-core",
+    TOKIO: "tokio-util",
+    CT: "cancellation-token",
+    STOP: "stop-token",
+    TRIG: "triggered",
+    ASD: "async-shutdown",
+    ABORT: "futures `Abortable`",
+    SC: "stream-cancel",
+    ABOOL: "`Arc<AtomicBool>`",
+    FLAG: "`AtomicBool` + event-listener",
+}
+# The chart's marker colours.
+IMPL_COLORS = {
+    OURS: "#000000",
+    TOKIO: "#1f77b4",
+    CT: "#ff7f0e",
+    STOP: "#2ca02c",
+    TRIG: "#9467bd",
+    ASD: "#8c564b",
+    ABORT: "#e377c2",
+    SC: "#17becf",
+    ABOOL: "#bcbd22",
+    FLAG: "#7f7f7f",
+}
 
-# (criterion group, label, per-element count N (times shown per element) or
-#  None, target ratio ours/tokio-util or None)
-OPS = [
-    ("is_cancelled_1t", "`is_cancelled`, 1 thread", None, 0.15),
-    ("is_cancelled_2t", "`is_cancelled`, 2 threads on one token", None, 0.02),
-    ("token_clone_drop", "token clone + drop", None, None),
-    ("source_new_drop", "source create + drop", None, None),
-    ("child_new_drop", "child create + drop (live parent)", None, 0.50),
-    ("register_unregister", "callback register + unregister (drop)", None, None),
-    ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop", None, 0.50),
-    ("cancel_pending_1", "cancel, 1 pending future (per waiter)", 1, 1.00),
-    ("cancel_pending_1000", "cancel, 1,000 pending futures (per waiter)", 1000, 1.00),
-    ("cancel_pending_100000", "cancel, 100,000 pending futures (per waiter)", 100000, 1.00),
-    ("cancel_children_10000", "cancel a parent of 10,000 children (per child)", 10000, 0.50),
-    ("cancel_chain_100000", "cancel a chain 100,000 deep (per level)", 100000, 1.00),
-    ("child_new_drop_2t", "child create + drop, 2 threads, one parent", None, None),
-    ("child_new_drop_8t", "child create + drop, 8 threads, one parent (2 cores)", None, None),
+# What each peer lacks (why a cell is "—"), printed under the tables.
+LEFT_OUT = [
+    (TOKIO, "no callbacks (register rows)."),
+    (CT, "cancels children by recursion, one native frame per level: a 100,000-deep "
+         "chain overflows the main thread's 8 MiB stack, so it is left out of the chain row."),
+    (STOP, "no synchronous check (the `StopToken` is only a future), no children, no "
+           "callbacks; the cancel is the `StopSource`'s drop (its sender closes the channel)."),
+    (TRIG, "no children, no callbacks; the `Listener` is both the token and the future "
+           "(a clone is one more waiter; its clone and drop take the mutex: the drop removes "
+           "its entry from the `HashMap`)."),
+    (ASD, "no children, no callbacks; the token is the `ShutdownManager` itself (an `Arc` "
+          "clone), the future `wait_shutdown_triggered()`; `is_shutdown_triggered()` takes "
+          "the mutex."),
+    (ABORT, "one waiter per `AbortHandle`/`AbortRegistration` pair, so it is left out of "
+            "the fan-out rows; its `cancelled()` row makes a pair per future (the shared "
+            "state's allocation included); no children, no callbacks."),
+    (SC, "no synchronous check (the `Tripwire` exposes none), no children, no callbacks; "
+         "the `Tripwire` is the future (a clone; its first poll boxes a watch-changed "
+         "future); the cancel is the `Trigger`'s drop."),
+    (ABOOL, "polling only: `is_cancelled`, clone, create."),
+    (FLAG, "no children, no callbacks."),
 ]
 
-BYTES_PER_CHILD_TARGET = 64
+# (criterion group, label, per-element count N (times shown per element) or
+#  None)
+OPS = [
+    ("is_cancelled_1t", "`is_cancelled`, 1 thread", None),
+    ("is_cancelled_2t", "`is_cancelled`, 2 threads on one token", None),
+    ("token_clone_drop", "token clone + drop", None),
+    ("source_new_drop", "source create + drop", None),
+    ("child_new_drop", "child create + drop (live parent)", None),
+    ("register_unregister", "callback register + unregister (8-byte capture)", None),
+    ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop", None),
+    ("cancel_pending_1", "cancel, 1 pending future", 1),
+    ("cancel_pending_1000", "cancel, 1,000 pending futures (per waiter)", 1000),
+    ("cancel_pending_100000", "cancel, 100,000 pending futures (per waiter)", 100000),
+    ("cancel_pending_tasks_1000",
+     "cancel, 1,000 pending futures, a real waker per task (per waiter)", 1000),
+    ("cancel_pending_tasks_100000",
+     "cancel, 100,000 pending futures, a real waker per task (per waiter)", 100000),
+    ("cancel_children_10000", "cancel a parent of 10,000 children (per child)", 10000),
+    ("cancel_chain_100000", "cancel a chain 100,000 deep (per level)", 100000),
+    ("child_new_drop_2t", "child create + drop, 2 threads, one parent", None),
+    ("child_new_drop_8t", "child create + drop, 8 threads, one parent (2 cores)", None),
+]
+OP_LABELS = {g: label for g, label, _ in OPS}
+
+# Issue 14, wall clock: (criterion group, baseline impl, target ratio
+# cancel-core / baseline, both in the same criterion run).
+WALL_TARGETS = [
+    ("child_new_drop", TOKIO, 0.40),
+    ("cancelled_future_poll_drop", TOKIO, 0.40),
+    ("cancel_pending_1000", TOKIO, 0.75),
+    ("cancel_children_10000", TOKIO, 0.35),
+    ("cancel_chain_100000", TOKIO, 0.25),
+    ("is_cancelled_2t", ABOOL, 1.25),
+]
+
+# callgrind rows (benches/instructions.rs ops), in table order, with labels.
+INSTR_OPS = [
+    ("is_cancelled", "`is_cancelled`"),
+    ("token_clone_drop", "token clone + drop"),
+    ("child_new_drop", "child create + drop (live parent)"),
+    ("register_unregister", "callback register + unregister (closure capturing nothing)"),
+    ("register_unregister_capture8", "callback register + unregister (8-byte capture)"),
+    ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop"),
+    ("cancel_pending_1", "cancel, 1 pending future"),
+    ("cancel_pending_1000", "cancel, 1,000 pending futures (per waiter)"),
+    ("cancel_pending_tasks_1000", "cancel, 1,000 pending futures, a real waker per task (per waiter)"),
+    ("cancel_children_10000", "cancel a parent of 10,000 children (per child)"),
+    ("cancel_chain_100000", "cancel a chain 100,000 deep (per level)"),
+]
+
+# Issue 14, instructions per operation for cancel-core (callgrind op, target).
+INSTR_TARGETS = [
+    ("is_cancelled", 8),
+    ("token_clone_drop", 16),
+    ("child_new_drop", 352),
+    ("register_unregister", 310),
+    ("cancelled_future_poll_drop", 170),
+    ("cancel_pending_1", 123),
+    ("cancel_pending_1000", 18),
+    ("cancel_children_10000", 83),
+]
+
+# Issue 14, bytes (memory.json item, label, measure, target): "total" is
+# inline + heap, "heap" the heap bytes alone.
+MEM_TARGETS = [
+    ("pending future", "pending `cancelled()` future (inline + heap)", "total", 56),
+    ("callback registration", "boxed callback, 8-byte capture (heap)", "heap", 48),
+    ("child", "child of a live parent (heap)", "heap", 64),
+]
 
 # Profiles of the narrowest targets on the core of commit df3c176 (src tree
 # below). Printed only for targets that the current run misses or meets by
@@ -181,21 +289,24 @@ def fmt_ratio(r):
         return "—"
     if r < 0.1:
         return "%.3f" % r
-    return "%.3g" % r if r < 1 else "%.2f" % r
+    return "%.3g" % r if r < 0.995 else "%.2f" % r
 
 
-def margin(ratio, target):
-    """How far a ratio is from its target, in words."""
+def margin(ratio, target, noisy=True):
+    """How far a ratio (or a count) is from its target, in words; `noisy`:
+    a timed ratio, for which a margin under 10 % is called noise."""
     f = ratio / target
+    if f == 1:
+        return "exactly at the target"
     if f <= 0.5:
         text = "%.1f× below the target" % (1 / f)
     elif f < 1:
-        text = "%.0f %% below the target" % (100 * (1 - f))
+        text = "%.2g %% below the target" % (100 * (1 - f))
     elif f < 2:
-        text = "%.0f %% over the target" % (100 * (f - 1))
+        text = "%.2g %% over the target" % (100 * (f - 1))
     else:
         text = "%.1f× the target" % f
-    if abs(f - 1) < 0.10:
+    if noisy and abs(f - 1) < 0.10:
         text += "; within run-to-run noise, see the instruction counts"
     return text
 
@@ -274,10 +385,15 @@ def record_history(m, mode, medians):
     results) and returns {group: [ratios]} over the recorded runs made on the
     same, unmodified src/ tree."""
     ratios = {}
-    for group, _label, _per, _target in OPS:
+    for group, _label, _per in OPS:
         ours, tokio = medians.get((group, OURS)), medians.get((group, TOKIO))
         if ours and tokio:
             ratios[group] = ours / tokio
+    # Targets against another baseline than tokio-util: "group@baseline".
+    for group, base, _target in WALL_TARGETS:
+        ours, b = medians.get((group, OURS)), medians.get((group, base))
+        if base != TOKIO and ours and b:
+            ratios["%s@%s" % (group, base)] = ours / b
     path = os.path.join(OUT, "history.jsonl")
     entries = []
     try:
@@ -309,13 +425,20 @@ def record_history(m, mode, medians):
     return runs
 
 
-def write_svg(path, bars):
-    """bars: [(label, ratio, target, met)] -> horizontal log-scale bar chart."""
-    lo, hi = 0.01, 10.0
-    left, right, top, row_h = 330, 40, 58, 26
-    width = 900
+def write_svg(path, panels):
+    """panels: [(title, rows)], rows: [(label, {impl: ratio}, target, met)]
+    -> a dot plot: one row per operation, one marker per implementation at
+    its ratio to tokio-util (log scale); cancel-core's marker is a larger
+    diamond, green if its target is met, red if missed, black without one;
+    a black tick marks the target."""
+    lo, hi = 0.001, 100.0
+    left, right, row_h = 390, 30, 22
+    width = 1000
     plot_w = width - left - right
-    height = top + row_h * len(bars) + 50
+    legend_h = 20 * ((len(IMPLS) + 4) // 5)
+    top = 50 + legend_h
+    n_rows = sum(len(rows) + 2 for _title, rows in panels)
+    height = top + row_h * n_rows + 40
 
     def x(v):
         v = min(max(v, lo), hi)
@@ -326,37 +449,57 @@ def write_svg(path, bars):
                'viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">' %
                (width, height, width, height))
     out.append('<rect width="100%" height="100%" fill="white"/>')
-    out.append('<text x="%d" y="20" font-size="15" font-weight="bold">'
-               'cancel-core / tokio-util median time (log scale, lower is better)</text>' % 10)
-    out.append('<text x="%d" y="38" fill="#555">bar: ratio; black tick: target; '
-               'green: target met, red: missed, grey: no target; capped at %g..%g</text>'
-               % (10, lo, hi))
-    for tick in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10):
-        tx = x(tick)
-        out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="%s"/>' %
-                   (tx, top - 6, tx, top + row_h * len(bars), "#333" if tick == 1 else "#ddd",
-                    "1.5" if tick == 1 else "1"))
-        out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%g</text>' %
-                   (tx, top + row_h * len(bars) + 16, tick))
-    out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">ratio cancel-core / '
-               'tokio-util</text>' % (left + plot_w / 2, top + row_h * len(bars) + 34))
-    for i, (label, ratio, target, met) in enumerate(bars):
-        y = top + i * row_h
-        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' %
-                   (left - 8, y + row_h / 2 + 4, html.escape(label)))
-        if ratio is None:
-            continue
-        color = "#9e9e9e" if met is None else ("#2e7d32" if met else "#c62828")
-        x0 = x(lo)
-        out.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%d" fill="%s"/>' %
-                   (x0, y + 4, max(x(ratio) - x0, 1), row_h - 8, color))
-        out.append('<text x="%.1f" y="%d" fill="#000">%s%s</text>' %
-                   (x(ratio) + 4, y + row_h / 2 + 4, fmt_ratio(ratio),
-                    "" if lo <= ratio <= hi else " (capped)"))
-        if target is not None:
-            tx = x(target)
-            out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" '
-                       'stroke-width="3"/>' % (tx, y + 1, tx, y + row_h - 1))
+    out.append('<text x="10" y="20" font-size="15" font-weight="bold">'
+               'Each implementation / tokio-util, same run (log scale, lower is better)</text>')
+    out.append('<text x="10" y="38" fill="#555">cancel-core: large diamond (green: issue-14 '
+               'target met, red: missed, black: no target); black tick: the target; '
+               'capped at %g..%g</text>' % (lo, hi))
+    for i, imp in enumerate(IMPLS):
+        lx = 10 + (i % 5) * 195
+        ly = 50 + (i // 5) * 20
+        out.append('<circle cx="%d" cy="%d" r="5" fill="%s"/>' % (lx + 5, ly + 6, IMPL_COLORS[imp]))
+        out.append('<text x="%d" y="%d">%s</text>' % (lx + 14, ly + 10, html.escape(imp)))
+    y = top
+    for title, rows in panels:
+        out.append('<text x="10" y="%d" font-weight="bold">%s</text>' %
+                   (y + row_h - 6, html.escape(title)))
+        y += row_h
+        y0 = y
+        for tick in (0.001, 0.01, 0.1, 1, 10, 100):
+            tx = x(tick)
+            out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="%s"/>' %
+                       (tx, y0, tx, y0 + row_h * len(rows), "#333" if tick == 1 else "#ddd",
+                        "1.5" if tick == 1 else "1"))
+            out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%g</text>' %
+                       (tx, y0 + row_h * len(rows) + 14, tick))
+        for label, ratios, target, met in rows:
+            cy = y + row_h / 2
+            out.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' %
+                       (left - 8, cy + 4, html.escape(label)))
+            out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#f0f0f0"/>' %
+                       (left, cy, width - right, cy))
+            if target is not None:
+                tx = x(target)
+                out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" '
+                           'stroke-width="3"/>' % (tx, y + 2, tx, y + row_h - 2))
+            for imp in IMPLS:
+                r = ratios.get(imp)
+                if r is None or imp == OURS:
+                    continue
+                out.append('<circle cx="%.1f" cy="%.1f" r="4.5" fill="%s" fill-opacity="0.85">'
+                           '<title>%s: %s</title></circle>' %
+                           (x(r), cy, IMPL_COLORS[imp], html.escape(imp), fmt_ratio(r)))
+            r = ratios.get(OURS)
+            if r is not None:
+                color = "#000000" if met is None else ("#2e7d32" if met else "#c62828")
+                cx = x(r)
+                out.append('<polygon points="%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="%s">'
+                           '<title>cancel-core: %s</title></polygon>' %
+                           (cx, cy - 8, cx + 8, cy, cx, cy + 8, cx - 8, cy, color, fmt_ratio(r)))
+            y += row_h
+        y += row_h
+    out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">ratio to tokio-util'
+               '</text>' % (left + plot_w / 2, height - 10))
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
@@ -417,6 +560,35 @@ def write_timer_clocks(w, timer):
     w("")
 
 
+def fmt_ir(v):
+    if v is None:
+        return "—"
+    return "{:,.1f}".format(v) if v < 100 else "{:,.0f}".format(v)
+
+
+def cell(value, tokio, fmt):
+    """`value (ratio to tokio-util)`, or — without a value."""
+    if value is None:
+        return "—"
+    if tokio:
+        return "%s (%s)" % (fmt(value), fmt_ratio(value / tokio))
+    return fmt(value)
+
+
+def evidence_notes():
+    """benches/evidence.md without its heading lines, or None if it has no
+    notes yet."""
+    path = os.path.join(ROOT, "benches", "evidence.md")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    body = [ln for ln in text.splitlines()
+            if not ln.startswith("#") and not ln.startswith("<!--") and ln.strip()]
+    return text.strip() if body else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--command", default="scripts/bench.sh")
@@ -435,13 +607,19 @@ def main():
     timer = read_json(os.path.join(OUT, "timer_accuracy.json"))
     wake = read_json(os.path.join(OUT, "wake_latency.json"))
     callgrind = load_callgrind()
+    irs = {(op, imp): ir for op, imp, ir in callgrind}
+
+    def per_elem(group, imp):
+        v = medians.get((group, imp))
+        per = next((p for g, _l, p in OPS if g == group), None)
+        return None if v is None else v / (per or 1)
 
     lines = []
     w = lines.append
     w("# Benchmarks")
     w("")
     w("Generated by `scripts/bench_report.py` from the run below; do not edit by hand "
-      "(re-run `scripts/bench.sh`). Source: `benches/` (issue #6).")
+      "(re-run `scripts/bench.sh`). Source: `benches/` (issues #6 and #14).")
     w("")
     w("## Run")
     w("")
@@ -452,8 +630,9 @@ def main():
     w("| machine | %s cores, %s |" % (m["nproc"], m["cpu"]))
     w("| rustc | `%s` |" % m["rustc"])
     w("| os | %s |" % m["kernel"])
-    w("| commit | %s%s, %s |" % (m["commit"], " + uncommitted src/ changes" if m["dirty"] else "",
-                                 m["date"]))
+    w("| commit | %s%s, %s (src/ tree %s) |" % (
+        m["commit"], " + uncommitted src/ changes" if m["dirty"] else "", m["date"],
+        m["src_tree"]))
     if args.load:
         w("| load average (1, 5, 15 min) | %s |" % args.load)
     w("")
@@ -461,156 +640,291 @@ def main():
       "under ~20 % between two runs are within the noise. The instruction counts "
       "further down are the noise-free second opinion.")
     w("")
-
-    targets_at = len(lines)
-
-    # ---- operations
-    w("## Operations: median time, ratio to tokio-util, targets")
+    w("Peers, each in every row where it has the operation (its nearest equivalent; "
+      "\"—\" where it has none, see below the tables): tokio-util 0.7 "
+      "`CancellationToken`; `cancellation-token` 0.1 (frozenlib); `stop-token` 0.7; "
+      "`triggered` 0.1; `async-shutdown` 0.2 (`ShutdownManager`); futures-util's "
+      "`AbortHandle` / `AbortRegistration` / `Abortable` (\"futures-abort\"); "
+      "`stream-cancel` 0.8 (`Trigger` / `Tripwire`); and the hand-written minimums, "
+      "an `Arc<AtomicBool>` (polling, clone) and an `AtomicBool` beside an "
+      "event-listener `Event` (`benches/common/mod.rs`). Every implementation runs "
+      "through its public API, in the same loop shape, with the same `black_box` use "
+      "and the same set-up left out of the timing.")
     w("")
-    w("Each row is one criterion group in which the implementations ran side by side. "
-      "Time per operation; for the cancel rows, per waiter / child / level (the whole "
-      "cancel divided by N). Ratio = cancel-core / tokio-util, lower is better. "
-      "Multi-threaded rows: wall time of all threads divided by the calls each thread made. "
-      "\"Runs\": the range of the ratio over every run recorded on this machine with the same "
-      "src/ tree (`target/cancel-core-bench/history.jsonl`, quick and full runs alike), "
-      "and their number.")
-    w("")
-    w("| operation | cancel-core | tokio-util | AtomicBool + event-listener | "
-      "cancellation-token | ratio | runs | target | verdict |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    bars = []
-    summary = []
+
+    # ---------------------------------------------------------------- targets
+    summary = []  # (kind, label, measured text, target text, met)
+    t = []
+    t.append("## Targets of issue 14")
+    t.append("")
+    t.append("![every implementation / tokio-util](benchmarks.svg)")
+    t.append("")
+    t.append("Measured on this run's core (src/ tree %s%s); MET / MISSED is computed by "
+             "`scripts/bench_report.py` from the data below." % (
+                 m["src_tree"], ", modified" if m["dirty"] else ""))
+    t.append("")
+    t.append("### Instructions per operation (callgrind), cancel-core")
+    t.append("")
+    if callgrind:
+        t.append("| operation | target | cancel-core | tokio-util | best peer | verdict |")
+        t.append("|---|---:|---:|---:|---|---|")
+        for op, target in INSTR_TARGETS:
+            v = irs.get((op, OURS))
+            peers = [(irs[(op, imp)], imp) for imp in IMPLS
+                     if imp != OURS and (op, imp) in irs and imp not in (ABOOL, FLAG)]
+            best = min(peers) if peers else None
+            label = dict(INSTR_OPS).get(op, op)
+            if v is None:
+                met, text = None, "not measured"
+            else:
+                met = v <= target
+                text = "**%s** (%s)" % ("MET" if met else "MISSED", margin(v, target, noisy=False))
+                summary.append(met)
+            t.append("| %s | ≤ %s | %s | %s | %s | %s |" % (
+                label, target, fmt_ir(v), fmt_ir(irs.get((op, TOKIO))),
+                "%s %s" % (IMPL_NAMES[best[1]], fmt_ir(best[0])) if best else "—", text))
+        t.append("")
+        t.append("\"Best peer\": the fewest instructions among the peer libraries "
+                 "(the hand-written minimums left out).")
+    else:
+        t.append("(no callgrind.tsv: `scripts/bench.sh` counts instructions when valgrind "
+                 "is installed)")
+    t.append("")
+    t.append("### Memory, cancel-core")
+    t.append("")
+    if memory:
+        mrows = {(r["item"], r["implementation"]): r for r in memory["rows"]}
+        t.append("| object | target | cancel-core | verdict |")
+        t.append("|---|---:|---:|---|")
+        for item, label, measure, target in MEM_TARGETS:
+            r = mrows.get((item, OURS))
+            if r is None:
+                t.append("| %s | ≤ %d B | — | not measured |" % (label, target))
+                continue
+            v = r["heap_bytes"] + (r["inline_bytes"] if measure == "total" else 0)
+            met = v <= target
+            summary.append(met)
+            detail = (" (%d inline + %.0f heap)" % (r["inline_bytes"], r["heap_bytes"])
+                      if measure == "total" else "")
+            t.append("| %s | ≤ %d B | %.0f B%s | **%s** (%s) |" % (
+                label, target, v, detail, "MET" if met else "MISSED",
+                "exactly at the target" if v == target else
+                ("%.0f B under" % (target - v) if met else "%.0f B over" % (v - target))))
+    else:
+        t.append("(no memory.json: run `cargo bench -p cancel-core-benches --bench memory`)")
+    t.append("")
+    t.append("### Wall clock, ratio in the same criterion run")
+    t.append("")
     missed = set()
-    for group, label, per, target in OPS:
-        vals = {}
-        for imp in IMPLS:
-            v = medians.get((group, imp))
-            vals[imp] = None if v is None else v / (per or 1)
-        ratio = None
-        if vals[OURS] is not None and vals[TOKIO] is not None:
-            ratio = vals[OURS] / vals[TOKIO]
-        met, text = verdict(ratio, target)
-        hist = history.get(group, [])
-        if target is not None and len(hist) >= 2:
-            k = sum(1 for r in hist if r <= target)
-            text += "; met in %d of %d recorded runs, median ratio %s" % (
-                k, len(hist), fmt_ratio(sorted(hist)[len(hist) // 2]))
-        spread = "—"
-        if len(hist) > 1:
-            spread = "%s–%s (%d)" % (fmt_ratio(min(hist)), fmt_ratio(max(hist)), len(hist))
-        elif hist:
-            spread = "(1)"
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            label, fmt_time(vals[OURS]), fmt_time(vals[TOKIO]), fmt_time(vals[FLAG]),
-            fmt_time(vals[CT]), fmt_ratio(ratio), spread,
-            "≤ %s" % fmt_target(target) if target is not None else "—", text))
-        short = label.replace("`", "")
-        if ratio is not None:
-            bars.append((short, ratio, target, met))
-        elif group == "register_unregister" and vals[OURS] and vals[CT]:
-            summary.append("register + unregister has no tokio-util counterpart (tokio-util "
-                           "has no callbacks); against cancellation-token the ratio is %s."
-                           % fmt_ratio(vals[OURS] / vals[CT]))
-        if target is not None and ratio is not None:
-            summary.append((label, ratio, target, met, hist))
-            if not met or ratio / target >= 0.9:
-                missed.add(group)  # missed, or met by less than 10 %
+    if medians:
+        t.append("| operation | target | cancel-core | baseline | ratio | verdict | "
+                 "recorded runs (same src/) |")
+        t.append("|---|---:|---:|---:|---:|---|---|")
+        for group, base, target in WALL_TARGETS:
+            ours, b = per_elem(group, OURS), per_elem(group, base)
+            ratio = ours / b if ours is not None and b else None
+            hist = history.get(group if base == TOKIO else "%s@%s" % (group, base), [])
+            runs = "—"
+            if len(hist) >= 2:
+                runs = "met in %d of %d, ratios %s–%s" % (
+                    sum(1 for r in hist if r <= target), len(hist),
+                    fmt_ratio(min(hist)), fmt_ratio(max(hist)))
+            if ratio is None:
+                text = "not measured"
+            else:
+                met = ratio <= target
+                summary.append(met)
+                text = "**%s** (%s)" % ("MET" if met else "MISSED", margin(ratio, target))
+                if not met or ratio / target >= 0.9:
+                    missed.add(group)
+            t.append("| %s | ≤ %s × %s | %s | %s | %s | %s | %s |" % (
+                OP_LABELS[group], fmt_target(target), IMPL_NAMES[base], fmt_time(ours),
+                fmt_time(b), fmt_ratio(ratio), text, runs))
+    else:
+        t.append("(no criterion results)")
+    t.append("")
+    met_n = sum(1 for s in summary if s)
+    t.append("**%d of %d issue-14 targets met in this run** (instructions, bytes and "
+             "wall-clock ratios above)." % (met_n, len(summary)))
+    t.append("")
+    t.append("### Evidence for missed targets")
+    t.append("")
+    notes = evidence_notes()
+    if notes:
+        t.append(notes)
+    else:
+        t.append("(none yet: hand-written notes go in `benches/evidence.md`, which is "
+                 "pasted here)")
+    t.append("")
+    lines.extend(t)
+
+    # ---------------------------------------------------------- wall clock
+    w("## Operations: median time, ratio to tokio-util")
     w("")
-    w("— : the implementation has no such operation (tokio-util and the AtomicBool idiom "
-      "have no callbacks; the idiom has no children), or it cannot run it: "
-      "cancellation-token cancels children by recursion, one native frame per level, "
-      "so a 100,000-deep chain overflows the main thread's 8 MiB stack.")
+    w("Each row is one criterion group in which the implementations ran side by side "
+      "(`benches/ops.rs`). Time per operation; for the cancel rows, per waiter / child / "
+      "level (the whole cancel divided by N). In parentheses: the ratio to tokio-util in "
+      "the same group, lower is better. Multi-threaded rows: wall time of all threads "
+      "divided by the calls each thread made. The fan-out rows with \"a real waker per "
+      "task\" poll each future with a `Waker` of its own, from an `Arc` of a 128-byte-aligned "
+      "task whose `wake` increments a counter in that task's allocation, as a runtime's "
+      "wake touches its task; the other fan-out rows use the no-op waker. For peers "
+      "that cancel by a drop (stop-token, stream-cancel), the drop is the timed cancel.")
     w("")
-    for s in summary:
-        if isinstance(s, str):
-            w("- " + s)
+    cols = [imp for imp in IMPLS if any((g, imp) in medians for g, _l, _p in OPS)]
+    w("| operation | " + " | ".join(IMPL_NAMES[i] for i in cols) + " |")
+    w("|---|" + "---:|" * len(cols))
+    bars = []
+    for group, label, per in OPS:
+        vals = {imp: per_elem(group, imp) for imp in cols}
+        if all(v is None for v in vals.values()):
+            continue
+        tok = vals.get(TOKIO)
+        w("| %s | %s |" % (label, " | ".join(cell(vals[i], tok, fmt_time) for i in cols)))
+        if tok:
+            ratios = {i: v / tok for i, v in vals.items() if v is not None}
+            tgt = next(((b, x) for g, b, x in WALL_TARGETS if g == group), None)
+            target, met = None, None
+            if tgt and OURS in ratios:
+                base, x = tgt
+                if base == TOKIO:
+                    target = x
+                elif base in ratios:
+                    target = x * ratios[base]  # 1.25 × the baseline, in tokio-util units
+                if target is not None:
+                    met = ratios[OURS] <= target
+            bars.append((label.replace("`", ""), ratios, target, met))
+    w("")
+    ours_reg, ct_reg = per_elem("register_unregister", OURS), per_elem("register_unregister", CT)
+    if ours_reg and ct_reg:
+        w("Register + unregister has no tokio-util counterpart; cancel-core / "
+          "cancellation-token: %s." % fmt_ratio(ours_reg / ct_reg))
+        w("")
+    a2, b2 = per_elem("is_cancelled_2t", OURS), per_elem("is_cancelled_2t", ABOOL)
+    if a2 and b2:
+        w("`is_cancelled` from 2 threads, cancel-core / `Arc<AtomicBool>` polled the same "
+          "way: %s (target ≤ 1.25)." % fmt_ratio(a2 / b2))
+        w("")
+    w("Left out (\"—\"), per peer:")
+    w("")
+    for imp, why in LEFT_OUT:
+        w("- %s: %s" % (IMPL_NAMES[imp], why))
     w("")
 
-    # ---- memory
+    # ---------------------------------------------------------- instructions
+    w("## Instruction counts (callgrind), every implementation")
+    w("")
+    if callgrind:
+        w("`valgrind --tool=callgrind` on `benches/instructions.rs`. Per-operation rows: run "
+          "twice with different operation counts; the difference in instructions divided by "
+          "the difference in counts is the cost of one operation (start-up and set-up cancel "
+          "out; the loop and its `black_box` add a few instructions to every row). Cancel "
+          "rows: each implementation's cancel call sits in an `#[inline(never)] fn "
+          "cancel_<impl>` of the driver, and callgrind collects only inside those "
+          "(`--toggle-collect='instructions::cancel_*'`, callees included), divided by the "
+          "waiters, children or levels cancelled. In parentheses: the ratio to tokio-util. "
+          "Deterministic, unlike the times above, but blind to cache misses, atomic latency "
+          "and contention: a locked read-modify-write counts as one instruction and costs "
+          "~20 cycles.")
+        w("")
+        icols = [imp for imp in IMPLS if any((op, imp) in irs for op, _l in INSTR_OPS)]
+        w("| operation | " + " | ".join(IMPL_NAMES[i] for i in icols) + " |")
+        w("|---|" + "---:|" * len(icols))
+        ibars = []
+        for op, label in INSTR_OPS:
+            vals = {imp: irs.get((op, imp)) for imp in icols}
+            if all(v is None for v in vals.values()):
+                continue
+            tok = vals.get(TOKIO)
+            w("| %s | %s |" % (label, " | ".join(cell(vals[i], tok, fmt_ir) for i in icols)))
+            if tok:
+                tgt = dict(INSTR_TARGETS).get(op)
+                ours = vals.get(OURS)
+                ibars.append((label.replace("`", ""),
+                              {i: v / tok for i, v in vals.items() if v is not None},
+                              None if tgt is None else tgt / tok,
+                              None if tgt is None or ours is None else ours <= tgt))
+        w("")
+        w("The same peers are left out where they lack the operation (see above); "
+          "futures-abort serves one waiter per handle pair, so it has only the 1-waiter "
+          "cancel row, and its `cancelled()` row includes making the pair. The register "
+          "rows: the closure capturing nothing is the issue's loop (`token.register(|| {})`) (cancellation-token's `Box` of a zero-sized "
+          "closure does not allocate); the 8-byte capture is the criterion row's closure.")
+        w("")
+    else:
+        ibars = []
+        w("(not run: scripts/bench.sh runs it when valgrind is installed)")
+        w("")
+
     # ---- shutdown scopes (issue 17): enter + leave against TaskTracker and Arc
     w("## Shutdown scopes: a unit of work entering and leaving")
     w("")
     w("`Shutdown::enter()` + dropping the `WorkGuard`, against tokio-util's "
       "`TaskTracker::token()` + drop (which also clones and drops the tracker's `Arc`: "
-      "four locked read-modify-writes against our two) and an `Arc<u64>` clone + drop "
-      "(two, and the floor the issue sets in instructions). Criterion group "
-      "`work_enter_leave`; the instruction counts are the callgrind rows below.")
+      "four locked read-modify-writes against our two), async-shutdown's "
+      "`delay_shutdown_token()` + drop (a mutex lock each way, plus an `Arc` clone and "
+      "drop) and an `Arc<u64>` clone + drop (two, and the floor the issue sets in "
+      "instructions). Criterion group `work_enter_leave`; callgrind op `work_enter_leave`.")
     w("")
     ours_t = medians.get(("work_enter_leave", OURS))
     tok_t = medians.get(("work_enter_leave", TOKIO))
+    asd_t = medians.get(("work_enter_leave", ASD))
     arc_t = medians.get(("work_enter_leave", ARC))
-    irs = {(op, imp): ir for op, imp, ir in callgrind}
     ours_i = irs.get(("work_enter_leave", OURS))
     tok_i = irs.get(("work_enter_leave", TOKIO))
+    asd_i = irs.get(("work_enter_leave", ASD))
     arc_i = irs.get(("work_enter_leave", ARC))
-    w("| measure | cancel-core | tokio-util `TaskTracker` | `Arc` clone + drop | ours / tokio-util | ours / `Arc` |")
-    w("|---|---:|---:|---:|---:|---:|")
+    w("| measure | cancel-core | tokio-util `TaskTracker` | async-shutdown delay token | "
+      "`Arc` clone + drop | ours / tokio-util | ours / `Arc` |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+
     def r(a, b):
         return fmt_ratio(a / b) if a is not None and b else "—"
-    w("| median time | %s | %s | %s | %s | %s |" % (
-        fmt_time(ours_t), fmt_time(tok_t), fmt_time(arc_t), r(ours_t, tok_t), r(ours_t, arc_t)))
-    w("| instructions / op | %s | %s | %s | %s | %s |" % tuple(
-        ["%.1f" % v if v is not None else "—" for v in (ours_i, tok_i, arc_i)]
+    w("| median time | %s | %s | %s | %s | %s | %s |" % (
+        fmt_time(ours_t), fmt_time(tok_t), fmt_time(asd_t), fmt_time(arc_t),
+        r(ours_t, tok_t), r(ours_t, arc_t)))
+    w("| instructions / op | %s | %s | %s | %s | %s | %s |" % tuple(
+        ["%.1f" % v if v is not None else "—" for v in (ours_i, tok_i, asd_i, arc_i)]
         + [r(ours_i, tok_i), r(ours_i, arc_i)]))
     w("")
     if ours_t is not None and tok_t:
-        met, text = verdict(ours_t / tok_t, 0.70)
-        w("- Target ≤ 0.70 of `TaskTracker::token()` + drop (time): %s." % text)
+        _met, text = verdict(ours_t / tok_t, 0.70)
+        w("- Issue 17's target ≤ 0.70 of `TaskTracker::token()` + drop (time): %s." % text)
     if ours_i is not None and arc_i:
-        met, text = verdict(ours_i / arc_i, 1.50)
-        w("- Target ≤ 1.50 × an `Arc` clone + drop (instructions): %s." % text)
-        if not met:
-            w("  Why, from the disassembly of the loop: the `Arc` pair is four instructions "
-              "of work (`lock inc`, overflow branch, `lock dec`, zero branch). Ours is two "
-              "locked RMWs too, plus what refusing work after shutdown costs: the enter is a "
-              "load + `lock cmpxchg` + retry branch (a refused enter must not touch the count; "
-              "see design.md, \"Shutdown scopes\"), a SHUTDOWN test, an overflow test, the "
-              "`Result`'s null test, and the last-guard test (one compare). The closest "
-              "alternative, a `fetch_add` enter that gives a refused unit back, would save "
-              "two to four instructions (an estimate from the disassembly; not built: it "
-              "needs a second bit to keep the completion exactly-once, since a give-back can "
-              "reach zero after the scope completed); TaskTracker's token is never refused, "
-              "which is why it has no such test. In time, both pairs are two locked RMWs: "
-              "0.70 of TaskTracker is below the `Arc` floor on this machine.")
+        _met, text = verdict(ours_i / arc_i, 1.50)
+        w("- Issue 17's target ≤ 1.50 × an `Arc` clone + drop (instructions): %s." % text)
     w("")
 
+    # ---------------------------------------------------------- memory
     w("## Memory")
     w("")
     if memory:
         rows = memory["rows"]
         w("Heap bytes requested per object (`Layout::size`, without malloc's own "
           "overhead), with %d objects alive at once, so growth shared with a parent "
-          "(tokio-util's children `Vec`, cancellation-token's slab) is included, amortized; "
-          "plus the inline size of the handle or future. \"One\" is the heap growth for a "
+          "(tokio-util's children `Vec`, cancellation-token's slab, async-shutdown's waker "
+          "`Vec`, triggered's `HashMap`) is included, amortized; plus the inline size of the "
+          "handle or future; \"total\" is the two added. \"One\" is the heap growth for a "
           "single object made alone (a first child includes the parent's first `Vec` or "
-          "slab allocation). Written by `benches/memory.rs`."
+          "slab allocation). A pending future is created and polled once with the no-op "
+          "waker; its heap bytes are what that allocates beyond the future itself. "
+          "Written by `benches/memory.rs`."
           % memory.get("objects_per_measurement", 0))
         w("")
         w("| object | implementation | heap bytes / object | allocations / object | "
-          "inline bytes | one alone | what |")
-        w("|---|---|---:|---:|---:|---:|---|")
-        for r in rows:
-            w("| %s | %s | %.1f | %.2f | %d | %s | %s |" % (
-                r["item"], r["implementation"], r["heap_bytes"], r["allocations"],
-                r["inline_bytes"],
-                "—" if r["single_heap_bytes"] is None else r["single_heap_bytes"],
-                r["note"]))
+          "inline bytes | total | one alone | what |")
+        w("|---|---|---:|---:|---:|---:|---:|---|")
+        for row in rows:
+            w("| %s | %s | %.1f | %.2f | %d | %.0f | %s | %s |" % (
+                row["item"], row["implementation"], row["heap_bytes"], row["allocations"],
+                row["inline_bytes"], row["heap_bytes"] + row["inline_bytes"],
+                "—" if row["single_heap_bytes"] is None else row["single_heap_bytes"],
+                row["note"]))
         w("")
-        ours_child = [r for r in rows if r["item"] == "child" and r["implementation"] == OURS]
-        tokio_child = [r for r in rows if r["item"] == "child" and r["implementation"] == TOKIO]
-        if ours_child:
-            b = ours_child[0]["heap_bytes"]
-            tb = tokio_child[0]["heap_bytes"] if tokio_child else None
-            ok = b <= BYTES_PER_CHILD_TARGET
-            w("Target bytes per child ≤ %d (tokio-util 112): cancel-core %.0f bytes → %s%s." % (
-                BYTES_PER_CHILD_TARGET, b,
-                "**met** (%s)" % ("exactly at the target" if b == BYTES_PER_CHILD_TARGET
-                                  else "%.0f bytes under" % (BYTES_PER_CHILD_TARGET - b))
-                if ok else "**missed** by %.0f bytes" % (b - BYTES_PER_CHILD_TARGET),
-                "; tokio-util measured %.1f here (its 112-byte node plus its slot in the "
-                "parent's children `Vec`)" % tb if tb is not None else ""))
-            summary.append(("bytes per child", b, BYTES_PER_CHILD_TARGET, ok, []))
-            w("")
+        w("No rows for what a peer lacks: children (only cancel-core, tokio-util and "
+          "cancellation-token have them) and callbacks (only cancel-core and "
+          "cancellation-token).")
+        w("")
     else:
         w("(no memory.json: run `cargo bench -p cancel-core-benches --bench memory`)")
         w("")
@@ -633,23 +947,23 @@ def main():
         w("| N | rounds | fired | min | median | p99 | max | mean | time to arm all | "
           "longest pause |")
         w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in timer["runs"]:
-            gap = r.get("max_gap_us")
+        for row in timer["runs"]:
+            gap = row.get("max_gap_us")
             w("| %s | %d | %d / %d | %s | %s | %s | %s | %s | %.1f ms%s | %s |" % (
-                "{:,}".format(r["n"]), r["rounds"], r["fired"], r["armed"],
-                fmt_time(r["min_us"] * 1e3), fmt_time(r["median_us"] * 1e3),
-                fmt_time(r["p99_us"] * 1e3), fmt_time(r["max_us"] * 1e3),
-                fmt_time(r["mean_us"] * 1e3), r["arm_ms"],
-                " (overlapped the first deadlines)" if r.get("arming_overlapped_firing") else "",
-                "—" if not gap or r["n"] == 1 else fmt_time(gap * 1e3)))
+                "{:,}".format(row["n"]), row["rounds"], row["fired"], row["armed"],
+                fmt_time(row["min_us"] * 1e3), fmt_time(row["median_us"] * 1e3),
+                fmt_time(row["p99_us"] * 1e3), fmt_time(row["max_us"] * 1e3),
+                fmt_time(row["mean_us"] * 1e3), row["arm_ms"],
+                " (overlapped the first deadlines)" if row.get("arming_overlapped_firing") else "",
+                "—" if not gap or row["n"] == 1 else fmt_time(gap * 1e3)))
         w("")
-        big = [r for r in timer["runs"] if r["n"] > 1 and r.get("max_gap_us")]
+        big = [row for row in timer["runs"] if row["n"] > 1 and row.get("max_gap_us")]
         if big:
-            r = big[-1]
-            if r["max_us"] < 1000:
+            row = big[-1]
+            if row["max_us"] < 1000:
                 tail = ("the whole distribution stays under 1 ms, with no sign of the queue "
                         "falling behind its deadlines.")
-            elif r["max_gap_us"] >= 0.5 * r["max_us"]:
+            elif row["max_gap_us"] >= 0.5 * row["max_us"]:
                 tail = ("the tail is the timer thread not running for that long (most likely "
                         "preempted: other jobs share the 2 cores; in earlier runs here such "
                         "pauses reached 3–6 ms), not the queue falling behind — lateness "
@@ -661,8 +975,8 @@ def main():
               "default, plus the VM's scheduling). At N = %s the longest pause between two "
               "firings was %s against a maximum lateness of %s: %s Run with "
               "`CANCEL_CORE_BENCH_TIMER_RAW=1` for the per-timeout data." % (
-                  "{:,}".format(r["n"]), fmt_time(r["max_gap_us"] * 1e3),
-                  fmt_time(r["max_us"] * 1e3), tail))
+                  "{:,}".format(row["n"]), fmt_time(row["max_gap_us"] * 1e3),
+                  fmt_time(row["max_us"] * 1e3), tail))
             w("")
         write_timer_clocks(w, timer)
     else:
@@ -683,39 +997,17 @@ def main():
         w("")
         w("| waiter | rounds | min | median | p99 | max |")
         w("|---|---:|---:|---:|---:|---:|")
-        for r in wake["runs"]:
+        for row in wake["runs"]:
             w("| %s | %d | %s | %s | %s | %s |" % (
-                r["waiter"], r["rounds"], fmt_time(r["min_us"] * 1e3), fmt_time(r["median_us"] * 1e3),
-                fmt_time(r["p99_us"] * 1e3), fmt_time(r["max_us"] * 1e3)))
+                row["waiter"], row["rounds"], fmt_time(row["min_us"] * 1e3),
+                fmt_time(row["median_us"] * 1e3), fmt_time(row["p99_us"] * 1e3),
+                fmt_time(row["max_us"] * 1e3)))
         w("")
     else:
         w("(no wake_latency.json: run `cargo bench -p cancel-core-benches --bench wake_latency`)")
         w("")
 
-    # ---- callgrind
-    w("## Instruction counts (callgrind)")
-    w("")
-    if callgrind:
-        w("`valgrind --tool=callgrind` on `benches/instructions.rs`, run twice per row with "
-          "different operation counts; the difference in instructions divided by the "
-          "difference in counts is the cost of one operation (start-up and set-up cancel "
-          "out; the loop and its `black_box` add ~6 instructions to every row). For the "
-          "`cancel_*` rows: the inclusive instructions of the `cancel` call divided by the "
-          "waiters or children it cancelled. Deterministic, unlike the "
-          "times above, but blind to cache misses, atomic latency and contention: a locked "
-          "read-modify-write counts as one instruction and costs ~20 cycles.")
-        w("")
-        w("| operation | implementation | instructions / op | ratio to tokio-util |")
-        w("|---|---|---:|---:|")
-        by = {(op, imp): ir for op, imp, ir in callgrind}
-        for op, imp, ir in callgrind:
-            t = by.get((op, TOKIO))
-            w("| %s | %s | %.1f | %s |" % (op, imp, ir,
-                                            fmt_ratio(ir / t) if t else "—"))
-        w("")
-    else:
-        w("(not run: scripts/bench.sh runs it when valgrind is installed)")
-        w("")
+    # ---- history of cancel-core's instruction counts
     history_tsv = os.path.join(ROOT, "benches", "instruction_history.tsv")
     if os.path.exists(history_tsv):
         notes, rows = [], []
@@ -727,53 +1019,40 @@ def main():
                 elif line:
                     rows.append(line.split("\t"))
         header, body = rows[0], rows[1:]
-        w("### Across core changes")
-        w("")
-        w(" ".join(notes) + " From `benches/instruction_history.tsv`; the last column "
-          "compares the last two trees.")
-        w("")
-        w("| " + " | ".join(header) + " | change |")
-        w("|---|" + "---:|" * (len(header) - 1) + "---:|")
-        for r in body:
-            before, after = float(r[-2]), float(r[-1])
-            w("| " + " | ".join(r) + " | %+.1f %% |" % ((after / before - 1) * 100))
-        w("")
 
-    # ---- targets summary, placed right after the run description
-    t = []
-    t.append("## Targets")
-    t.append("")
-    t.append("![ratios cancel-core / tokio-util](benchmarks.svg)")
-    t.append("")
-    met_n = sum(1 for s in summary if not isinstance(s, str) and s[3])
-    total = sum(1 for s in summary if not isinstance(s, str))
-    t.append("%d of %d targets met in this run (ratio = cancel-core / tokio-util median "
-             "time, lower is better; details in the sections below)." % (met_n, total))
-    t.append("")
-    for s in summary:
-        if isinstance(s, str):
-            continue
-        label, ratio, target, met, runs = s
-        if label == "bytes per child":
-            t.append("- bytes per child: %.0f vs ≤ %d (tokio-util 112) → %s" % (
-                ratio, target, ("met, exactly at the target" if ratio == target else "met")
-                if met else "**missed** by %.0f bytes" % (ratio - target)))
-            continue
-        t.append("- %s: %s vs ≤ %s → %s, %s%s" % (
-            label, fmt_ratio(ratio), fmt_target(target), "met" if met else "**missed**",
-            margin(ratio, target),
-            "" if len(runs) < 2 else " (met in %d of %d recorded runs, ratios %s–%s)" % (
-                sum(1 for r in runs if r <= target), len(runs), fmt_ratio(min(runs)),
-                fmt_ratio(max(runs)))))
-    t.append("")
-    lines[targets_at:targets_at] = t
+        def this_run(op):
+            # "cancel_pending_1 / round" is written "cancel_pending_1/round" in
+            # callgrind.tsv (scripts/bench.sh, the same two-count measurement).
+            v = irs.get((op.replace(" / round", "/round"), OURS))
+            return None if v is None else "%.1f" % v
+        now = [this_run(r[0]) for r in body]
+        with_run = any(v is not None for v in now)
+        w("## Across core changes")
+        w("")
+        w(" ".join(notes) + " From `benches/instruction_history.tsv`%s; the last column "
+          "compares the last two columns." % (
+              ", with this run's counts (src/ tree %s) as the last column" % m["src_tree"]
+              if with_run else ""))
+        w("")
+        head = header + (["this run (%s)" % m["src_tree"]] if with_run else [])
+        w("| " + " | ".join(head) + " | change |")
+        w("|---|" + "---:|" * (len(head) - 1) + "---:|")
+        for row, v in zip(body, now):
+            cells = row + ([v or "—"] if with_run else [])
+            try:
+                before, after = float(cells[-2]), float(cells[-1])
+                change = "%+.1f %%" % ((after / before - 1) * 100)
+            except ValueError:
+                change = "—"
+            w("| " + " | ".join(cells) + " | %s |" % change)
+        w("")
 
     # Every profile note is printed: the narrow margins of one run are the
     # comfortable ones of another, and the notes say why a ratio is what it
     # is. Rows this run misses or meets by less than 10 % come first.
     notes = sorted(FINDINGS, key=lambda f: not missed.intersection(f[0]))
     if notes:
-        w("## Where the time goes")
+        w("## Where the time goes (profile notes of an earlier core)")
         w("")
         w(FINDINGS_HEADER)
         w("")
@@ -793,21 +1072,34 @@ def main():
 
     w("## Reproduce")
     w("")
+    w("This page came from `%s`. The commands:" % args.command)
+    w("")
     w("```sh")
-    w("scripts/bench.sh --quick   # whole suite: ~1 minute on 2 cores, after the build")
-    w("scripts/bench.sh           # longer criterion runs: ~5 minutes")
+    w("scripts/bench.sh --quick   # whole suite in a few minutes, after the build")
+    w("scripts/bench.sh           # longer criterion runs")
+    w("scripts/bench.sh --no-callgrind   # without the instruction counts")
     w("cargo bench -p cancel-core-benches --bench ops -- child_new_drop   # one criterion group")
     w("cargo bench -p cancel-core-benches --bench memory --bench timer_accuracy")
     w("python3 scripts/bench_report.py --mode full   # rewrite this page from target/")
+    w("# one instruction row by hand (bench.sh runs each twice, with the counts it lists):")
+    w("bin=$(cargo bench -p cancel-core-benches --bench instructions --no-run "
+      "--message-format=json | jq -r 'select(.executable != null) | .executable')")
+    w("valgrind --tool=callgrind --callgrind-out-file=/dev/null \"$bin\" child_new_drop "
+      "cancel-core 100000")
+    w("valgrind --tool=callgrind --callgrind-out-file=/dev/null "
+      "--toggle-collect='instructions::cancel_*' \"$bin\" cancel_pending_1000 cancel-core 20")
     w("```")
     w("")
 
     os.makedirs(DOCS, exist_ok=True)
     with open(os.path.join(DOCS, "benchmarks.md"), "w") as f:
         f.write("\n".join(lines))
-    write_svg(os.path.join(DOCS, "benchmarks.svg"), bars)
-    print("bench_report: wrote docs/benchmarks.md and docs/benchmarks.svg (%d of %d targets met)"
-          % (met_n, total))
+    panels = [("Wall clock (criterion medians)", bars)]
+    if ibars:
+        panels.append(("Instructions (callgrind)", ibars))
+    write_svg(os.path.join(DOCS, "benchmarks.svg"), panels)
+    print("bench_report: wrote docs/benchmarks.md and docs/benchmarks.svg "
+          "(%d of %d issue-14 targets met)" % (met_n, len(summary)))
 
 
 if __name__ == "__main__":

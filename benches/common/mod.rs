@@ -67,3 +67,37 @@ pub fn write_result(name: &str, contents: String) -> PathBuf {
     std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     path
 }
+
+/// A stand-in for a runtime's task, for the fan-out rows with realistic
+/// wakers: each pending future gets a `Waker` of its own, made from an
+/// `Arc<Task>`, whose `wake` writes to that task's own heap allocation (as a
+/// runtime's wake sets its task's state), so that a cancel touches one more
+/// cold cache line per waiter, as it does under a runtime. Aligned to 128
+/// bytes (two cache lines, the prefetcher's pair) so no two tasks share a
+/// line.
+#[repr(align(128))]
+pub struct Task {
+    woken: std::sync::atomic::AtomicU64,
+}
+
+impl Task {
+    /// A new task's waker (one allocation: the task).
+    pub fn waker() -> std::task::Waker {
+        std::task::Waker::from(std::sync::Arc::new(Task {
+            woken: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+}
+
+impl std::task::Wake for Task {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.woken.fetch_add(1, Ordering::Release);
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.woken.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The hand-written minimum for polling: a shared flag.
+pub type ArcFlag = std::sync::Arc<AtomicBool>;
