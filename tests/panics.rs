@@ -945,3 +945,56 @@ fn unregister_async_abandoned_inside_the_callback_with_a_stored_waker_whose_drop
     send.send(unregistering).unwrap();
     assert!(canceller.join().unwrap());
 }
+
+/// `unregister_async` polled pending on another thread (its stored waker's
+/// drop panics), then dropped inside the very callback it waits for, on
+/// the cancelling thread: the callback is abandoned, and the stored waker
+/// must be dropped there, by the owner, as part of the callback (whose
+/// panic the drain keeps), not by the canceller under the state's lock.
+/// Failed before the fix (eighth review, of the running record moved to
+/// the canceller's stack): the canceller dropped it with the lock held and
+/// no `catch_unwind`, so its panic left the drain: the callback registered
+/// before it never ran, and the state stayed locked.
+#[test]
+fn unregister_async_dropped_inside_the_callback_with_a_stored_waker_whose_drop_panics() {
+    use std::sync::{Barrier, mpsc};
+    type Unregistering = Pin<Box<dyn Future<Output = bool> + Send>>;
+    let source = CancellationSource::new();
+    let token = source.token();
+    // Registered first: runs after the other one (LIFO).
+    let ran_after = Arc::new(AtomicUsize::new(0));
+    let ra = ran_after.clone();
+    let earlier = token.register(move || {
+        ra.fetch_add(1, SeqCst);
+    });
+    let running = Arc::new(Barrier::new(2));
+    let (send, receive) = mpsc::channel::<Unregistering>();
+    let r = running.clone();
+    let registration = token.register(move || {
+        r.wait();
+        // On the cancelling thread, inside the callback: abandoned.
+        drop(receive.recv().unwrap());
+    });
+    let outcome = std::thread::scope(|s| {
+        let canceller = s.spawn(|| quiet(|| source.cancel()));
+        running.wait();
+        let mut unregistering: Unregistering = Box::pin(registration.unregister_async());
+        let waker = clone_drop_panics();
+        let polled = unregistering
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker));
+        assert_eq!(polled, Poll::Pending, "the callback runs on the other thread");
+        send.send(unregistering).unwrap();
+        canceller.join().unwrap()
+    });
+    if ran_after.load(SeqCst) != 1 {
+        // The drain stopped with the state locked: whatever locks it would
+        // hang. Leak it all and fail.
+        std::mem::forget((source, token, earlier));
+        panic!("the drain stopped at the stored waker's drop: a callback never ran");
+    }
+    let payload = outcome.expect_err("the waker's drop panicked in the callback");
+    assert!(message(&*payload).starts_with("deliberate: "));
+    drop(earlier); // the state's lock is free
+    drop((source, token));
+}
