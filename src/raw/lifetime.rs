@@ -269,7 +269,8 @@ mod tests {
 
     /// `CancellationToken::none()` makes uncounted references whose drops
     /// decrement NONE's count: were it ever to reach zero, the count is
-    /// re-seeded and the static is not freed. (Other tests clone `none()`
+    /// re-seeded and the static is not freed; past `isize::MAX` its clone
+    /// does not abort. (Other tests clone `none()`
     /// concurrently, so one attempt may miss zero; a few tries reach it.)
     #[test]
     fn none_count_reaching_zero_is_reseeded_not_freed() {
@@ -288,6 +289,11 @@ mod tests {
             refs.store(NONE_REFS, Ordering::Relaxed);
         }
         assert!(reseeded, "NONE's count reached zero without a re-seed");
+        // Past `isize::MAX` (where any other state's clone aborts, as
+        // `Arc`'s does) a clone of NONE goes on: its count means nothing.
+        refs.store(isize::MAX as usize + 1, Ordering::Relaxed);
+        drop(StateRef::none().clone());
+        refs.store(NONE_REFS, Ordering::Relaxed);
         // Still the same, usable, never-cancelled state.
         let token = StateRef::none();
         let clone = token.clone();

@@ -55,15 +55,26 @@ unsafe impl Sync for State {}
 /// Its references are counted like any state's, so that `StateRef`'s clone
 /// and drop need no test for it; but `CancellationToken::none()` is a
 /// `const fn` and makes uncounted references, whose drops only decrement.
-/// So the count starts half-way to the overflow limit, [`NONE_REFS`]: it
-/// would take 2^62 unpaired drops to reach zero, and if that ever happened
-/// `lifetime::destroy` re-seeds the count instead of freeing a static.
+/// So its count means nothing and may wrap: it starts at [`NONE_REFS`] (a
+/// quarter of the range, so reaching zero takes 2^62 unpaired drops, 2^30
+/// on 32-bit targets), `lifetime::destroy` re-seeds it instead of freeing
+/// a static whenever it reaches zero, and `acquire` does not abort for it
+/// past `isize::MAX`.
 #[cfg(not(loom))]
 pub(crate) static NONE: State = State::with_word(0, NONE_REFS);
 
 #[cfg(loom)]
 loom::lazy_static! {
     pub(crate) static ref NONE: State = State::with_word(0, NONE_REFS);
+}
+
+/// The address of [`NONE`].
+#[inline]
+fn none_state() -> *const State {
+    #[cfg(not(loom))]
+    return &raw const NONE;
+    #[cfg(loom)]
+    return &*NONE as *const State;
 }
 
 /// [`NONE`]'s initial count of references (see there).
@@ -173,11 +184,21 @@ impl State {
     }
 
     /// Takes one more reference for a caller that holds one: `Relaxed`, as
-    /// in `Arc::clone`. Aborts on overflow, as `Arc` does.
+    /// in `Arc::clone`. Aborts on overflow, as `Arc` does, except for
+    /// [`NONE`], whose count may wander (uncounted `const` references drop
+    /// too) and is never used to free it.
     #[inline]
     pub(crate) fn acquire(&self) {
         let old = self.refs.fetch_add(1, Ordering::Relaxed);
         if old > isize::MAX as usize {
+            self.overflow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn overflow(&self) {
+        if !ptr::eq(self, none_state()) {
             crate::sync::abort();
         }
     }

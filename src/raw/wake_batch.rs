@@ -83,8 +83,9 @@ impl WakeBatch {
             // Advance first: the waker is moved out before user code runs.
             self.woken = i + 1;
             // SAFETY: `i` is in `woken..len` (before the store above), and
-            // `len <= WAKE_BATCH` (`push` checks its index): that slot is in
-            // bounds, was written by `push` and has not been read.
+            // `len <= WAKE_BATCH` (`set_len`'s contract, kept by the cancel
+            // loop's count of nodes; `push` checks it): that slot is in
+            // bounds, was written and has not been read.
             let waker = unsafe { self.wakers.get_unchecked(i).assume_init_read() };
             i += 1;
             waker.wake();

@@ -384,8 +384,14 @@ unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan:
                     let running = header.running();
                     if running.runner == crate::sync::park::thread_key() {
                         running.abandoned.store(1, Ordering::Relaxed);
+                        // A waker an earlier `unregister_async` poll left in
+                        // the record is the owner's, dropped here after the
+                        // unlock: the canceller never touches the record
+                        // of an abandoned node again.
+                        let stored = running.parker.with_mut(|p| (*p).take());
                         drop(guard);
                         CallbackHeader::dealloc(cb);
+                        drop(stored);
                         return Detached::NotRemoved;
                     }
                     if wait {
@@ -468,7 +474,13 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
     let guard = st.word.lock();
     // The lock orders the owner's store before this load.
     if running.abandoned.load(Ordering::Relaxed) != 0 {
-        // The node is gone; keep the lock for the next pop.
+        // The node is gone. The owner that abandoned it took anything it
+        // had left in the record; the record is dropped with this frame,
+        // so it must hold no user data to drop under the lock.
+        #[cfg(feature = "std")]
+        // SAFETY: we hold the lock; the record is ours.
+        debug_assert!(running.parker.with_mut(|p| unsafe { (*p).is_none() }));
+        // Keep the lock for the next pop.
         return Next::Locked(guard);
     }
     // SAFETY: not abandoned: the node is live and RUNNING, and ours until
