@@ -68,7 +68,7 @@ impl WaiterNode {
         unsafe { self.waker.replace(waker) }
     }
 
-    /// Takes the waker out (the canceller's take).
+    /// Takes the waker out (the owner's, detaching).
     ///
     /// # Safety
     /// As for `replace_waker`.
@@ -76,6 +76,17 @@ impl WaiterNode {
     unsafe fn take_waker(&self) -> Option<Waker> {
         // SAFETY: forwarded.
         unsafe { self.waker.take() }
+    }
+
+    /// The canceller's take: moves the waker out of a LINKED node, which it
+    /// then marks DONE.
+    ///
+    /// # Safety
+    /// The caller holds the lock and the node is LINKED.
+    #[inline(always)]
+    unsafe fn move_waker_out(&self) -> Waker {
+        // SAFETY: forwarded; a LINKED waiter holds a waker.
+        unsafe { self.waker.move_out() }
     }
 }
 
@@ -137,14 +148,36 @@ impl WakerSlot {
         Some(unsafe { Waker::new(data, &*vtable) })
     }
 
+    /// Moves the stored waker out, leaving the slot as it is: stale, never
+    /// rebuilt again. For the canceller, which marks the node DONE at once:
+    /// a DONE node's slot is only ever compared (`holds`), never taken (the
+    /// owner's detach takes the waker of a LINKED node only). One store
+    /// fewer per waiter than `take`.
+    ///
+    /// # Safety
+    /// As for `replace`, and the slot holds a waker: the node is LINKED
+    /// (attaching stores one, a swap replaces it, only a detach takes it).
+    #[inline(always)]
+    unsafe fn move_out(&self) -> Waker {
+        let vtable = self.vtable.load(Ordering::Relaxed);
+        debug_assert!(!vtable.is_null(), "a LINKED waiter without a waker");
+        let data = self.data.load(Ordering::Relaxed);
+        // SAFETY: the two parts of a waker stored by `replace`, whose
+        // ownership moves to the caller; the slot is never rebuilt again
+        // (caller's contract). A vtable is 'static.
+        unsafe { Waker::new(data, &*vtable) }
+    }
+
     /// Whether `waker` is the stored waker (as `Waker::will_wake` compares:
     /// data pointer and vtable), read without the lock: by the owner only,
-    /// whose own writes are not concurrent. The canceller's `take` may
-    /// race: then this sees the stored waker (which the canceller wakes)
-    /// or none (false: the caller takes the lock). The stored waker is a
+    /// whose own writes are not concurrent, and the canceller never writes
+    /// the slot (`move_out`). So this sees the stored waker: still stored,
+    /// or moved out by the canceller, which wakes it. The stored waker is a
     /// clone kept alive while stored, so no other waker can share its
-    /// identity meanwhile; once the canceller took it, CANCELLED is set,
-    /// which the poll's first load sees (design.md, "Futures").
+    /// identity meanwhile; once the canceller moved it out (and maybe freed
+    /// it), CANCELLED is set, which the poll's first load sees before any
+    /// waker reusing its address could reach the poll (design.md,
+    /// "Futures").
     #[inline]
     fn holds(&self, waker: &Waker) -> bool {
         let vtable: *const RawWakerVTable = waker.vtable();
@@ -310,10 +343,11 @@ impl<T: HoldsState> Waiter<T> {
         // SAFETY: attached to this state in `poll_cancelled`; the waker slot
         // is ours under the lock.
         let waker = unsafe {
-            self.holder
-                .state()
-                .get()
-                .detach(self.node(), |_| slot.take_waker())
+            self.holder.state().get().detach(self.node(), |linked| {
+                // Not linked: DONE, its waker moved out by the canceller
+                // (the slot is stale, see `WakerSlot::move_out`).
+                if linked { slot.take_waker() } else { None }
+            })
         };
         drop(waker);
     }
@@ -352,20 +386,18 @@ pub(crate) unsafe fn step<'a>(st: &State, guard: WordGuard<'a>, ctx: &mut Drain)
         // SAFETY: as in the loop below, for one node.
         let waker = unsafe {
             let waiter = front.cast::<WaiterNode>();
-            let waker = waiter.as_ref().take_waker();
+            let waker = waiter.as_ref().move_waker_out();
             waiter.as_ref().node.set_done_unflagged();
             st.cut_front(after);
             waker
         };
         drop(guard);
-        if let Some(waker) = waker {
-            #[cfg(feature = "std")]
-            ctx.panics.catch(|| waker.wake());
-            #[cfg(not(feature = "std"))]
-            {
-                let _ = &ctx;
-                waker.wake();
-            }
+        #[cfg(feature = "std")]
+        ctx.panics.catch(|| waker.wake());
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = &ctx;
+            waker.wake();
         }
         return if after.is_null() {
             Next::Empty
@@ -393,7 +425,6 @@ unsafe fn step_run<'a>(
     // Bounded by nodes, not wakers: at most WAKE_BATCH pushes, so nothing
     // between the first DONE and the cut can panic.
     let mut nodes = 0;
-    let mut wakers = 0;
     loop {
         // SAFETY: `next` is a listed waiter (checked below before looping),
         // valid under the lock we hold; its waker slot is guarded by that
@@ -402,11 +433,8 @@ unsafe fn step_run<'a>(
         unsafe {
             let waiter = NonNull::new_unchecked(next).cast::<WaiterNode>();
             next = crate::raw::list::next(NonNull::new_unchecked(next));
-            if let Some(waker) = waiter.as_ref().take_waker() {
-                // At most one per node, and at most WAKE_BATCH nodes.
-                batch.write_at(wakers, waker);
-                wakers += 1;
-            }
+            // One per node, and at most WAKE_BATCH nodes.
+            batch.write_at(nodes, waiter.as_ref().move_waker_out());
             waiter.as_ref().node.set_done_unflagged();
         }
         nodes += 1;
@@ -418,8 +446,8 @@ unsafe fn step_run<'a>(
             break;
         }
     }
-    // SAFETY: `wakers` slots were written, at most one per node.
-    unsafe { batch.set_len(wakers) };
+    // SAFETY: `nodes` slots were written, one per node.
+    unsafe { batch.set_len(nodes) };
     // SAFETY: we hold the lock; `next` is null or listed. The nodes cut off
     // are DONE: nobody will `remove` them.
     unsafe { st.cut_front(next) };
