@@ -586,7 +586,13 @@ def evidence_notes():
         return None
     body = [ln for ln in text.splitlines()
             if not ln.startswith("#") and not ln.startswith("<!--") and ln.strip()]
-    return text.strip() if body else None
+    if not body:
+        return None
+    # The page gives the section its own heading: drop the file's title.
+    lines = text.strip().splitlines()
+    if lines and lines[0].startswith("### Evidence"):
+        lines = lines[1:]
+    return "\n".join(lines).strip()
 
 
 def main():
