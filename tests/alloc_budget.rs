@@ -259,7 +259,11 @@ fn memory_budgets() {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(future.as_mut().poll(&mut cx).is_pending());
     });
-    assert_eq!((n, bytes), (0, 0), "a pending cancelled() allocates nothing");
+    assert_eq!(
+        (n, bytes),
+        (0, 0),
+        "a pending cancelled() allocates nothing"
+    );
 
     let (n, bytes, _, reg) = measure(|| token.register(|| {}));
     assert_eq!(n, 1);
@@ -273,7 +277,10 @@ fn memory_budgets() {
         })
     });
     assert_eq!(n, 1);
-    assert!(bytes <= 48, "a boxed callback capturing an Arc is {bytes} bytes");
+    assert!(
+        bytes <= 48,
+        "a boxed callback capturing an Arc is {bytes} bytes"
+    );
     source.cancel();
     assert_eq!(hits.load(Ordering::Relaxed), 1);
     drop(reg);

@@ -983,7 +983,11 @@ fn unregister_async_dropped_inside_the_callback_with_a_stored_waker_whose_drop_p
         let polled = unregistering
             .as_mut()
             .poll(&mut Context::from_waker(&waker));
-        assert_eq!(polled, Poll::Pending, "the callback runs on the other thread");
+        assert_eq!(
+            polled,
+            Poll::Pending,
+            "the callback runs on the other thread"
+        );
         send.send(unregistering).unwrap();
         canceller.join().unwrap()
     });

@@ -71,7 +71,10 @@ fn cancel_into(state: &StateRef, reason: &Reason, origin: Origin, panics: &mut L
     // waiters, at most a batch of them (a request's token and its one
     // `cancelled()`). The same step as in the loop, and the same end.
     // SAFETY: we hold the lock; listed nodes are live, `kind` immutable.
-    let waiters_first = unsafe { st.front().is_some_and(|f| f.as_ref().kind() == Kind::Waiter) };
+    let waiters_first = unsafe {
+        st.front()
+            .is_some_and(|f| f.as_ref().kind() == Kind::Waiter)
+    };
     if waiters_first {
         let mut ctx = Drain::new(panics);
         // SAFETY: the front node is a waiter and we hold the lock.

@@ -362,8 +362,7 @@ pub(crate) unsafe fn step<'a>(
             return Next::Locked(guard);
         };
         // SAFETY: we hold the child's lock; links are immutable.
-        let leaf =
-            unsafe { cst.front().is_none() && (*link_at(child, 0).as_ptr()).node.is_last() };
+        let leaf = unsafe { cst.front().is_none() && (*link_at(child, 0).as_ptr()).node.is_last() };
         if !(leaf && ctx.leaves < LEAF_BATCH) {
             return descend(st, guard, popped, child, child_guard, ctx);
         }
