@@ -59,17 +59,7 @@ start=$(date +%s)
 
 if [ "$callgrind" = 1 ] && command -v valgrind >/dev/null 2>&1; then
     bin=$("${bench[@]}" --bench instructions --no-run --message-format=json 2>/dev/null |
-        python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["name"] == "instructions":
-        print(m["executable"])
-')
+        python3 scripts/instructions_driver.py)
     tsv="$out/callgrind.tsv"
     echo "# op impl n1 instructions1 n2 instructions2 | op impl instructions-per-element" >"$tsv"
     ir() { # op impl count [callgrind options] -> instructions collected

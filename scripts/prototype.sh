@@ -41,17 +41,7 @@ git -C "$proto" apply "$patch"
 driver() { # tree target-dir -> path of the instructions driver
     (cd "$1" && CARGO_TARGET_DIR="$2" cargo bench -q -p cancel-core-benches --bench instructions --no-run >/dev/null 2>&1 &&
         CARGO_TARGET_DIR="$2" cargo bench -p cancel-core-benches --bench instructions --no-run --message-format=json 2>/dev/null |
-        python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["name"] == "instructions":
-        print(m["executable"])
-')
+        python3 "$root/scripts/instructions_driver.py")
 }
 core_bin=$(driver "$root" "$root/target")
 proto_bin=$(driver "$proto" "$root/target/prototype-$name")
