@@ -21,7 +21,7 @@ use alloc::sync::Arc;
 
 use super::kinds::timer::{self, Taken, Timeline};
 use super::reason::CustomCause;
-use super::state::{NONE, NONE_REFS, State};
+use super::state::{self, NONE, NONE_REFS, State};
 use crate::sync::Ordering;
 
 /// A counted reference to a state; `Clone` and `Drop` adjust the count,
@@ -52,14 +52,6 @@ impl StateRef {
         }
     }
 
-    #[inline]
-    fn none_ptr() -> *const State {
-        #[cfg(not(loom))]
-        return &raw const NONE;
-        #[cfg(loom)]
-        return &*NONE as *const State;
-    }
-
     /// Adopts one counted reference to `ptr` (a new state's first, or one
     /// taken with `try_acquire`).
     ///
@@ -83,7 +75,7 @@ impl StateRef {
 
     #[inline]
     pub(crate) fn is_none(&self) -> bool {
-        ptr::eq(self.ptr.as_ptr(), Self::none_ptr())
+        ptr::eq(self.ptr.as_ptr(), state::none_ptr())
     }
 
     /// Identity, for `Eq` and `Hash`.
@@ -144,7 +136,7 @@ pub(crate) unsafe fn release(this: NonNull<State>) {
 /// `first` has no references left.
 #[cold]
 unsafe fn destroy(first: NonNull<State>) {
-    if ptr::eq(first.as_ptr(), StateRef::none_ptr()) {
+    if ptr::eq(first.as_ptr(), state::none_ptr()) {
         // 2^62 unpaired drops of `const` references to NONE: re-seed the
         // count, never free the static (`state::NONE`).
         // SAFETY: NONE is a static.

@@ -70,7 +70,7 @@ loom::lazy_static! {
 
 /// The address of [`NONE`].
 #[inline]
-fn none_state() -> *const State {
+pub(crate) fn none_ptr() -> *const State {
     #[cfg(not(loom))]
     return &raw const NONE;
     #[cfg(loom)]
@@ -198,7 +198,7 @@ impl State {
     #[cold]
     #[inline(never)]
     fn overflow(&self) {
-        if !ptr::eq(self, none_state()) {
+        if !ptr::eq(self, none_ptr()) {
             crate::sync::abort();
         }
     }
