@@ -20,6 +20,9 @@ use cancel_core::{
 #[path = "common/count_waker.rs"]
 mod count_waker;
 use count_waker::count_waker;
+#[path = "common/leak.rs"]
+mod leak;
+use leak::leak_reachably;
 
 fn poll_once<F: Future>(f: Pin<&mut F>, w: &Waker) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(w))
@@ -509,19 +512,6 @@ fn long_mixed_lists_wake_every_waiter_once_across_batches_and_panics() {
     drop(futures);
     assert_eq!(Arc::strong_count(&good), 2, "only our own waker is left");
     assert_eq!(Arc::strong_count(&bad), 2, "only our own waker is left");
-}
-
-/// Leaks a pinned box as `mem::forget` would (never freed, never dropped),
-/// but keeps it reachable from a static, so Miri's leak check knows the
-/// leak is the point of the test.
-fn leak_reachably<T>(value: Pin<Box<T>>) {
-    struct Kept(#[allow(dead_code)] *mut ());
-    // SAFETY: only stored, never used.
-    unsafe impl Send for Kept {}
-    static KEPT: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new());
-    // SAFETY: the box is leaked, never moved out of nor freed.
-    let raw = Box::into_raw(unsafe { Pin::into_inner_unchecked(value) });
-    KEPT.lock().unwrap().push(Kept(raw.cast()));
 }
 
 #[cfg(feature = "tokio-util")]

@@ -1,11 +1,15 @@
 //! The allocation-free, pinned callback registration (embedding API).
 
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
 use cancel_core::{CancellationSource, CancellationToken, PinnedRegistration};
+
+#[path = "common/leak.rs"]
+mod leak;
+use leak::leak_reachably;
 
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
@@ -178,18 +182,6 @@ fn concurrent_unregister_vs_cancel_is_exactly_once() {
         canceller.join().unwrap();
         assert_eq!(usize::from(removed) + ran.load(SeqCst), 1);
     }
-}
-
-/// Leaks a pinned box as `mem::forget` would, but reachable from a static,
-/// so Miri's leak check knows the leak is the point of the test.
-fn leak_reachably<T>(value: Pin<Box<T>>) {
-    struct Kept(#[allow(dead_code)] *mut ());
-    // SAFETY: only stored, never used.
-    unsafe impl Send for Kept {}
-    static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
-    // SAFETY: the box is leaked, never moved out of nor freed.
-    let raw = Box::into_raw(unsafe { Pin::into_inner_unchecked(value) });
-    KEPT.lock().unwrap().push(Kept(raw.cast()));
 }
 
 /// Review finding 7: `register()` after an `unregister()` that returned while
