@@ -57,6 +57,7 @@ racing=(
     "core:callbacks_run_once_lifo cancel_is_idempotent drop_waits_for_a_callback unregister_never_waits writes_before_cancel"
     "links:concurrent_parent_cancel registering_on_a_sourceless_child reason_is_visible_whenever a_token_keeps_its_links"
     "pinned:concurrent_unregister_vs_cancel drop_waits_for_the_callback register_after_an_unregister"
+    "inplace:another_thread_cancels_a_blocked_waiter_and_a_future a_registration_dropped_while_its_callback_runs_waits_for_it"
     "futures:blocking_wait_returns owned_adapters works_on_futures_executor_across_threads"
     "stress:random_register_unregister"
     "timer_lifetime:concurrent_advances"

@@ -2,7 +2,6 @@
 //! against a token. None of them allocates: each waits through one node
 //! pinned inside itself.
 
-use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -10,9 +9,9 @@ use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::raw::{HoldsState, Waiter};
+use crate::raw::{HoldsState, StateView, Waiter};
 use crate::reason::Cancelled;
-use crate::token::CancellationToken;
+use crate::token::{CancellationToken, cancelled_error};
 
 pin_project! {
     /// Completes when the token is cancelled. Returned by
@@ -130,7 +129,7 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct WaitForCancellation<'a> {
         #[pin]
-        waiter: Waiter<&'a CancellationToken>,
+        waiter: Waiter<StateView<'a>>,
     }
 }
 
@@ -188,7 +187,7 @@ pin_project! {
         #[pin]
         future: Option<F>,
         #[pin]
-        waiter: Waiter<&'a CancellationToken>,
+        waiter: Waiter<StateView<'a>>,
         started: bool,
     }
 }
@@ -220,6 +219,22 @@ pin_project! {
     }
 }
 
+impl<'a> WaitForCancellation<'a> {
+    pub(crate) fn from_waiter(waiter: Waiter<StateView<'a>>) -> Self {
+        Self { waiter }
+    }
+}
+
+impl<'a, F> RunUntilCancelled<'a, F> {
+    pub(crate) fn from_waiter(future: F, waiter: Waiter<StateView<'a>>) -> Self {
+        Self {
+            future: Some(future),
+            waiter,
+            started: false,
+        }
+    }
+}
+
 impl CancellationToken {
     /// A future that completes when this token is cancelled.
     ///
@@ -241,7 +256,7 @@ impl CancellationToken {
     /// ```
     pub fn cancelled(&self) -> WaitForCancellation<'_> {
         WaitForCancellation {
-            waiter: Waiter::new(self),
+            waiter: Waiter::new(StateView::of(self.state())),
         }
     }
 
@@ -291,7 +306,7 @@ impl CancellationToken {
     pub fn run_until_cancelled<F: Future>(&self, future: F) -> RunUntilCancelled<'_, F> {
         RunUntilCancelled {
             future: Some(future),
-            waiter: Waiter::new(self),
+            waiter: Waiter::new(StateView::of(self.state())),
             started: false,
         }
     }
@@ -402,7 +417,7 @@ impl Future for WaitForCancellationOwned {
 /// The shared body of both `RunUntilCancelled` forms. Once it is ready the
 /// inner future is dropped and the waiter released (no waker is kept for a
 /// later cancellation to wake for nothing).
-fn poll_run<T: HoldsState + Borrow<CancellationToken>, F: Future>(
+fn poll_run<T: HoldsState, F: Future>(
     mut future: Pin<&mut Option<F>>,
     mut waiter: Pin<&mut Waiter<T>>,
     started: &mut bool,
@@ -411,18 +426,16 @@ fn poll_run<T: HoldsState + Borrow<CancellationToken>, F: Future>(
     let Some(inner) = future.as_mut().as_pin_mut() else {
         panic!("`RunUntilCancelled` polled after completion");
     };
-    let token = Borrow::<CancellationToken>::borrow(waiter.holder());
+    let state = waiter.holder().state();
     // An already-cancelled token never lets the inner future run; after the
     // first poll the inner future goes first (the documented bias).
-    let out = if !core::mem::replace(started, true) && token.is_cancelled() {
-        Err(token.cancelled_error())
+    let out = if !core::mem::replace(started, true) && state.is_cancelled() {
+        Err(cancelled_error(state))
     } else if let Poll::Ready(out) = inner.poll(cx) {
         Ok(out)
     } else {
         match waiter.as_mut().poll_cancelled(cx) {
-            Poll::Ready(()) => {
-                Err(Borrow::<CancellationToken>::borrow(waiter.holder()).cancelled_error())
-            }
+            Poll::Ready(()) => Err(cancelled_error(waiter.holder().state())),
             Poll::Pending => return Poll::Pending,
         }
     };
@@ -452,7 +465,7 @@ macro_rules! debug_impl {
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
-                    .field("is_cancelled", &self.waiter.holder().is_cancelled())
+                    .field("is_cancelled", &self.waiter.holder().state().is_cancelled())
                     .finish_non_exhaustive()
             }
         }
@@ -503,7 +516,7 @@ mod fused {
 impl<F> fmt::Debug for RunUntilCancelled<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunUntilCancelled")
-            .field("is_cancelled", &self.waiter.holder().is_cancelled())
+            .field("is_cancelled", &self.waiter.holder().state().is_cancelled())
             .field("finished", &self.future.is_none())
             .finish_non_exhaustive()
     }
@@ -512,7 +525,7 @@ impl<F> fmt::Debug for RunUntilCancelled<'_, F> {
 impl<F> fmt::Debug for RunUntilCancelledOwned<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunUntilCancelledOwned")
-            .field("is_cancelled", &self.waiter.holder().is_cancelled())
+            .field("is_cancelled", &self.waiter.holder().state().is_cancelled())
             .field("finished", &self.future.is_none())
             .finish_non_exhaustive()
     }

@@ -252,3 +252,46 @@ impl CancellationSource {
         FromTokio { source, bridge }
     }
 }
+
+/// tokio-util's token as a [`Token`](crate::Token): generic code takes it
+/// as it is, without a bridge. Its `check` error carries
+/// [`CancelReason::Requested`](crate::CancelReason::Requested) (tokio-util
+/// records no reason), and it takes no callbacks (it has none), so it is
+/// not a [`CallbackToken`](crate::CallbackToken).
+///
+/// ```
+/// use cancel_core::Token;
+///
+/// fn poll_once(token: &impl Token) -> bool {
+///     token.is_cancelled()
+/// }
+/// let token = tokio_util::sync::CancellationToken::new();
+/// assert!(!poll_once(&token));
+/// token.cancel();
+/// assert!(poll_once(&token));
+/// assert!(cancel_core::Token::check(&token).unwrap_err().reason().is_requested());
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
+impl crate::token_trait::Token for TokioToken {
+    type Wait<'a> = tokio_util::sync::WaitForCancellationFuture<'a>;
+
+    #[inline]
+    fn is_cancelled(&self) -> bool {
+        TokioToken::is_cancelled(self)
+    }
+    /// Always `true`: tokio-util cannot tell.
+    #[inline]
+    fn can_be_cancelled(&self) -> bool {
+        true
+    }
+    fn check(&self) -> Result<(), crate::Cancelled> {
+        if self.is_cancelled() {
+            Err(crate::Cancelled::new(crate::CancelReason::Requested))
+        } else {
+            Ok(())
+        }
+    }
+    fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        TokioToken::cancelled(self)
+    }
+}

@@ -74,9 +74,11 @@ mod unwind;
 // The public faces: safe code over the core.
 mod future;
 mod guard;
+mod inplace;
 #[cfg(feature = "tokio-util")]
 mod interop;
 mod link;
+mod never;
 #[cfg(feature = "std")]
 mod panics;
 mod reason;
@@ -89,6 +91,7 @@ mod source;
 mod stream;
 pub mod time;
 mod token;
+mod token_trait;
 #[cfg(feature = "std")]
 mod wait;
 mod work_guard;
@@ -98,16 +101,16 @@ pub use future::{
     WaitForCancellationOwned,
 };
 pub use guard::{DropGuard, DropGuardRef};
+pub use inplace::{InplaceSource, InplaceToken};
 #[cfg(feature = "tokio-util")]
 pub use interop::{FromTokio, ToTokio};
+pub use never::{NeverCallback, NeverToken};
 #[cfg(feature = "std")]
 pub use panics::CallbackPanics;
 pub use reason::{CancelOrigin, CancelReason, Cancelled};
 #[cfg(feature = "std")]
-pub use registration::PinnedRegistration;
-pub use registration::Registration;
-#[cfg(feature = "std")]
 pub use registration::Unregistering;
+pub use registration::{PinnedRegistration, Registration};
 #[cfg(feature = "std")]
 pub use scope::{CallbackScope, ScopedRegistration, callback_scope};
 #[cfg(feature = "std")]
@@ -121,4 +124,5 @@ pub use stream::{CancellationStreamExt, TakeUntilCancelled};
 pub use time::default_timer_armed;
 pub use time::{Deadline, ManualClock, Timer};
 pub use token::CancellationToken;
+pub use token_trait::{CallbackToken, CoreToken, PinnedCallback, Token};
 pub use work_guard::{ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked};

@@ -1,16 +1,14 @@
 //! `Registration`: the RAII handle of a registered callback.
 
 use core::fmt;
-#[cfg(feature = "std")]
 use core::pin::Pin;
 
-#[cfg(feature = "std")]
 use pin_project_lite::pin_project;
 
-#[cfg(feature = "std")]
 use crate::raw::InlineCallback;
 use crate::raw::RawRegistration;
 use crate::token::CancellationToken;
+use crate::token_trait::{CoreToken, PinnedCallback};
 
 /// Keeps a callback registered. Dropping it removes the callback; returned
 /// by [`CancellationToken::register`](crate::CancellationToken::register).
@@ -254,7 +252,6 @@ impl fmt::Debug for Registration {
     }
 }
 
-#[cfg(feature = "std")]
 pin_project! {
     /// An allocation-free callback registration for callers that can pin it:
     /// the closure and the list node live inside this value (the role of
@@ -265,11 +262,19 @@ pin_project! {
     /// - Pin it (`std::pin::pin!`, `Box::pin`, or inside a pinned future),
     ///   then call [`register`](Self::register). Before `register` nothing is
     ///   linked and the closure cannot run.
+    /// - It works on any token of this crate's own state ([`CoreToken`]):
+    ///   a [`CancellationToken`] (owned) or an
+    ///   [`InplaceToken`](crate::InplaceToken) (borrowing its source, which
+    ///   then cannot move or drop while the registration lives).
     /// - Dropping it unregisters, with the guarantees of [`Registration`]:
     ///   if the callback is running on another thread the drop waits for it
     ///   to return; from inside its own callback (or any callback on the
-    ///   cancelling thread) it returns at once. (Requires `std`: without
-    ///   thread identities a drop could not tell those cases apart.)
+    ///   cancelling thread) it returns at once.
+    /// - Without `std` the crate cannot tell threads apart, so the drop of
+    ///   a running registration always waits, spinning: do not drop one
+    ///   from inside its own callback, nor from an interrupt handler that
+    ///   may have preempted its callback (that wait never ends). `cancel`
+    ///   itself is fine in an interrupt handler.
     /// - Leaking it (`mem::forget` of a `Pin<Box<_>>`) is safe: the node stays
     ///   allocated and registered, like a leaked `Registration`. The closure
     ///   is `'static`, so it never borrows anything a leak could outlive.
@@ -294,21 +299,20 @@ pin_project! {
     /// source.cancel();
     /// assert!(fired.load(Ordering::SeqCst));
     /// ```
-    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     #[must_use = "a PinnedRegistration does nothing until pinned and registered"]
-    pub struct PinnedRegistration<F>
+    pub struct PinnedRegistration<F, T = CancellationToken>
     where
         F: FnOnce(),
         F: Send,
         F: 'static,
+        T: CoreToken,
     {
         #[pin]
-        inner: InlineCallback<CancellationToken, F>,
+        inner: InlineCallback<T, F>,
     }
 }
 
-#[cfg(feature = "std")]
-impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
+impl<F: FnOnce() + Send + 'static, T: CoreToken> PinnedRegistration<F, T> {
     /// A registration of `f` on `token`, not linked yet: pin it and call
     /// [`register`](Self::register). Nothing is linked and `f` cannot run
     /// until then, so the value may still be moved (into a future's fields,
@@ -324,7 +328,7 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// assert!(!registration.is_pending(), "not registered yet");
     /// assert!(registration.as_mut().register());
     /// ```
-    pub fn new(token: CancellationToken, f: F) -> Self {
+    pub fn new(token: T, f: F) -> Self {
         Self {
             inner: InlineCallback::new(token, f),
         }
@@ -409,13 +413,24 @@ impl<F: FnOnce() + Send + 'static> PinnedRegistration<F> {
     /// let registration = pin!(PinnedRegistration::new(source.token(), || {}));
     /// assert_eq!(*registration.token(), source.token());
     /// ```
-    pub fn token(&self) -> &CancellationToken {
+    pub fn token(&self) -> &T {
         self.inner.holder()
     }
 }
 
-#[cfg(feature = "std")]
-impl<F: FnOnce() + Send + 'static> fmt::Debug for PinnedRegistration<F> {
+impl<F: FnOnce() + Send + 'static, T: CoreToken> PinnedCallback for PinnedRegistration<F, T> {
+    fn register(self: Pin<&mut Self>) -> bool {
+        PinnedRegistration::register(self)
+    }
+    fn unregister(self: Pin<&mut Self>) -> bool {
+        PinnedRegistration::unregister(self)
+    }
+    fn is_pending(&self) -> bool {
+        PinnedRegistration::is_pending(self)
+    }
+}
+
+impl<F: FnOnce() + Send + 'static, T: CoreToken> fmt::Debug for PinnedRegistration<F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PinnedRegistration")
             .field("is_pending", &self.is_pending())

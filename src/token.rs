@@ -218,8 +218,19 @@ impl CancellationToken {
 
     #[cold]
     pub(crate) fn cancelled_error(&self) -> Cancelled {
-        Cancelled::new(self.reason().unwrap_or(CancelReason::Requested))
+        cancelled_error(&self.state)
     }
+}
+
+/// The error of a `check()` (or a `run_until_cancelled`) that found `state`
+/// cancelled: its reason, `Requested` if it has none yet.
+#[cold]
+pub(crate) fn cancelled_error(state: &StateRef) -> Cancelled {
+    Cancelled::new(
+        state
+            .reason()
+            .map_or(CancelReason::Requested, CancelReason::from_raw),
+    )
 }
 
 impl HoldsState for CancellationToken {

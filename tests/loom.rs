@@ -2420,3 +2420,130 @@ fn a_due_rearm_over_a_panicking_cause_vs_advance() {
         drop((c, source, timer));
     });
 }
+
+// ------------------------------------- 14: the in-place source (issue 15)
+//
+// The in-place source is the same state and list, owned in place and
+// observed through borrows. Loom threads need `'static` closures, so each
+// model shares the source through a loom `Arc` and each thread borrows its
+// tokens, futures and pinned registrations from its own clone: the last
+// clone's drop frees the source, as a scope's end would drop it.
+
+use cancel_core::{InplaceSource, PinnedRegistration};
+
+/// 14.1 A pinned callback and a future on one thread, the cancel on
+/// another. The future may complete before the callback runs (LIFO: the
+/// future's node is in front), so `unregister` then either removes the
+/// callback or finds it run or running; after the registration's drop
+/// (which waits for a running callback) exactly one of the two holds, and
+/// loom checks that the callback's write happens-before the read.
+#[test]
+fn inplace_register_and_await_vs_cancel() {
+    model(|| {
+        let source = Arc::new(InplaceSource::new());
+        let cell = Cell::new();
+        let (s, c) = (source.clone(), cell.clone());
+        let owner = thread::spawn(move || {
+            let token = s.token();
+            let c2 = c.clone();
+            let mut registration =
+                Box::pin(PinnedRegistration::new(token, marked(move || c2.incr())));
+            registration.as_mut().register();
+            block_on(token.cancelled());
+            let removed = registration.as_mut().unregister();
+            drop(registration);
+            assert_eq!(usize::from(removed) + c.get(), 1);
+        });
+        let s = source.clone();
+        let canceller = thread::spawn(move || assert!(s.cancel()));
+        owner.join().unwrap();
+        canceller.join().unwrap();
+        assert!(source.is_cancelled());
+    });
+}
+
+/// 14.2 A pinned callback removed while it runs: `unregister` on one thread
+/// races the cancel on another. Exactly one of "removed" and "ran" holds,
+/// and the drop after `unregister` waits for a callback still running.
+#[test]
+fn inplace_callback_removed_while_running() {
+    model(|| {
+        let source = Arc::new(InplaceSource::new());
+        let cell = Cell::new();
+        let (s, c) = (source.clone(), cell.clone());
+        let owner = thread::spawn(move || {
+            let c2 = c.clone();
+            let mut registration = Box::pin(PinnedRegistration::new(
+                s.token(),
+                marked(move || c2.incr()),
+            ));
+            registration.as_mut().register();
+            let removed = registration.as_mut().unregister();
+            drop(registration);
+            assert_eq!(usize::from(removed) + c.get(), 1);
+        });
+        let s = source.clone();
+        let canceller = thread::spawn(move || {
+            s.cancel();
+        });
+        owner.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
+/// 14.3 The source dropped right after `cancel` returns: the canceller
+/// drops its clone at once, while the owner's future and pinned callback
+/// are still being finished; whichever clone is last frees the source.
+/// Nothing may touch the state after `cancel` returns (loom reports a
+/// use of a freed cell), and nothing leaks.
+#[test]
+fn inplace_source_dropped_right_after_cancel() {
+    model(|| {
+        let source = Arc::new(InplaceSource::new());
+        let counter = Counter::new();
+        let (s, bump) = (source.clone(), counter.bump());
+        let owner = thread::spawn(move || {
+            let (wakes, waker) = count_waker();
+            let first = {
+                let token = s.token();
+                let mut registration = pin!(PinnedRegistration::new(token, bump));
+                registration.as_mut().register();
+                let mut waiting = pin!(token.cancelled());
+                poll_once(waiting.as_mut(), &waker)
+            };
+            drop(s);
+            (first, wakes)
+        });
+        let canceller = thread::spawn(move || {
+            assert!(source.cancel());
+            drop(source);
+        });
+        let (first, wakes) = owner.join().unwrap();
+        canceller.join().unwrap();
+        assert!(counter.get() <= 1, "the callback ran twice");
+        let woken = wakes.wakes.load(SeqCst);
+        assert!(woken <= 1, "woken twice");
+        if first.is_ready() {
+            assert_eq!(woken, 0, "a future ready at once stores no waker");
+        }
+    });
+}
+
+/// 14.4 Two threads cancel one in-place source: one call wins and the
+/// pinned callback runs once.
+#[test]
+fn inplace_two_cancels() {
+    model(|| {
+        let source = Arc::new(InplaceSource::new());
+        let counter = Counter::new();
+        let mut registered = Box::pin(PinnedRegistration::new(source.token(), counter.bump()));
+        assert!(registered.as_mut().register());
+        let (a, b) = (source.clone(), source.clone());
+        let one = thread::spawn(move || a.cancel());
+        let two = thread::spawn(move || b.cancel());
+        let wins = usize::from(one.join().unwrap()) + usize::from(two.join().unwrap());
+        assert_eq!(wins, 1);
+        assert_eq!(counter.get(), 1);
+        drop(registered);
+    });
+}

@@ -26,6 +26,10 @@ use crate::sync::Ordering;
 
 /// A counted reference to a state; `Clone` and `Drop` adjust the count,
 /// also of [`NONE`] (whose `const` references are not counted: see there).
+///
+/// `repr(transparent)`, so that a [`StateView`] (the same pointer,
+/// uncounted) can lend itself as one (`StateView::as_state_ref`).
+#[repr(transparent)]
 pub(crate) struct StateRef {
     ptr: NonNull<State>,
 }
@@ -85,10 +89,78 @@ impl StateRef {
 }
 
 /// How a node's owner (a future, a pinned registration) reaches its state:
-/// a token held by value or by reference. The owner keeps the state alive
-/// while its node is attached.
+/// a token held by value, or a borrowed view. The owner keeps the state
+/// alive while its node is attached.
 pub(crate) trait HoldsState {
     fn state(&self) -> &StateRef;
+}
+
+/// An uncounted reference to a state that stays alive for `'a`: a token's
+/// state borrowed through the token (`token.cancelled()`), or an in-place
+/// source's state borrowed through the source (`inplace.rs`). Copying it
+/// costs nothing and touches no count.
+///
+/// It lends itself as a `&StateRef` to the code that takes one. Code that
+/// clones that reference takes a counted one, given back by its drop: the
+/// count stays at least one (an in-place state's own uncounted reference,
+/// or the lender's), so a view never makes a state die.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct StateView<'a> {
+    ptr: NonNull<State>,
+    _borrow: core::marker::PhantomData<&'a State>,
+}
+
+// SAFETY: a shared borrow of a Send + Sync State.
+unsafe impl Send for StateView<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for StateView<'_> {}
+
+impl<'a> StateView<'a> {
+    /// The state behind a counted reference, for as long as it is borrowed.
+    #[inline(always)]
+    pub(crate) fn of(state: &'a StateRef) -> Self {
+        Self {
+            ptr: state.ptr,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// A state borrowed for `'a`.
+    #[inline(always)]
+    pub(crate) fn borrow(state: &'a State) -> Self {
+        Self {
+            ptr: NonNull::from(state),
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> &'a State {
+        // SAFETY: borrowed for 'a (see the constructors).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// This view as a `&StateRef`, never dropped (see the type's comment).
+    #[inline(always)]
+    pub(crate) fn as_state_ref(&self) -> &StateRef {
+        // SAFETY: both types are `repr(transparent)` over `NonNull<State>`
+        // (the marker is a ZST); a shared reference is never dropped, so no
+        // uncounted release can happen through it.
+        unsafe { &*(self as *const Self).cast::<StateRef>() }
+    }
+
+    /// Identity, for `Eq` and `Hash`.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+}
+
+impl HoldsState for StateView<'_> {
+    #[inline(always)]
+    fn state(&self) -> &StateRef {
+        self.as_state_ref()
+    }
 }
 
 impl Clone for StateRef {

@@ -7,7 +7,7 @@
 //! | module | job |
 //! |---|---|
 //! | `tracker.rs` | a shutdown scope's count of work in flight (also its reference count) and its completion, on two sources |
-//! | `handle.rs` | the operations the public types call, each a door into a protocol |
+//! | `handle.rs`, `inplace.rs` | the operations the public types call, each a door into a protocol; the in-place source's state and its lifetime |
 //! | `cancel.rs` | cancel = claim + drain: the loop over the list, one step per node kind; a clock's fire |
 //! | `kinds/{pinned,scoped}.rs` | the pinned registration's phase machine; scopes of borrowing callbacks (both over the callback node) |
 //! | `kinds/{callback,waiter,thread}.rs` | the observer kinds: node, attach, detach, drain step |
@@ -25,6 +25,7 @@
 mod bitlock;
 mod cancel;
 mod handle;
+mod inplace;
 mod kinds;
 mod lifetime;
 mod list;
@@ -38,16 +39,16 @@ mod word;
 #[cfg(feature = "tokio-util")]
 pub(crate) use bitlock::SpinLock;
 pub(crate) use cancel::fire_due;
+pub(crate) use inplace::InplaceState;
 pub(crate) use kinds::boxed::RawRegistration;
 #[cfg(feature = "std")]
 pub(crate) use kinds::boxed::UnregisterAsync;
-#[cfg(feature = "std")]
 pub(crate) use kinds::pinned::InlineCallback;
 #[cfg(feature = "std")]
 pub(crate) use kinds::scoped::{ScopeCore, run as run_scope};
 pub(crate) use kinds::timer::{NEVER, Ticks, TimeSource, Timeline};
 pub(crate) use kinds::waiter::Waiter;
-pub(crate) use lifetime::{HoldsState, StateRef};
+pub(crate) use lifetime::{HoldsState, StateRef, StateView};
 pub(crate) use reason::{CustomCause, Reason};
 pub(crate) use tracker::{TrackerRef, WorkRef};
 pub(crate) use word::Origin;

@@ -82,7 +82,7 @@ pub(crate) const NONE_REFS: usize = 1 << (usize::BITS - 2);
 
 impl State {
     #[cfg(not(loom))]
-    const fn with_word(word: usize, refs: usize) -> Self {
+    pub(super) const fn with_word(word: usize, refs: usize) -> Self {
         State {
             word: Word::new(word),
             refs: AtomicUsize::new(refs),
@@ -92,7 +92,7 @@ impl State {
     }
 
     #[cfg(loom)]
-    fn with_word(word: usize, refs: usize) -> Self {
+    pub(super) fn with_word(word: usize, refs: usize) -> Self {
         State {
             word: Word::new(word),
             refs: AtomicUsize::new(refs),

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `callback/` | the callback node and its protocol, shared by every owner (`waiting.rs`: an owner waiting for it to finish elsewhere) | the heap / the owner |
 //! | `boxed.rs` | the boxed callback's owner (`register`, `unregister_async`) | the heap |
-//! | `pinned.rs` | the pinned, allocation-free callback (`PinnedRegistration`) | its owner |
+//! | `pinned.rs` | the pinned, allocation-free callback (`PinnedRegistration`), on any token of a crate state, heap or in place | its owner |
 //! | `scoped.rs` | callbacks that borrow from the stack, owned by a scope | the heap, owned by the scope |
 //! | `waiter.rs` | a future's waker | the pinned future |
 //! | `thread.rs` | a blocked thread (`wait`) | the thread's stack |
@@ -25,7 +25,6 @@ use super::word::WordGuard;
 pub(crate) mod boxed;
 pub(crate) mod callback;
 pub(crate) mod link;
-#[cfg(feature = "std")]
 pub(crate) mod pinned;
 #[cfg(feature = "std")]
 pub(crate) mod scoped;

@@ -1,4 +1,4 @@
-//! The pinned callback behind `PinnedRegistration` (`std`): the closure and
+//! The pinned callback behind `PinnedRegistration`: the closure and
 //! the node live inside the caller's pinned value, so registering allocates
 //! nothing (the role of C++'s in-place `stop_callback`). The node protocol
 //! is the callback's (`callback/`); this file is the owner's side, a

@@ -30,10 +30,8 @@ use core::ptr::{self, NonNull};
 
 use alloc::boxed::Box;
 
-#[cfg(feature = "std")]
 use super::link;
 use super::{Drain, Next};
-#[cfg(feature = "std")]
 use crate::raw::lifetime::StateRef;
 use crate::raw::list;
 use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node, RUNNING};
@@ -41,7 +39,6 @@ use crate::raw::state::State;
 use crate::raw::word::WordGuard;
 use crate::sync::{AtomicU8, Ordering, UnsafeCell};
 
-#[cfg(feature = "std")]
 mod waiting;
 #[cfg(feature = "std")]
 pub(crate) use waiting::{PolledDetach, Waiting, poll_detach};
@@ -115,14 +112,12 @@ impl<F: FnOnce() + Send> Ops<F> {
         dealloc: Self::dealloc,
     };
     /// An inline node's memory belongs to its owner: nothing to free.
-    #[cfg(feature = "std")]
     const INLINE: CallbackVTable = CallbackVTable {
         inline: true,
         call: Self::call,
         drop_closure: Self::drop_closure,
         dealloc: Self::keep,
     };
-    #[cfg(feature = "std")]
     unsafe fn keep(_: NonNull<CallbackHeader>) {}
     unsafe fn take(h: NonNull<CallbackHeader>) -> F {
         let node = h.cast::<CallbackNode<F>>();
@@ -160,14 +155,12 @@ impl<F: FnOnce() + Send> CallbackNode<F> {
         }
     }
 
-    #[cfg(feature = "std")]
     /// A node to be pinned inside its owner (no allocation, never freed by
     /// the crate).
     pub(crate) fn inline(f: F) -> Self {
         Self::with_vtable(f, &Ops::<F>::INLINE)
     }
 
-    #[cfg(feature = "std")]
     /// The header pointer of a pinned inline node, with provenance over the
     /// whole node (closure included).
     pub(crate) fn header(&self) -> NonNull<CallbackHeader> {
@@ -280,7 +273,6 @@ impl Drop for FreeOnDrop {
 /// What `attach_pinned` did with a node that is not attached yet. It never
 /// runs the closure: the caller records its own state first, so that a
 /// panic of the closure finds the owner consistent.
-#[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Attached {
     /// Linked: it runs on cancel, or until detached.
@@ -297,7 +289,6 @@ pub(crate) enum Attached {
 /// # Safety
 /// `cb` is an unattached callback node with its closure, at a stable
 /// address until `detach` has returned for it.
-#[cfg(feature = "std")]
 pub(crate) unsafe fn attach_pinned(state: &StateRef, cb: NonNull<CallbackHeader>) -> Attached {
     if state.get().is_cancelled() {
         return Attached::Cancelled;
@@ -338,7 +329,9 @@ pub(crate) enum Detached {
 ///   returns, spinning briefly and then parking; the node freed;
 /// - RUNNING on another thread without waiting: a boxed node is orphaned
 ///   (the canceller frees it after the call); an inline node stays attached
-///   (`StillRunning`: its owner's drop will wait). Without `std`, where
+///   (`StillRunning`: its owner's drop will wait). Without `std`, an
+///   inline node's owner that waits spins until it is DONE (it cannot tell
+///   its own thread from another: see `PinnedRegistration`); where
 ///   threads cannot be told apart, a RUNNING boxed node is always orphaned.
 ///
 /// # Safety
@@ -399,6 +392,12 @@ unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan:
                         waiting::wait_done(st, cb);
                         return Detached::NotRemoved;
                     }
+                }
+                #[cfg(not(feature = "std"))]
+                if wait && CallbackHeader::is_inline(cb) {
+                    drop(guard);
+                    waiting::spin_done(st, cb);
+                    return Detached::NotRemoved;
                 }
                 let _ = wait;
                 if !orphan || CallbackHeader::is_inline(cb) {

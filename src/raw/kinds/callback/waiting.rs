@@ -1,22 +1,49 @@
-//! How an owner waits for its callback running on another thread (`std`
-//! only: without it a registration's drop orphans the node and never
-//! waits): parked in a registration's drop (`wait_done`), or as a task
+//! How an owner waits for its callback running on another thread. With
+//! `std`: parked in a registration's drop (`wait_done`), or as a task
 //! awaiting `unregister_async` (`poll_detach`). Either way the owner leaves
 //! its `Waiting` in the `parker` slot of the node's running record (on the
 //! canceller's stack) under the state's lock, and the canceller, once the
 //! call has returned, takes it, marks the node DONE and notifies it
-//! (`step`, in `mod.rs`).
+//! (`step`, in `mod.rs`). Without `std` only an inline node's owner waits,
+//! and it spins (`spin_done`): a boxed node's drop orphans it instead.
 
 use core::ptr::NonNull;
 
 use super::CallbackHeader;
+#[cfg(feature = "std")]
 use crate::raw::list;
-use crate::raw::node::{DETACHED, DONE, LINKED, RUNNING};
+use crate::raw::node::DONE;
+#[cfg(feature = "std")]
+use crate::raw::node::{DETACHED, LINKED, RUNNING};
 use crate::raw::state::State;
 use crate::sync::Ordering;
+#[cfg(feature = "std")]
 use crate::sync::park::Thread;
 
+/// Without `std`: spins until the canceller marks the running callback
+/// DONE. The canceller needs no help from us to finish (it holds no lock
+/// while the callback runs, and takes only the state's lock after it), so
+/// this ends once the callback returns; a wait from the callback's own
+/// thread or from an interrupt that preempted it never does (documented on
+/// `PinnedRegistration`).
+///
+/// # Safety
+/// `cb` is an inline node RUNNING in `st`'s drain, owned by the caller.
+#[cfg(not(feature = "std"))]
+pub(super) unsafe fn spin_done(st: &State, cb: NonNull<CallbackHeader>) {
+    let backoff = crate::sync::Backoff::new();
+    // SAFETY: the node is RUNNING or DONE and stays allocated (it is the
+    // caller's); its status is atomic.
+    while unsafe { cb.as_ref() }.node.state(Ordering::Acquire) != DONE {
+        backoff.snooze();
+    }
+    // As in `wait_done`: the canceller stores DONE under the lock; pass
+    // through it so that it has returned before the node's memory goes.
+    drop(st.word.lock());
+}
+
 /// Who waits for a running callback to return.
+#[cfg(feature = "std")]
 pub(crate) enum Waiting {
     /// A thread parked in a registration's drop (`wait_done`).
     Thread(Thread),
@@ -24,6 +51,7 @@ pub(crate) enum Waiting {
     Task(core::task::Waker),
 }
 
+#[cfg(feature = "std")]
 impl Waiting {
     /// Tells the owner the callback returned. A task's waker is user code:
     /// its panic is the caller's to keep.
@@ -40,6 +68,7 @@ impl Waiting {
 ///
 /// # Safety
 /// `cb` is RUNNING on another thread in `st`'s drain and owned by the caller.
+#[cfg(feature = "std")]
 pub(super) unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
     use crate::sync::{Backoff, park};
     // SAFETY: the node is RUNNING or DONE and ours to free once DONE; its
@@ -87,6 +116,7 @@ pub(super) unsafe fn wait_done(st: &State, cb: NonNull<CallbackHeader>) {
 }
 
 /// What an asynchronous detach found (`poll_detach`).
+#[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PolledDetach {
     /// Removed before it started: the closure is still in the node; the
@@ -102,6 +132,7 @@ pub(crate) enum PolledDetach {
 
 /// Wakers an asynchronous detach did not keep, for the caller to drop (user
 /// code) once its own state is settled.
+#[cfg(feature = "std")]
 pub(crate) struct Leftovers {
     /// This poll's clone, unless stored.
     pub(crate) clone: Option<core::task::Waker>,
@@ -121,6 +152,7 @@ pub(crate) struct Leftovers {
 /// the caller never touches it again but as said there; after `Pending` it
 /// polls again or gives up with `detach` without waiting (which orphans a
 /// running node and drops the task's waker).
+#[cfg(feature = "std")]
 pub(crate) unsafe fn poll_detach(
     st: &State,
     cb: NonNull<CallbackHeader>,

@@ -1,0 +1,347 @@
+//! `InplaceSource` / `InplaceToken`: the in-place source's behaviour, its
+//! size, and that nothing in its life allocates (counted per thread by the
+//! shared counting allocator). Runs under Miri (scripts/miri.sh).
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use cancel_core::{
+    CancelOrigin, CancellationSource, InplaceSource, InplaceToken, PinnedRegistration, Token,
+};
+
+#[path = "common/count_waker.rs"]
+mod count_waker;
+#[path = "common/counting.rs"]
+mod counting;
+
+/// A waker counting its wakes, and the count.
+fn counting_waker() -> (Waker, Arc<count_waker::CountWaker>) {
+    let (count, waker) = count_waker::count_waker();
+    (waker, count)
+}
+use counting::measure;
+#[path = "common/leak.rs"]
+mod leak;
+use leak::leak_reachably;
+
+#[global_allocator]
+static GLOBAL: counting::Counting = counting::Counting;
+
+/// Allocations made by this thread in `f`, and its result.
+fn allocs<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    let (n, _, _, r) = measure(f);
+    (n, r)
+}
+
+#[test]
+fn sizes() {
+    #[cfg(target_pointer_width = "64")]
+    assert!(
+        size_of::<InplaceSource>() <= 32,
+        "{}",
+        size_of::<InplaceSource>()
+    );
+    assert_eq!(size_of::<InplaceToken<'_>>(), size_of::<usize>());
+    assert_eq!(size_of::<Option<InplaceToken<'_>>>(), size_of::<usize>());
+    // The same future type as a heap token's.
+    assert_eq!(
+        size_of::<cancel_core::WaitForCancellation<'static>>(),
+        size_of_val(&InplaceSource::new().token().cancelled())
+    );
+}
+
+static STATIC_SOURCE: InplaceSource = InplaceSource::new();
+
+#[test]
+fn a_static_source_works_and_allocates_nothing() {
+    let (n, token) = allocs(|| STATIC_SOURCE.token());
+    assert_eq!(n, 0);
+    assert!(!token.is_cancelled());
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let mut registration = pin!(PinnedRegistration::new(token, move || {
+        r.store(true, Ordering::SeqCst)
+    }));
+    let (n, pending) = allocs(|| registration.as_mut().register());
+    assert_eq!(n, 0);
+    assert!(pending);
+    let (n, cancelled) = allocs(|| STATIC_SOURCE.cancel());
+    assert_eq!(n, 0);
+    assert!(cancelled && ran.load(Ordering::SeqCst));
+    assert!(token.check().is_err() && STATIC_SOURCE.is_cancelled());
+}
+
+/// Every operation of the in-place source, counted: none allocates.
+#[test]
+fn every_operation_allocates_nothing() {
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let (n, ()) = allocs(|| {
+        let source = InplaceSource::new();
+        let token = source.token();
+        let copy = token;
+        assert!(!copy.is_cancelled() && copy.can_be_cancelled());
+        assert!(copy.check().is_ok());
+        assert_eq!((copy.reason(), copy.origin()), (None, None));
+        assert!(!Token::is_cancelled(&copy));
+        assert_eq!(copy, source.token());
+
+        // A future: created, polled (linked), polled again, dropped.
+        {
+            let mut waiting = pin!(token.cancelled());
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        }
+        // A callback: registered and unregistered, then registered and
+        // dropped (unlinks), then registered and left to run.
+        {
+            let mut unregistered = pin!(PinnedRegistration::new(token, || unreachable!()));
+            assert!(unregistered.as_mut().register());
+            assert!(unregistered.as_mut().unregister());
+        }
+        {
+            let mut dropped = pin!(PinnedRegistration::new(token, || unreachable!()));
+            assert!(dropped.as_mut().register());
+        }
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let mut runs = pin!(PinnedRegistration::new(token, || {
+            RAN.fetch_add(1, Ordering::SeqCst);
+        }));
+        runs.as_mut().register();
+        // run_until_cancelled, pending, then the cancel wakes the rest.
+        let mut job = pin!(token.run_until_cancelled(std::future::pending::<()>()));
+        assert!(job.as_mut().poll(&mut cx).is_pending());
+        let mut waiting = pin!(source.cancelled());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+        assert!(source.cancel());
+        assert!(!source.cancel());
+        assert_eq!(RAN.load(Ordering::SeqCst), 1);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert!(job.as_mut().poll(&mut cx).is_ready());
+        assert!(token.check().unwrap_err().reason().is_requested());
+        assert_eq!(token.origin(), Some(CancelOrigin::Cancel));
+        // On a cancelled source: a callback runs inline, a future is ready.
+        let mut late = pin!(PinnedRegistration::new(token, || {
+            RAN.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert!(!late.as_mut().register());
+        assert_eq!(RAN.load(Ordering::SeqCst), 2);
+        assert!(pin!(token.cancelled()).poll(&mut cx).is_ready());
+        assert!(token.wait_timeout(std::time::Duration::ZERO));
+    });
+    assert_eq!(n, 0, "an in-place source's life allocated");
+}
+
+#[test]
+fn callbacks_run_lifo_then_futures_wake() {
+    let source = InplaceSource::new();
+    let token = source.token();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (a, b) = (order.clone(), order.clone());
+    let mut first = pin!(PinnedRegistration::new(token, move || {
+        a.lock().unwrap().push(1)
+    }));
+    let mut second = pin!(PinnedRegistration::new(token, move || {
+        b.lock().unwrap().push(2)
+    }));
+    first.as_mut().register();
+    second.as_mut().register();
+    let (waker, woken) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut waiting = pin!(token.cancelled());
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    source.cancel();
+    assert_eq!(*order.lock().unwrap(), [2, 1]);
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Ready(()));
+}
+
+#[test]
+fn another_thread_cancels_a_blocked_waiter_and_a_future() {
+    let source = InplaceSource::new();
+    let token = source.token();
+    std::thread::scope(|s| {
+        let blocked = s.spawn(move || token.wait());
+        let awaiting = s.spawn(move || futures::executor::block_on(token.cancelled()));
+        source.cancel();
+        blocked.join().unwrap();
+        awaiting.join().unwrap();
+    });
+    assert!(source.is_cancelled());
+}
+
+#[test]
+fn cancel_with_a_cause_is_its_reason() {
+    let source = InplaceSource::new();
+    assert!(source.cancel_with(std::io::Error::other("disk full")));
+    let reason = source.token().reason().unwrap();
+    assert!(reason.is_custom());
+    assert_eq!(reason.to_string(), "cancelled: disk full");
+    assert!(!source.cancel(), "the first reason stays");
+}
+
+/// A registration dropped while its callback runs on another thread waits
+/// for it to return (the callback borrows nothing, but its registration's
+/// memory is the node the canceller is using).
+#[test]
+fn a_registration_dropped_while_its_callback_runs_waits_for_it() {
+    let source = InplaceSource::new();
+    let token = source.token();
+    let entered = Arc::new(std::sync::Barrier::new(2));
+    let release = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let (e, r, d) = (entered.clone(), release.clone(), done.clone());
+    let mut registration = Box::pin(PinnedRegistration::new(token, move || {
+        e.wait();
+        while !r.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        d.store(true, Ordering::SeqCst);
+    }));
+    registration.as_mut().register();
+    std::thread::scope(|s| {
+        let canceller = s.spawn(|| source.cancel());
+        entered.wait();
+        let dropper = s.spawn(move || {
+            drop(registration);
+            done.load(Ordering::SeqCst)
+        });
+        release.store(true, Ordering::SeqCst);
+        assert!(
+            dropper.join().unwrap(),
+            "the drop returned before the callback"
+        );
+        assert!(canceller.join().unwrap());
+    });
+}
+
+/// A panicking callback does not stop the others (`std`): all run, the
+/// source ends cancelled, and the panic resumes from `cancel`.
+#[test]
+fn a_panicking_callback_loses_nothing() {
+    let source = InplaceSource::new();
+    let token = source.token();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let mut quiet = pin!(PinnedRegistration::new(token, move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    }));
+    quiet.as_mut().register();
+    let mut loud = pin!(PinnedRegistration::new(token, || panic!("callback")));
+    loud.as_mut().register();
+    let (waker, woken) = counting_waker();
+    let mut waiting = pin!(token.cancelled());
+    assert!(
+        waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.cancel()));
+    assert!(caught.is_err());
+    assert!(source.is_cancelled());
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    assert!(!loud.is_pending() && !quiet.is_pending());
+}
+
+/// A closure whose drop panics, dropped unrun by `unregister`: the
+/// registration is finished, nothing runs or drops twice.
+#[test]
+fn a_closure_drop_that_panics_on_unregister() {
+    struct Loud;
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            panic!("closure drop");
+        }
+    }
+    let source = InplaceSource::new();
+    let loud = Loud;
+    let mut registration = pin!(PinnedRegistration::new(source.token(), move || {
+        let _keep = &loud;
+        unreachable!()
+    }));
+    registration.as_mut().register();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        registration.as_mut().unregister()
+    }));
+    assert!(caught.is_err());
+    assert!(!registration.is_pending());
+    assert!(
+        !registration.as_mut().unregister(),
+        "finished: nothing left"
+    );
+    source.cancel();
+}
+
+/// Observers leaked (as with `mem::forget`) end the borrow without leaving the
+/// list: the source may then move and cancel (the leaked callback runs,
+/// the leaked future's waker is woken) and drop, soundly (Miri checks).
+#[test]
+fn leaked_observers_then_a_moved_source() {
+    let source = InplaceSource::new();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let mut registration = Box::pin(PinnedRegistration::new(source.token(), move || {
+        r.store(true, Ordering::SeqCst)
+    }));
+    registration.as_mut().register();
+    leak_reachably(registration);
+    let (waker, woken) = counting_waker();
+    let mut waiting = Box::pin(source.token().cancelled());
+    assert!(
+        waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    leak_reachably(waiting);
+    let moved = source;
+    let boxed = Box::new(moved); // moved again, to the heap
+    assert!(boxed.cancel());
+    assert!(ran.load(Ordering::SeqCst));
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    drop(boxed);
+}
+
+/// A source dropped, never cancelled, with a leaked registration in its
+/// list: the leaked node is never touched again.
+#[test]
+fn a_source_dropped_with_a_leaked_registration() {
+    let source = Box::new(InplaceSource::new());
+    let mut registration = Box::pin(PinnedRegistration::new(source.token(), || unreachable!()));
+    registration.as_mut().register();
+    leak_reachably(registration);
+    drop(source);
+}
+
+#[test]
+fn tokens_compare_by_source() {
+    let (a, b) = (InplaceSource::new(), InplaceSource::new());
+    assert_eq!(a.token(), a.token());
+    assert_ne!(a.token(), b.token());
+    let set: std::collections::HashSet<_> = [a.token(), a.token(), b.token()].into();
+    assert_eq!(set.len(), 2);
+    assert!(format!("{:?}", a.token()).contains("is_cancelled: false"));
+    assert!(format!("{a:?}").contains("InplaceSource"));
+}
+
+/// The heap source's observers and the in-place source's are the same
+/// types: one function takes both futures.
+#[test]
+fn the_same_future_type_for_both() {
+    fn is_ready(f: Pin<&mut cancel_core::WaitForCancellation<'_>>) -> bool {
+        f.poll(&mut Context::from_waker(Waker::noop())).is_ready()
+    }
+    let heap = CancellationSource::new();
+    let inplace = InplaceSource::new();
+    heap.cancel();
+    inplace.cancel();
+    let token = heap.token();
+    assert!(is_ready(pin!(token.cancelled())));
+    assert!(is_ready(pin!(inplace.token().cancelled())));
+}
