@@ -147,6 +147,8 @@ impl InplaceSource {
     /// source.cancel_with(std::io::Error::other("disk full"));
     /// assert_eq!(source.token().reason().unwrap().to_string(), "cancelled: disk full");
     /// ```
+    #[cfg(feature = "alloc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
     pub fn cancel_with<E>(&self, cause: E) -> bool
     where
         E: core::error::Error + Send + Sync + 'static,

@@ -26,12 +26,22 @@
 //! ```
 //!
 //! # Features
-//! - `std` (default): thread parking (blocking waits, registration drops that
-//!   wait for a running callback, [`PinnedRegistration`], `callback_scope`),
-//!   the default timer thread (`with_timeout`, `cancel_after`),
-//!   panic isolation between callbacks (and `cancel_catching`),
-//!   and `std::io::Error` conversion. Without it the crate is `no_std` +
-//!   `alloc`; timeouts then run on a [`ManualClock`].
+//! - `std` (default; implies `alloc`): thread parking (blocking waits,
+//!   registration drops that wait for a running callback by parking,
+//!   `callback_scope`), the default timer thread (`with_timeout`,
+//!   `cancel_after`), panic isolation between callbacks (and
+//!   `cancel_catching`), and `std::io::Error` conversion.
+//! - `alloc`: the heap sources ([`CancellationSource`], counted
+//!   [`CancellationToken`]s, boxed callbacks, links, timeouts on a
+//!   [`ManualClock`] or another [`Timer`], shutdown scopes). Without it the
+//!   crate calls no allocator: [`InplaceSource`] and its tokens,
+//!   [`PinnedRegistration`], the futures, [`NeverToken`], the [`Token`]
+//!   traits and `CancellationToken::none()` remain.
+//! - `critical-section`: for chips without compare-and-swap (`thumbv6m`,
+//!   `riscv32imc`: atomics from portable-atomic's critical-section
+//!   fallback) and for sources cancelled from interrupt handlers: every
+//!   hold of a source's internal lock is a critical section. The program
+//!   provides the implementation (see `docs/embedded.md`).
 //! - `futures-core`: `FusedFuture` for the futures (so `futures::select!`
 //!   takes them as they are; see [`WaitForCancellation`]).
 //! - `stream` (implies `futures-core`): `CancellationStreamExt::take_until_cancelled`
@@ -59,7 +69,15 @@
 #![cfg_attr(docsrs, doc(auto_cfg(hide(loom))))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "alloc")]
 extern crate alloc;
+
+// A clear error rather than a wall of missing atomic methods.
+#[cfg(all(not(target_has_atomic = "ptr"), not(feature = "critical-section")))]
+compile_error!(
+    "cancel-core needs atomic compare-and-swap, which this target lacks: enable feature \
+     `critical-section` (and provide a critical-section implementation)"
+);
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
@@ -73,33 +91,42 @@ mod unwind;
 
 // The public faces: safe code over the core.
 mod future;
+#[cfg(feature = "alloc")]
 mod guard;
 mod inplace;
 #[cfg(feature = "tokio-util")]
 mod interop;
+#[cfg(feature = "alloc")]
 mod link;
 mod never;
 #[cfg(feature = "std")]
 mod panics;
+mod pinned;
 mod reason;
+#[cfg(feature = "alloc")]
 mod registration;
 #[cfg(feature = "std")]
 mod scope;
+#[cfg(feature = "alloc")]
 mod shutdown;
+#[cfg(feature = "alloc")]
 mod source;
 #[cfg(feature = "stream")]
 mod stream;
+#[cfg(feature = "alloc")]
 pub mod time;
 mod token;
 mod token_trait;
 #[cfg(feature = "std")]
 mod wait;
+#[cfg(feature = "alloc")]
 mod work_guard;
 
 pub use future::{
     CancellationFutureExt, RunUntilCancelled, RunUntilCancelledOwned, WaitForCancellation,
     WaitForCancellationOwned,
 };
+#[cfg(feature = "alloc")]
 pub use guard::{DropGuard, DropGuardRef};
 pub use inplace::{InplaceSource, InplaceToken};
 #[cfg(feature = "tokio-util")]
@@ -107,22 +134,28 @@ pub use interop::{FromTokio, ToTokio};
 pub use never::{NeverCallback, NeverToken};
 #[cfg(feature = "std")]
 pub use panics::CallbackPanics;
+pub use pinned::PinnedRegistration;
 pub use reason::{CancelOrigin, CancelReason, Cancelled};
+#[cfg(feature = "alloc")]
+pub use registration::Registration;
 #[cfg(feature = "std")]
 pub use registration::Unregistering;
-pub use registration::{PinnedRegistration, Registration};
 #[cfg(feature = "std")]
 pub use scope::{CallbackScope, ScopedRegistration, callback_scope};
 #[cfg(feature = "std")]
 pub use shutdown::ShutdownFinishedWithin;
+#[cfg(feature = "alloc")]
 pub use shutdown::{InFlight, Shutdown, ShutdownFinished, ShutdownStarted};
+#[cfg(feature = "alloc")]
 pub use source::CancellationSource;
 #[cfg(feature = "stream")]
 pub use stream::{CancellationStreamExt, TakeUntilCancelled};
 #[doc(hidden)]
 #[cfg(feature = "std")]
 pub use time::default_timer_armed;
+#[cfg(feature = "alloc")]
 pub use time::{Deadline, ManualClock, Timer};
 pub use token::CancellationToken;
 pub use token_trait::{CallbackToken, CoreToken, PinnedCallback, Token};
+#[cfg(feature = "alloc")]
 pub use work_guard::{ShutdownOnPanic, Tracked, WorkGuard, WorkPanicked};

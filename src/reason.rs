@@ -1,5 +1,6 @@
 //! Why a source was cancelled, and the error type that carries it.
 
+#[cfg(feature = "alloc")]
 use alloc::sync::Arc;
 use core::error::Error;
 use core::fmt;
@@ -27,6 +28,8 @@ pub enum CancelReason {
     /// A timeout or deadline expired.
     TimedOut,
     /// `cancel_with(cause)` was called with this cause.
+    #[cfg(feature = "alloc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
     Custom(Arc<dyn Error + Send + Sync>),
 }
 
@@ -105,6 +108,7 @@ impl PartialEq for CancelReason {
         match (self, other) {
             (CancelReason::Requested, CancelReason::Requested) => true,
             (CancelReason::TimedOut, CancelReason::TimedOut) => true,
+            #[cfg(feature = "alloc")]
             (CancelReason::Custom(a), CancelReason::Custom(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -118,6 +122,7 @@ impl fmt::Display for CancelReason {
         match self {
             CancelReason::Requested => f.write_str("cancellation was requested"),
             CancelReason::TimedOut => f.write_str("the operation timed out"),
+            #[cfg(feature = "alloc")]
             CancelReason::Custom(cause) => write!(f, "cancelled: {cause}"),
         }
     }
@@ -165,7 +170,10 @@ impl CancelReason {
     /// assert!(!reason.is_requested() && !reason.is_timed_out());
     /// ```
     pub fn is_custom(&self) -> bool {
-        matches!(self, CancelReason::Custom(_))
+        #[cfg(feature = "alloc")]
+        return matches!(self, CancelReason::Custom(_));
+        #[cfg(not(feature = "alloc"))]
+        return false;
     }
 
     /// The cause given to `cancel_with`, if that is why: to log it, or to
@@ -178,6 +186,7 @@ impl CancelReason {
     /// ```
     pub fn cause(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
         match self {
+            #[cfg(feature = "alloc")]
             CancelReason::Custom(cause) => Some(&**cause),
             _ => None,
         }
@@ -208,6 +217,7 @@ impl CancelReason {
         match reason {
             Reason::Requested => CancelReason::Requested,
             Reason::TimedOut => CancelReason::TimedOut,
+            #[cfg(feature = "alloc")]
             Reason::Custom(cause) => CancelReason::Custom(cause.0.clone()),
         }
     }
@@ -320,6 +330,7 @@ impl Cancelled {
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.reason {
+            #[cfg(feature = "alloc")]
             CancelReason::Custom(_) => f.write_str("operation cancelled"),
             reason => write!(f, "operation cancelled: {reason}"),
         }
@@ -338,6 +349,7 @@ impl Eq for Cancelled {}
 impl Error for Cancelled {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.reason {
+            #[cfg(feature = "alloc")]
             CancelReason::Custom(cause) => Some(&**cause),
             _ => None,
         }

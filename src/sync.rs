@@ -1,13 +1,23 @@
 //! The one place that chooses between real atomics and loom's models of them.
 //!
 //! Every atomic, cell, spin and park in the crate goes through here, so that a
-//! `--cfg loom` build explores exactly the code that ships.
+//! `--cfg loom` build explores exactly the code that ships. With feature
+//! `critical-section` the atomics are portable-atomic's (and the bit lock's
+//! holds are critical sections: `raw/bitlock.rs`); loom models the plain
+//! build.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::Ordering;
+#[cfg(all(not(loom), not(feature = "critical-section")))]
+pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
+// Feature `critical-section`: the same API, with read-modify-write
+// operations on chips that have only loads and stores (native atomics
+// where the chip has them).
+#[cfg(all(not(loom), feature = "critical-section"))]
+pub(crate) use portable_atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;

@@ -67,6 +67,7 @@ impl CancellationToken {
         }
     }
 
+    #[cfg(feature = "alloc")]
     pub(crate) fn from_state(state: StateRef) -> Self {
         Self { state }
     }

@@ -7,8 +7,8 @@ use core::pin::Pin;
 
 use crate::future::WaitForCancellation;
 use crate::inplace::InplaceToken;
+use crate::pinned::PinnedRegistration;
 use crate::reason::Cancelled;
-use crate::registration::PinnedRegistration;
 use crate::token::CancellationToken;
 
 /// Anything that observes a cancellation: generic code takes `&impl Token`

@@ -5,6 +5,17 @@
 //! Every change of a word that carries this lock goes through one CAS loop,
 //! [`cas_unlocked`]: it waits while the lock is held, so that the holder is
 //! the only writer and can unlock with a plain store.
+//!
+//! With feature `critical-section` each hold of the lock is also a critical
+//! section (`critical_section::acquire` before the locking CAS, `release`
+//! after the unlocking store), so an interrupt handler on the core that
+//! holds a lock cannot run, let alone spin on that lock; a hold is O(1) and
+//! runs no user code, so interrupts stay masked only briefly. Holds nest
+//! (parent → child in the drain, queue → state in a fire) and critical
+//! sections must be released in the reverse order of acquisition: the one
+//! hold released before the hold it encloses (a drain descending into a
+//! child: `kinds/link.rs`) first hands its outer restore state to the inner
+//! hold ([`Locked::hand_over`]).
 
 use crate::sync::{AtomicUsize, Backoff, Ordering};
 
@@ -56,10 +67,26 @@ pub(crate) fn lock_if<'a>(
     after_lock: impl Fn(usize) -> usize,
     order: Ordering,
 ) -> Result<Locked<'a>, usize> {
-    let old = cas_unlocked(word, give_up, |w| after_lock(w) | LOCKED, order)?;
+    #[cfg(all(feature = "critical-section", not(loom)))]
+    // SAFETY: released exactly once: by the guard's drop, or below if we
+    // give up; nested holds release in reverse order (module comment).
+    let restore = unsafe { critical_section::acquire() };
+    let old = match cas_unlocked(word, give_up, |w| after_lock(w) | LOCKED, order) {
+        Ok(old) => old,
+        Err(seen) => {
+            #[cfg(all(feature = "critical-section", not(loom)))]
+            // SAFETY: acquired above, nothing acquired since.
+            unsafe {
+                critical_section::release(restore)
+            };
+            return Err(seen);
+        }
+    };
     Ok(Locked {
         word,
         value: core::cell::Cell::new(after_lock(old) | LOCKED),
+        #[cfg(all(feature = "critical-section", not(loom)))]
+        restore,
     })
 }
 
@@ -72,16 +99,35 @@ pub(crate) fn lock_if<'a>(
 pub(crate) struct Locked<'a> {
     word: &'a AtomicUsize,
     value: core::cell::Cell<usize>,
+    /// What releasing this hold's critical section restores.
+    #[cfg(all(feature = "critical-section", not(loom)))]
+    restore: critical_section::RestoreState,
 }
 
 impl Locked<'_> {
     /// Sets `bits` in the locked word. `Release`: what the holder wrote
     /// before happens-before an `Acquire` load that sees them.
     #[inline]
+    #[cfg(any(feature = "alloc", test))]
     pub(crate) fn set_bits(&self, bits: usize) {
         let value = self.value.get() | bits;
         self.value.set(value);
         self.word.store(value, Ordering::Release);
+    }
+}
+
+impl Locked<'_> {
+    /// Before this hold is released while `inner` (taken inside it) stays
+    /// held: swaps their critical sections' restore states, so that this
+    /// release restores what `inner`'s would have (nothing: it was taken
+    /// inside) and `inner`'s, later, what this one's would have. The
+    /// releases then come in the reverse order of the acquisitions. Without
+    /// feature `critical-section` it does nothing.
+    #[inline]
+    pub(crate) fn hand_over(&mut self, inner: &mut Locked<'_>) {
+        #[cfg(all(feature = "critical-section", not(loom)))]
+        core::mem::swap(&mut self.restore, &mut inner.restore);
+        let _ = inner;
     }
 }
 
@@ -93,12 +139,19 @@ impl Drop for Locked<'_> {
         // except by us.
         self.word
             .store(self.value.get() & !LOCKED, Ordering::Release);
+        #[cfg(all(feature = "critical-section", not(loom)))]
+        // SAFETY: acquired by `lock_if` for this hold (or handed over by the
+        // hold this one was taken in); holds are released innermost first.
+        unsafe {
+            critical_section::release(self.restore)
+        };
     }
 }
 
 /// A lock over data, on the same bit lock: used by the timer queues, which
 /// need a lock in `no_std` builds too. Critical sections are closures, so
 /// no guard can escape.
+#[cfg(feature = "alloc")]
 pub(crate) struct SpinLock<T> {
     word: AtomicUsize,
     data: crate::sync::UnsafeCell<T>,
@@ -107,10 +160,13 @@ pub(crate) struct SpinLock<T> {
 // SAFETY: the data is reached only inside `with`, under the bit lock, which
 // gives one thread at a time exclusive access; `T: Send` lets it move between
 // the threads that take turns.
+#[cfg(feature = "alloc")]
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 // SAFETY: as above.
+#[cfg(feature = "alloc")]
 unsafe impl<T: Send> Send for SpinLock<T> {}
 
+#[cfg(feature = "alloc")]
 impl<T> SpinLock<T> {
     pub(crate) fn new(data: T) -> Self {
         Self {
@@ -185,6 +241,7 @@ mod tests {
         assert_eq!(word.load(Ordering::Relaxed), 65);
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn the_spin_lock_serialises_its_critical_sections() {
         let lock = SpinLock::new(0u64);

@@ -17,8 +17,9 @@ use core::ptr::{self, NonNull};
 
 #[cfg(feature = "std")]
 use super::kinds::thread;
-use super::kinds::timer::{Ticks, Timeline};
-use super::kinds::{Drain, Next, callback, link, timer, waiter};
+#[cfg(feature = "alloc")]
+use super::kinds::timer::{self, Ticks, Timeline};
+use super::kinds::{Drain, Next, callback, link, waiter};
 use super::lifetime::{self, StateRef};
 use super::list::Links;
 use super::node::Kind;
@@ -182,7 +183,10 @@ pub(crate) unsafe fn drain<'a>(
                 Kind::Waiter => waiter::step(st, guard, &mut ctx),
                 Kind::Callback => callback::step(st, guard, &mut ctx),
                 Kind::Link => link::step(st, guard, reason, &mut ctx),
+                #[cfg(feature = "alloc")]
                 Kind::Timer => timer::step(st, guard, &mut ctx),
+                #[cfg(not(feature = "alloc"))]
+                Kind::Timer => unreachable!("timer nodes exist only with alloc"),
                 #[cfg(feature = "std")]
                 Kind::Thread => thread::step(st, guard),
                 #[cfg(not(feature = "std"))]
@@ -216,6 +220,7 @@ pub(crate) unsafe fn drain<'a>(
 /// released) and has not drained yet; drained when dropped, also during an
 /// unwind, so a claimed state is never left with observers nobody will run.
 /// Its reference is released before the drain's first panic is resumed.
+#[cfg(feature = "alloc")]
 pub(crate) struct Claimed {
     state: Option<StateRef>,
     reason: Reason,
@@ -223,6 +228,7 @@ pub(crate) struct Claimed {
 
 /// Sets CANCELLED with `reason` unless the state is already cancelled (then
 /// gives the reference back), without running any observer.
+#[cfg(feature = "alloc")]
 pub(crate) fn claim(state: StateRef, reason: Reason, origin: Origin) -> Result<Claimed, StateRef> {
     if state.is_none() {
         return Err(state);
@@ -238,6 +244,7 @@ pub(crate) fn claim(state: StateRef, reason: Reason, origin: Origin) -> Result<C
     }
 }
 
+#[cfg(feature = "alloc")]
 impl Drop for Claimed {
     fn drop(&mut self) {
         let Some(state) = self.state.take() else {
@@ -267,6 +274,7 @@ impl Drop for Claimed {
 #[cfg(feature = "std")]
 pub(crate) type Panic = crate::unwind::Payload;
 #[cfg(not(feature = "std"))]
+#[cfg(feature = "alloc")]
 pub(crate) type Panic = core::convert::Infallible;
 
 /// Cancels, with reason `TimedOut`, every source of `timeline` whose timeout
@@ -279,6 +287,7 @@ pub(crate) type Panic = core::convert::Infallible;
 /// `catch_unwind` and every panic goes to `on_panic`; without `std` it
 /// unwinds from here, and the sources still due stay queued for the next
 /// `advance`. Returns the next deadline.
+#[cfg(feature = "alloc")]
 pub(crate) fn fire_due(
     timeline: &Timeline,
     now: Ticks,

@@ -2,24 +2,32 @@
 //! each a thin door into the protocol that implements it (`kinds/`,
 //! `cancel.rs`). No protocol logic lives here.
 
+#[cfg(feature = "alloc")]
 use alloc::sync::Arc;
 
+#[cfg(feature = "alloc")]
 use super::cancel;
+#[cfg(feature = "alloc")]
 use super::kinds::boxed::{self, RawRegistration};
 use super::kinds::link;
+#[cfg(feature = "alloc")]
 use super::kinds::timer::{self, NEVER, Ticks, Timeline};
 use super::lifetime::StateRef;
-use super::reason::{CustomCause, Reason};
+#[cfg(feature = "alloc")]
+use super::reason::CustomCause;
+use super::reason::Reason;
 use super::word::Origin;
 
 impl StateRef {
     /// A new source's state: one reference, one source handle.
+    #[cfg(feature = "alloc")]
     pub(crate) fn new_source() -> Self {
         // SAFETY: a new state's one reference.
         unsafe { StateRef::from_raw(link::alloc_plain()) }
     }
 
     /// A new source's state, cancelled from birth with `reason`.
+    #[cfg(feature = "alloc")]
     pub(crate) fn new_cancelled(reason: &Reason, origin: Origin) -> Self {
         let this = Self::new_source();
         // A new state has no observer: nothing to drain.
@@ -33,6 +41,7 @@ impl StateRef {
     /// duplicates): one allocation holding the state and one link per parent.
     /// If a parent is already cancelled the child is born cancelled with that
     /// parent's reason and linked to nothing.
+    #[cfg(feature = "alloc")]
     pub(crate) fn new_linked(parents: &[&StateRef]) -> Self {
         for parent in parents {
             if let Some(reason) = parent.get().reason() {
@@ -56,6 +65,7 @@ impl StateRef {
 
     /// [`new_linked`](Self::new_linked) for one parent (`token.child()`),
     /// without the loops.
+    #[cfg(feature = "alloc")]
     pub(crate) fn new_child(parent: &StateRef) -> Self {
         debug_assert!(!parent.is_none());
         if parent.is_cancelled() {
@@ -88,6 +98,7 @@ impl StateRef {
         unsafe { link::can_be_cancelled(self.ptr()) }
     }
 
+    #[cfg(feature = "alloc")]
     pub(crate) fn add_source(&self) {
         self.get().word.add_source();
     }
@@ -101,6 +112,7 @@ impl StateRef {
     /// `Relaxed`: a stale count above one only costs the CAS; the count
     /// cannot rise from one except through `try_acquire`, as said.
     #[inline]
+    #[cfg(feature = "alloc")]
     pub(crate) fn remove_source(&self) {
         if self.get().refs().load(crate::sync::Ordering::Relaxed) == 1 {
             return;
@@ -109,6 +121,7 @@ impl StateRef {
     }
 
     /// Cancels with `reason` (a `cancel*` call); see `cancel::cancel`.
+    #[cfg(feature = "alloc")]
     pub(crate) fn cancel(&self, reason: Reason) -> bool {
         cancel::cancel(self, reason, Origin::Cancel)
     }
@@ -129,6 +142,7 @@ impl StateRef {
     }
 
     /// Registers `f`; see `CancellationToken::register`.
+    #[cfg(feature = "alloc")]
     pub(crate) fn register<F: FnOnce() + Send + 'static>(&self, f: F) -> RawRegistration {
         boxed::register(self, f)
     }
@@ -143,6 +157,7 @@ impl StateRef {
     /// `cause` as the reason (`TimedOut` if none), replacing any earlier
     /// arming: the last call wins. A deadline that has passed cancels at
     /// once; `NEVER` only disarms. The caller holds a source handle.
+    #[cfg(feature = "alloc")]
     pub(crate) fn arm_timeout(
         &self,
         timeline: &Arc<Timeline>,
@@ -176,6 +191,7 @@ impl StateRef {
 
     /// Cancels as an expired timeout: with `cause` (`TimedOut` if none),
     /// origin `Timer`.
+    #[cfg(feature = "alloc")]
     pub(crate) fn expire(&self, cause: Option<Arc<CustomCause>>) -> bool {
         let reason = cause.map_or(Reason::TimedOut, Reason::Custom);
         cancel::cancel(self, reason, Origin::Timer)
@@ -183,6 +199,7 @@ impl StateRef {
 
     /// Disarms this source's timer, if it is armed; returns whether it was.
     /// The caller holds a source handle.
+    #[cfg(feature = "alloc")]
     pub(crate) fn disarm_timeout(&self) -> bool {
         !self.is_none() && timer::disarm_source(self.get())
     }
@@ -197,6 +214,7 @@ impl StateRef {
     }
 
     /// This state's armed deadline and its time line, if armed.
+    #[cfg(feature = "alloc")]
     pub(crate) fn armed_deadline(&self) -> Option<(Ticks, Arc<Timeline>)> {
         if self.is_none() {
             return None;
@@ -208,6 +226,7 @@ impl StateRef {
 
     /// Calls `f` with a reference to each state this one was linked to
     /// (whether or not the link is still in the parent's list).
+    #[cfg(feature = "alloc")]
     pub(crate) fn for_each_parent(&self, mut f: impl FnMut(StateRef)) {
         // SAFETY: we hold a reference; a link holds a reference to its
         // parent, so taking one more is sound.

@@ -16,10 +16,14 @@
 
 use core::ptr::{self, NonNull};
 
+#[cfg(feature = "alloc")]
 use super::kinds::link;
+#[cfg(feature = "alloc")]
 use alloc::sync::Arc;
 
+#[cfg(feature = "alloc")]
 use super::kinds::timer::{self, Taken, Timeline};
+#[cfg(feature = "alloc")]
 use super::reason::CustomCause;
 use super::state::{self, NONE, NONE_REFS, State};
 use crate::sync::Ordering;
@@ -62,6 +66,7 @@ impl StateRef {
     /// # Safety
     /// The caller owns that reference and gives it up.
     #[inline]
+    #[cfg(feature = "alloc")]
     pub(crate) unsafe fn from_raw(ptr: NonNull<State>) -> Self {
         Self { ptr }
     }
@@ -215,8 +220,14 @@ unsafe fn destroy(first: NonNull<State>) {
         unsafe { first.as_ref().refs().store(NONE_REFS, Ordering::Relaxed) };
         return;
     }
+    // Without `alloc` every state is NONE or in place, and an in-place
+    // state's own reference is never given back (`inplace.rs`): no count
+    // but NONE's reaches zero.
+    #[cfg(not(feature = "alloc"))]
+    unreachable!("cancel-core: a state without references and no heap");
     // SAFETY: forwarded; `first` is dead, its parents are kept alive by its
     // links' references until `destroy_chain` releases them.
+    #[cfg(feature = "alloc")]
     unsafe {
         let links = link::unlink_all(first);
         let retired = retire(first, ptr::null_mut(), false);
@@ -224,6 +235,7 @@ unsafe fn destroy(first: NonNull<State>) {
     }
 }
 
+#[cfg(feature = "alloc")]
 /// Retires a dead state's list: takes its timer node out of the list and out
 /// of its queue (the state is freed only after this: `kinds/timer.rs`), and
 /// sets `head` to `next`, the chain of dead states `destroy_chain` walks.
@@ -254,9 +266,11 @@ unsafe fn retire(this: NonNull<State>, next: *mut State, reachable: bool) -> Ret
     }
 }
 
+#[cfg(feature = "alloc")]
 /// What `retire` took out: the timer's queue entry and node, if it had one.
 type Retired = Option<(Option<Taken>, Arc<timer::TimerNode>)>;
 
+#[cfg(feature = "alloc")]
 /// Drops user data that a dying state held: a retired timer (its cause,
 /// maybe its clock's last handle) or a custom cause. After the free, so
 /// that a panic leaves nothing half-done: with `std` it is kept in
@@ -277,6 +291,7 @@ fn drop_user_data(
     drop((retired, custom));
 }
 
+#[cfg(feature = "alloc")]
 /// Frees a state with no references left, and with it its links; a parent
 /// whose last reference was such a link is freed in the same loop.
 ///

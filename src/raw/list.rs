@@ -178,7 +178,7 @@ pub(crate) unsafe fn front(head: &Head) -> Option<NonNull<Links>> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
+    use std::vec::Vec;
 
     /// Test nodes: links plus a tag, as a real node embeds its links first.
     #[repr(C)]

@@ -32,23 +32,30 @@ mod list;
 mod node;
 mod reason;
 mod state;
+#[cfg(feature = "alloc")]
 mod tracker;
 mod wake_batch;
 mod word;
 
 #[cfg(feature = "tokio-util")]
 pub(crate) use bitlock::SpinLock;
+#[cfg(feature = "alloc")]
 pub(crate) use cancel::fire_due;
 pub(crate) use inplace::InplaceState;
+#[cfg(feature = "alloc")]
 pub(crate) use kinds::boxed::RawRegistration;
 #[cfg(feature = "std")]
 pub(crate) use kinds::boxed::UnregisterAsync;
 pub(crate) use kinds::pinned::InlineCallback;
 #[cfg(feature = "std")]
 pub(crate) use kinds::scoped::{ScopeCore, run as run_scope};
+#[cfg(feature = "alloc")]
 pub(crate) use kinds::timer::{NEVER, Ticks, TimeSource, Timeline};
 pub(crate) use kinds::waiter::Waiter;
 pub(crate) use lifetime::{HoldsState, StateRef, StateView};
-pub(crate) use reason::{CustomCause, Reason};
+#[cfg(feature = "alloc")]
+pub(crate) use reason::CustomCause;
+pub(crate) use reason::Reason;
+#[cfg(feature = "alloc")]
 pub(crate) use tracker::{TrackerRef, WorkRef};
 pub(crate) use word::Origin;

@@ -69,6 +69,7 @@ impl Node {
 
     /// A link node's header: link `index` of its child, `last` if it is the
     /// child's last one.
+    #[cfg(feature = "alloc")]
     pub(crate) fn link(index: u32, last: bool) -> Self {
         Self {
             last,

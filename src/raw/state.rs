@@ -17,15 +17,21 @@
 //! - a `State` is freed when its count of references reaches zero (see
 //!   `lifetime.rs`).
 
+#[cfg(feature = "alloc")]
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
+#[cfg(feature = "alloc")]
 use alloc::sync::Arc;
 
 use super::list::{self, Head, Links};
 use super::node::{DETACHED, Kind, LINKED, Node};
-use super::reason::{CustomCause, Reason};
-use super::word::{self, CANCELLED, Origin, ReasonKind, Word, WordGuard};
+#[cfg(feature = "alloc")]
+use super::reason::CustomCause;
+use super::reason::Reason;
+#[cfg(feature = "alloc")]
+use super::word;
+use super::word::{CANCELLED, Origin, ReasonKind, Word, WordGuard};
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 
 /// Shared state of one source.
@@ -37,6 +43,7 @@ pub(crate) struct State {
     /// `head` chains it to the next dead state to free (`lifetime.rs`).
     pub(crate) head: Head,
     /// The custom reason; written once, under the lock, before CANCELLED.
+    #[cfg(feature = "alloc")]
     custom: UnsafeCell<Option<Arc<CustomCause>>>,
 }
 
@@ -87,6 +94,7 @@ impl State {
             word: Word::new(word),
             refs: AtomicUsize::new(refs),
             head: UnsafeCell::new(ptr::null_mut()),
+            #[cfg(feature = "alloc")]
             custom: UnsafeCell::new(None),
         }
     }
@@ -97,10 +105,12 @@ impl State {
             word: Word::new(word),
             refs: AtomicUsize::new(refs),
             head: UnsafeCell::new(ptr::null_mut()),
+            #[cfg(feature = "alloc")]
             custom: UnsafeCell::new(None),
         }
     }
 
+    #[cfg(feature = "alloc")]
     /// The layout of a state followed by `n` values of `T`, and the offset
     /// of that array.
     #[inline]
@@ -114,6 +124,7 @@ impl State {
         }
     }
 
+    #[cfg(feature = "alloc")]
     /// `layout_with::<T>(N)`, computed at compile time.
     #[inline(always)]
     fn layout_const<T, const N: usize>() -> (Layout, usize) {
@@ -138,6 +149,7 @@ impl State {
         L::<T, N>::LAYOUT
     }
 
+    #[cfg(feature = "alloc")]
     #[inline(never)]
     fn layout_any<T>(n: usize) -> (Layout, usize) {
         let array = Layout::array::<T>(n).expect("cancel-core: too many parents");
@@ -147,6 +159,7 @@ impl State {
         (layout.pad_to_align(), offset)
     }
 
+    #[cfg(feature = "alloc")]
     /// Allocates a state with word `word`, one reference, and room for `n`
     /// (uninitialised) values of `T` after it.
     pub(crate) fn alloc_with<T>(n: usize, word: usize) -> NonNull<State> {
@@ -161,6 +174,7 @@ impl State {
         ptr
     }
 
+    #[cfg(feature = "alloc")]
     /// Frees a state allocated by `alloc_with::<T>(n, _)`, returning its
     /// custom cause (user data, to be dropped by the caller).
     ///
@@ -245,10 +259,14 @@ impl State {
             ReasonKind::TimedOut => Reason::TimedOut,
             // SAFETY: written once before the Release that set CANCELLED,
             // which our Acquire load observed; never written again.
+            #[cfg(feature = "alloc")]
             ReasonKind::Custom => match self.custom.with(|p| unsafe { (*p).clone() }) {
                 Some(cause) => Reason::Custom(cause),
                 None => Reason::Requested,
             },
+            // Without `alloc` no reason is custom.
+            #[cfg(not(feature = "alloc"))]
+            ReasonKind::Custom => Reason::Requested,
         })
     }
 
@@ -263,6 +281,18 @@ impl State {
     /// the transition (exactly one call does).
     #[inline(always)]
     pub(crate) fn claim(&self, reason: &Reason, origin: Origin) -> Option<WordGuard<'_>> {
+        #[cfg(not(feature = "alloc"))]
+        {
+            // Without `alloc` no reason is custom: always the one CAS.
+            self.word.lock_and_cancel(reason.kind(), origin).ok()
+        }
+        #[cfg(feature = "alloc")]
+        self.claim_any(reason, origin)
+    }
+
+    #[cfg(feature = "alloc")]
+    #[inline(always)]
+    fn claim_any(&self, reason: &Reason, origin: Origin) -> Option<WordGuard<'_>> {
         let Reason::Custom(cause) = reason else {
             // One CAS: lock, CANCELLED, the reason kind and the origin.
             return self.word.lock_and_cancel(reason.kind(), origin).ok();

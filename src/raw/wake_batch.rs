@@ -106,9 +106,9 @@ impl Drop for WakeBatch {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use alloc::sync::Arc;
-    use alloc::task::Wake;
     use core::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
 
     struct Count(AtomicUsize);
     impl Wake for Count {

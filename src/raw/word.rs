@@ -120,6 +120,7 @@ impl Word {
     /// lock is held: that lets the holder unlock with a plain store. The
     /// caller already holds one (or is creating the first), so the count
     /// cannot be seen passing through zero: `Relaxed`.
+    #[cfg(feature = "alloc")]
     pub(crate) fn add_source(&self) {
         let old = self.update(|w| w + SOURCE_ONE, Ordering::Relaxed);
         if old >> SOURCE_SHIFT >= (usize::MAX >> SOURCE_SHIFT) - 1 {
@@ -129,10 +130,12 @@ impl Word {
 
     /// Removes a canceller. `Release`: conservative (the count only feeds
     /// `can_be_cancelled`, a snapshot).
+    #[cfg(feature = "alloc")]
     pub(crate) fn remove_source(&self) {
         self.update(|w| w - SOURCE_ONE, Ordering::Release);
     }
 
+    #[cfg(feature = "alloc")]
     fn update(&self, f: impl Fn(usize) -> usize, order: Ordering) -> usize {
         match bitlock::cas_unlocked(&self.0, |_| false, f, order) {
             Ok(old) => old,
@@ -181,6 +184,7 @@ impl Word {
 /// `guard` holds (for a custom cause, written under the lock first).
 /// `Release`, see [`Locked::set_bits`].
 #[inline]
+#[cfg(feature = "alloc")]
 pub(crate) fn set_cancelled(guard: &WordGuard<'_>, kind: ReasonKind, origin: Origin) {
     guard.set_bits(CANCELLED | kind.bits() | origin.bits());
 }
@@ -225,6 +229,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn set_cancelled_under_a_plain_lock() {
         let word = Word::new(HAS_LINKS);
@@ -239,6 +244,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn cancellers_are_counted() {
         let word = Word::new(SOURCE_ONE);

@@ -27,7 +27,9 @@ use crate::raw::list::{self, Links};
 use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node};
 use crate::raw::reason::Reason;
 use crate::raw::state::State;
-use crate::raw::word::{self, HAS_LINKS, Origin, SOURCE_ONE, WordGuard};
+#[cfg(feature = "alloc")]
+use crate::raw::word::SOURCE_ONE;
+use crate::raw::word::{self, HAS_LINKS, Origin, WordGuard};
 use crate::sync::Ordering;
 
 /// A child's node in one parent's list.
@@ -51,11 +53,13 @@ const LEAF_BATCH: usize = 32;
 /// DAG (a DAG of diamonds has exponentially many paths).
 const FORK_BUDGET: u32 = 64;
 
+#[cfg(feature = "alloc")]
 /// A plain (unlinked) state: one allocation, one canceller.
 pub(crate) fn alloc_plain() -> NonNull<State> {
     State::alloc_with::<LinkNode>(0, SOURCE_ONE)
 }
 
+#[cfg(feature = "alloc")]
 /// A child state with one (IDLE) link per parent, each holding a counted
 /// reference to its parent, taken here. Nothing is linked yet: see
 /// [`attach_all`].
@@ -84,6 +88,7 @@ pub(crate) unsafe fn alloc(
     this
 }
 
+#[cfg(feature = "alloc")]
 /// [`alloc`] for one parent, with the layout a constant.
 ///
 /// # Safety
@@ -158,6 +163,7 @@ unsafe fn for_each(this: NonNull<State>, mut f: impl FnMut(NonNull<LinkNode>)) -
 ///
 /// # Safety
 /// As for `for_each`.
+#[cfg(feature = "alloc")]
 pub(crate) unsafe fn for_each_parent(this: NonNull<State>, mut f: impl FnMut(NonNull<State>)) {
     // SAFETY: forwarded; `parent` is immutable.
     unsafe { for_each(this, |link| f((*link.as_ptr()).parent)) };
@@ -172,6 +178,7 @@ pub(crate) unsafe fn for_each_parent(this: NonNull<State>, mut f: impl FnMut(Non
 /// # Safety
 /// `this` was just made by `alloc` and is held by the caller.
 #[inline]
+#[cfg(feature = "alloc")]
 pub(crate) unsafe fn attach_all(this: NonNull<State>) -> Option<Reason> {
     let mut born_cancelled = None;
     let mut stop = false;
@@ -191,6 +198,7 @@ pub(crate) unsafe fn attach_all(this: NonNull<State>) -> Option<Reason> {
 /// # Safety
 /// As for `attach_all`.
 #[inline]
+#[cfg(feature = "alloc")]
 pub(crate) unsafe fn attach_one(this: NonNull<State>) -> Option<Reason> {
     // SAFETY: forwarded; `alloc_one` made link 0. The child cannot be
     // cancelled before this link is in: it has no other parent, and its
@@ -206,6 +214,7 @@ pub(crate) unsafe fn attach_one(this: NonNull<State>) -> Option<Reason> {
 /// # Safety
 /// As for `attach_all`; `link` is one of `this`'s links.
 #[inline(always)]
+#[cfg(feature = "alloc")]
 unsafe fn attach_link(
     this: NonNull<State>,
     link: NonNull<LinkNode>,
@@ -275,6 +284,7 @@ unsafe fn unlink(link: NonNull<LinkNode>) {
 /// # Safety
 /// `this` has no references left.
 #[inline]
+#[cfg(feature = "alloc")]
 pub(crate) unsafe fn unlink_all(this: NonNull<State>) -> usize {
     // SAFETY: forwarded; the links' references keep the parents alive.
     unsafe { for_each(this, |link| unlink(link)) }
@@ -287,6 +297,7 @@ pub(crate) unsafe fn unlink_all(this: NonNull<State>) -> usize {
 /// `this` has no references left, has left every parent's list, and has
 /// `links` links (`unlink_all`'s count).
 #[inline]
+#[cfg(feature = "alloc")]
 pub(crate) unsafe fn release_parents(
     this: NonNull<State>,
     links: usize,
@@ -384,10 +395,10 @@ pub(crate) unsafe fn step<'a>(
 #[inline]
 fn descend<'a>(
     st: &State,
-    guard: WordGuard<'a>,
+    mut guard: WordGuard<'a>,
     popped: NonNull<Node>,
     child: NonNull<State>,
-    child_guard: WordGuard<'a>,
+    mut child_guard: WordGuard<'a>,
     ctx: &mut Drain,
 ) -> Next<'a> {
     // SAFETY: the child is allocated while we hold the parent's lock.
@@ -400,6 +411,8 @@ fn descend<'a>(
     }
     // SAFETY: we hold the parent's lock.
     let parent_empty = unsafe { st.front().is_none() };
+    // The parent's hold ends before the child's, which it encloses.
+    guard.hand_over(&mut child_guard);
     drop(guard);
     Next::Descend {
         child,
@@ -487,6 +500,7 @@ pub(crate) unsafe fn can_be_cancelled(this: NonNull<State>) -> bool {
     walk(this, &mut budget)
 }
 
+#[cfg(feature = "alloc")]
 /// Frees a state with `links` link nodes (made by `alloc_plain` or `alloc`);
 /// returns its custom cause, user data for the caller to drop.
 ///
@@ -501,7 +515,7 @@ pub(crate) unsafe fn free(
     unsafe { State::free_with::<LinkNode>(this, links) }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(loom), feature = "alloc"))]
 mod tests {
     use super::*;
 

@@ -22,6 +22,7 @@ use super::list::Links;
 use super::state::State;
 use super::word::WordGuard;
 
+#[cfg(feature = "alloc")]
 pub(crate) mod boxed;
 pub(crate) mod callback;
 pub(crate) mod link;
@@ -30,6 +31,7 @@ pub(crate) mod pinned;
 pub(crate) mod scoped;
 #[cfg(feature = "std")]
 pub(crate) mod thread;
+#[cfg(feature = "alloc")]
 pub(crate) mod timer;
 pub(crate) mod waiter;
 

@@ -28,6 +28,7 @@
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
+#[cfg(feature = "alloc")]
 use alloc::boxed::Box;
 
 use super::link;
@@ -105,6 +106,7 @@ pub(crate) struct CallbackNode<F> {
 struct Ops<F>(F);
 
 impl<F: FnOnce() + Send> Ops<F> {
+    #[cfg(feature = "alloc")]
     const BOXED: CallbackVTable = CallbackVTable {
         inline: false,
         call: Self::call,
@@ -135,6 +137,7 @@ impl<F: FnOnce() + Send> Ops<F> {
         // SAFETY: forwarded contract of `CallbackVTable::drop_closure`.
         drop(unsafe { Self::take(h) });
     }
+    #[cfg(feature = "alloc")]
     unsafe fn dealloc(h: NonNull<CallbackHeader>) {
         // SAFETY: a BOXED node was made by `Box::leak` of a CallbackNode<F>
         // in `alloc`, and the caller gives up its last use of it. The
@@ -170,6 +173,7 @@ impl<F: FnOnce() + Send> CallbackNode<F> {
 
 impl CallbackHeader {
     /// Allocates a node holding `f`: the one allocation of `register`.
+    #[cfg(feature = "alloc")]
     pub(crate) fn alloc<F: FnOnce() + Send>(f: F) -> NonNull<CallbackHeader> {
         let node = Box::new(CallbackNode::with_vtable(f, &Ops::<F>::BOXED));
         // `Box::leak` keeps provenance over the whole node.
@@ -220,6 +224,7 @@ impl CallbackHeader {
     ///
     /// # Safety
     /// As for [`call`](Self::call) and then [`dealloc`](Self::dealloc).
+    #[cfg(feature = "alloc")]
     pub(crate) unsafe fn call_then_free(h: NonNull<CallbackHeader>) {
         let _free = FreeOnDrop(h);
         // SAFETY: caller's contract.
@@ -232,6 +237,7 @@ impl CallbackHeader {
     /// # Safety
     /// As for [`drop_closure`](Self::drop_closure) and then
     /// [`dealloc`](Self::dealloc).
+    #[cfg(feature = "alloc")]
     pub(crate) unsafe fn drop_closure_then_free(h: NonNull<CallbackHeader>) {
         let _free = FreeOnDrop(h);
         // SAFETY: caller's contract.
@@ -257,8 +263,10 @@ impl CallbackHeader {
 
 /// Frees a callback node when dropped: after its closure was called or
 /// dropped, whether or not that panicked.
+#[cfg(feature = "alloc")]
 struct FreeOnDrop(NonNull<CallbackHeader>);
 
+#[cfg(feature = "alloc")]
 impl Drop for FreeOnDrop {
     fn drop(&mut self) {
         // SAFETY: made only by `call_then_free` and `drop_closure_then_free`,
