@@ -61,6 +61,9 @@ use crate::token::cancelled_error;
 /// ```
 pub struct InplaceSource {
     state: InplaceState,
+    /// A clock's timeout keeps the source's address (`TimeoutTarget`
+    /// takes it as `Pin<&InplaceSource>`): pinning must mean something.
+    _pinned: core::marker::PhantomPinned,
 }
 
 impl InplaceSource {
@@ -83,6 +86,7 @@ impl InplaceSource {
     pub const fn new() -> Self {
         Self {
             state: InplaceState::new(),
+            _pinned: core::marker::PhantomPinned,
         }
     }
 
@@ -92,6 +96,7 @@ impl InplaceSource {
     pub fn new() -> Self {
         Self {
             state: InplaceState::new(),
+            _pinned: core::marker::PhantomPinned,
         }
     }
 
@@ -154,6 +159,34 @@ impl InplaceSource {
         E: core::error::Error + Send + Sync + 'static,
     {
         self.state.cancel(Reason::custom(cause))
+    }
+
+    /// Disarms the timeout armed on this source (with a clock's
+    /// `cancel_after`, which takes the source pinned); whether one was
+    /// armed.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use std::time::Duration;
+    /// use cancel_core::{InplaceSource, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let source = pin!(InplaceSource::new());
+    /// clock.cancel_after(source.as_ref(), Duration::from_secs(1));
+    /// assert!(source.disarm());
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(!source.is_cancelled());
+    /// ```
+    #[cfg(feature = "alloc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+    pub fn disarm(&self) -> bool {
+        self.state.disarm_timeout()
+    }
+
+    /// The core's state, for the clocks.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn raw(&self) -> &InplaceState {
+        &self.state
     }
 
     /// Whether the source has been cancelled (one `Acquire` load).

@@ -154,7 +154,7 @@ pub use stream::{CancellationStreamExt, TakeUntilCancelled};
 #[cfg(feature = "std")]
 pub use time::default_timer_armed;
 #[cfg(feature = "alloc")]
-pub use time::{Deadline, ManualClock, Timer};
+pub use time::{Deadline, ManualClock, TimeoutTarget, Timer};
 pub use token::CancellationToken;
 pub use token_trait::{CallbackToken, CoreToken, PinnedCallback, Token};
 #[cfg(feature = "alloc")]

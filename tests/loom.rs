@@ -2547,3 +2547,36 @@ fn inplace_two_cancels() {
         drop(registered);
     });
 }
+
+/// 14.5 A clock's fire vs the drop of the pinned, armed in-place source:
+/// the fire may have taken its reference (under the queue's lock) before
+/// the drop retired the timer, and may even have popped the timer node in
+/// its drain; the drop returns only once the fire gave the reference back.
+/// A leaked callback on the source (run by the fire's drain) writes a
+/// cell that the dropper reads once the drop has returned: loom reports
+/// the race if the drop returned while the drain still ran. Fails if the
+/// drop skips the wait when it finds no timer node in the list.
+#[test]
+fn inplace_fire_vs_drop_of_the_armed_source() {
+    loom::lazy_static! {
+        static ref FIRED: Cell = Cell(loom::cell::UnsafeCell::new(0));
+    }
+    model(|| {
+        let clock = ManualClock::new();
+        let source = std::sync::Arc::pin(InplaceSource::new());
+        let mut leaked = Box::pin(PinnedRegistration::new(source.token(), || FIRED.incr()));
+        leaked.as_mut().register();
+        // Leaked: never dropped, so the dropper may drop the source.
+        std::mem::forget(leaked);
+        clock.cancel_after(source.as_ref(), Duration::from_secs(1));
+        let c = clock.clone();
+        let firer = thread::spawn(move || c.advance(Duration::from_secs(1)));
+        let dropper = thread::spawn(move || {
+            drop(source);
+            FIRED.get()
+        });
+        firer.join().unwrap();
+        assert!(dropper.join().unwrap() <= 1);
+        assert_eq!(clock.armed(), 0);
+    });
+}

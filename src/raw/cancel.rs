@@ -306,7 +306,7 @@ pub(crate) fn fire_due(
             // state, which takes that lock.
             fired = Some(claim(state, reason, Origin::Timer));
         });
-        let had_fire = fired.is_some();
+        let took = taken.is_some();
         // The fired source's drain first, then the entries taken out (a
         // cause's `Drop`, one at a time): each is user code, each panic is
         // kept apart.
@@ -317,12 +317,10 @@ pub(crate) fn fire_due(
             {
                 on_panic(payload);
             }
-            for one in taken {
-                if let Err(payload) =
-                    std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(one)))
-                {
-                    on_panic(payload);
-                }
+            if let Err(payload) =
+                std::panic::catch_unwind(core::panic::AssertUnwindSafe(move || drop(taken)))
+            {
+                on_panic(payload);
             }
         }
         #[cfg(not(feature = "std"))]
@@ -331,7 +329,7 @@ pub(crate) fn fire_due(
             drop(fired);
             drop(taken);
         }
-        if !had_fire {
+        if !took {
             return next;
         }
     }

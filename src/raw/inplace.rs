@@ -19,12 +19,23 @@
 //!   still works (no node points at the head: `list.rs`), a cancel wakes
 //!   or runs the leaked node as usual, and a drop leaves it there, as a
 //!   heap state's death does (`lifetime::retire`).
+//! - **A timeout pins it.** A clock's queue keeps a timer node that points
+//!   at the state, beyond any borrow, so arming one takes the source
+//!   pinned (`Pin<&InplaceSource>`): it is never moved again, and its drop
+//!   runs before its memory goes. The drop retires the timer (out of the
+//!   list under the state's lock, out of the queue under the queue's), then
+//!   waits for a fire that took a counted reference before that (under the
+//!   queue's lock) to give it back: the fire's drain is then over.
 //!
-//! No `Drop` of its own: a drop (`&mut self`) finds no observer borrowing
-//! the state and no call inside it; `State`'s fields drop a custom cause.
+//! A drop (`&mut self`) finds no observer borrowing the state and no call
+//! of its owner inside it; a clock's fire is the one outside user left.
 
 use super::cancel;
+#[cfg(feature = "alloc")]
+use super::kinds::timer::{self, Ticks, Timeline};
 use super::lifetime::StateView;
+#[cfg(feature = "alloc")]
+use super::reason::CustomCause;
 use super::reason::Reason;
 use super::state::State;
 use super::word::{Origin, SOURCE_ONE};
@@ -62,5 +73,52 @@ impl InplaceState {
     /// `self` keeps valid for the whole call.
     pub(crate) fn cancel(&self, reason: Reason) -> bool {
         cancel::cancel(self.view().as_state_ref(), reason, Origin::Cancel)
+    }
+
+    /// Arms this state's timeout on `timeline` (see
+    /// `StateRef::arm_timeout`; `NEVER` disarms). The caller holds the
+    /// source pinned, so the state never moves while a queue points at it.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn arm_timeout(
+        &self,
+        timeline: &alloc::sync::Arc<Timeline>,
+        deadline: Ticks,
+        cause: Option<alloc::sync::Arc<CustomCause>>,
+    ) {
+        // The owner is the state's one source handle (SOURCE_ONE).
+        self.view()
+            .as_state_ref()
+            .arm_timeout(timeline, deadline, cause);
+    }
+
+    /// Disarms this state's timeout; whether it was armed.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn disarm_timeout(&self) -> bool {
+        timer::disarm_source(&self.state)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Drop for InplaceState {
+    fn drop(&mut self) {
+        let st = &self.state;
+        // Under the lock: a fire may be claiming the state meanwhile.
+        let guard = st.word.lock();
+        // SAFETY: we hold the lock.
+        let node = unsafe { timer::retire(st) };
+        drop(guard);
+        // Out of the queue: after this no fire can take a reference.
+        let taken = node.as_ref().and_then(|node| Timeline::disarm(node));
+        // A fire that took one before gives it back when its drain ends,
+        // also when that drain already took the timer node out of the list
+        // (so `node` is `None`). Acquire pairs with that release's
+        // `Release` decrement: the drain happens-before the memory goes.
+        // Never armed: the count is one already (observers borrow).
+        let backoff = crate::sync::Backoff::new();
+        while st.refs().load(crate::sync::Ordering::Acquire) != 1 {
+            backoff.snooze();
+        }
+        // User code (a cause's `Drop`, the clock's last handle), last.
+        drop((taken, node));
     }
 }

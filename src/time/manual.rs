@@ -190,9 +190,9 @@ impl ManualClock {
     /// assert!(request.reason().unwrap().is_timed_out());
     /// assert!(!server.is_cancelled());
     /// ```
-    pub fn cancel_after(&self, source: &CancellationSource, delay: Duration) {
+    pub fn cancel_after(&self, source: impl super::TimeoutTarget, delay: Duration) {
         let deadline = self.timeline().now().saturating_add(to_ticks(delay));
-        source.state().arm_timeout(self.timeline(), deadline, None);
+        super::sealed_arm(&source, self.timeline(), deadline);
     }
 
     /// A [`Timer`] handle on this clock's queue: for code written against

@@ -31,8 +31,78 @@ use core::error::Error;
 use core::fmt;
 use core::time::Duration;
 
+use crate::inplace::InplaceSource;
 use crate::raw::{self, CustomCause, NEVER, Reason, Ticks, TimeSource, Timeline};
 use crate::source::CancellationSource;
+
+/// What a clock can arm a timeout on: a heap source (`&CancellationSource`)
+/// or an in-place source pinned where it lives (`Pin<&InplaceSource>`: the
+/// clock's queue points at it until the timeout fires or the source drops,
+/// so it must never move; a `static` is pinned with `Pin::static_ref`, a
+/// local with `core::pin::pin!`). Sealed.
+///
+/// ```
+/// use std::pin::pin;
+/// use std::time::Duration;
+/// use cancel_core::{InplaceSource, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let source = pin!(InplaceSource::new());
+/// clock.cancel_after(source.as_ref(), Duration::from_secs(5));
+/// clock.advance(Duration::from_secs(5));
+/// assert!(source.token().reason().unwrap().is_timed_out());
+/// ```
+///
+/// An unpinned in-place source is refused:
+///
+/// ```compile_fail,E0277
+/// use std::time::Duration;
+/// use cancel_core::{InplaceSource, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let source = InplaceSource::new();
+/// clock.cancel_after(&source, Duration::from_secs(5)); // error: not a TimeoutTarget
+/// ```
+pub trait TimeoutTarget: sealed::Arm {}
+
+mod sealed {
+    use super::*;
+
+    /// Arms the target's state on a time line.
+    pub trait Arm {
+        fn is_cancelled(&self) -> bool;
+        #[allow(private_interfaces)]
+        fn arm(&self, timeline: &Arc<Timeline>, deadline: Ticks, cause: Option<Arc<CustomCause>>);
+    }
+
+    impl Arm for &CancellationSource {
+        fn is_cancelled(&self) -> bool {
+            CancellationSource::is_cancelled(self)
+        }
+        #[allow(private_interfaces)]
+        fn arm(&self, timeline: &Arc<Timeline>, deadline: Ticks, cause: Option<Arc<CustomCause>>) {
+            self.state().arm_timeout(timeline, deadline, cause);
+        }
+    }
+
+    impl Arm for core::pin::Pin<&InplaceSource> {
+        fn is_cancelled(&self) -> bool {
+            InplaceSource::is_cancelled(self)
+        }
+        #[allow(private_interfaces)]
+        fn arm(&self, timeline: &Arc<Timeline>, deadline: Ticks, cause: Option<Arc<CustomCause>>) {
+            self.get_ref().raw().arm_timeout(timeline, deadline, cause);
+        }
+    }
+}
+
+/// Arms `source` at `deadline` on `timeline`, with no cause.
+pub(crate) fn sealed_arm(source: &impl TimeoutTarget, timeline: &Arc<Timeline>, deadline: Ticks) {
+    sealed::Arm::arm(source, timeline, deadline, None);
+}
+
+impl TimeoutTarget for &CancellationSource {}
+impl TimeoutTarget for core::pin::Pin<&InplaceSource> {}
 
 mod deadline;
 #[cfg(any(feature = "tokio", feature = "embassy-time"))]
@@ -353,8 +423,8 @@ impl Timer {
     /// clock.advance(Duration::from_secs(5));
     /// assert!(request.is_cancelled());
     /// ```
-    pub fn cancel_after(&self, source: &CancellationSource, delay: Duration) {
-        self.arm(source, delay, None);
+    pub fn cancel_after(&self, source: impl TimeoutTarget, delay: Duration) {
+        self.arm(&source, delay, None);
     }
 
     /// Like [`cancel_after`](Self::cancel_after), with `cause` as the
@@ -370,26 +440,26 @@ impl Timer {
     /// clock.advance(Duration::from_secs(1));
     /// assert!(job.reason().unwrap().downcast_cause::<std::fmt::Error>().is_some());
     /// ```
-    pub fn cancel_after_with<E>(&self, source: &CancellationSource, delay: Duration, cause: E)
+    pub fn cancel_after_with<E>(&self, source: impl TimeoutTarget, delay: Duration, cause: E)
     where
         E: Error + Send + Sync + 'static,
     {
-        if source.is_cancelled() {
+        if sealed::Arm::is_cancelled(&source) {
             return;
         }
-        self.arm(source, delay, Reason::custom(cause).into_cause());
+        self.arm(&source, delay, Reason::custom(cause).into_cause());
     }
 
     /// Arms `source` for `delay` from now, with `cause` as the reason on
     /// expiry (`TimedOut` if none).
     pub(crate) fn arm(
         &self,
-        source: &CancellationSource,
+        source: &impl TimeoutTarget,
         delay: Duration,
         cause: Option<Arc<CustomCause>>,
     ) {
         let deadline = self.timeline.now().saturating_add(to_ticks(delay));
-        source.state().arm_timeout(&self.timeline, deadline, cause);
+        sealed::Arm::arm(source, &self.timeline, deadline, cause);
     }
 
     /// Arms `source` for `at` on this timer (`NEVER` disarms).

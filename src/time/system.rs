@@ -284,6 +284,6 @@ impl CancellationSource {
             Some(timeline) if !timeline.is_stopped() => Timer::from_timeline(timeline),
             _ => system_timer().clone(),
         };
-        timer.arm(self, delay, cause.and_then(Reason::into_cause));
+        timer.arm(&self, delay, cause.and_then(Reason::into_cause));
     }
 }

@@ -164,47 +164,41 @@ impl Timeline {
         self.queue.with(|q| q.deadline_of(node))
     }
 
-    /// Takes the earliest entry if it is due at `now` (skipping entries of
-    /// states being destroyed). If its state is alive, takes a reference and
-    /// hands it, with the entry's cause, to `fire`, still under the queue's
-    /// lock; `fire` must leave the state cancelled (claimed: CANCELLED set,
-    /// no observer run), after which the entry's source count is given
-    /// back. Returns the deadline of the entry now first, if any, and what
-    /// was taken out (for the caller to drop); `fire` was called iff a live
-    /// entry was taken.
+    /// Takes the earliest entry if it is due at `now`. If its state is
+    /// alive (not being destroyed), takes a reference and hands it, with
+    /// the entry's cause, to `fire`, still under the queue's lock; `fire`
+    /// must leave the state cancelled (claimed: CANCELLED set, no observer
+    /// run), after which the entry's source count is given back. Returns
+    /// the deadline of the entry now first, if any, and the entry taken
+    /// out, if one was (for the caller to drop); `fire` was called iff a
+    /// live entry was taken.
     ///
     /// Claiming under the lock is what makes an `advance` return only once
     /// every source due at its time is cancelled, even one that another
-    /// thread's concurrent `advance` took first. One entry per hold: the
-    /// caller drains it before taking the next (see `cancel::fire_due`).
+    /// thread's concurrent `advance` took first. One entry per hold, so
+    /// that firing allocates nothing: the caller drains it before taking
+    /// the next (see `cancel::fire_due`).
     pub(crate) fn take_one_due(
         &self,
         now: Ticks,
         mut fire: impl FnMut(NonNull<State>, Option<&Arc<CustomCause>>),
-    ) -> (Option<Ticks>, Vec<Taken>) {
-        let mut taken = Vec::new();
-        let next = self.queue.with(|q| {
-            while let Some(first) = q.entries.first() {
-                if first.deadline > now {
-                    break;
-                }
+    ) -> (Option<Ticks>, Option<Taken>) {
+        self.queue.with(|q| {
+            let due = q.entries.first().is_some_and(|e| e.deadline <= now);
+            let taken = due.then(|| {
+                let first = &q.entries[0];
                 // SAFETY: queued under the lock we hold, so the state is
                 // allocated (module docs).
                 let st = unsafe { first.node.state.as_ref() };
-                let alive = st.try_acquire();
-                if alive {
+                if st.try_acquire() {
                     fire(first.node.state, first.cause.as_ref());
                     debug_assert!(st.is_cancelled());
                     st.word.remove_source();
                 }
-                taken.push(Taken::entry(q.remove(0)));
-                if alive {
-                    break;
-                }
-            }
-            q.entries.first().map(|e| e.deadline)
-        });
-        (next, taken)
+                Taken::entry(q.remove(0))
+            });
+            (q.entries.first().map(|e| e.deadline), taken)
+        })
     }
 
     /// The clock can never fire again (a manual clock's last handle is
