@@ -8,8 +8,15 @@ use core::future::Future;
 use core::hash::{Hash, Hasher};
 
 use crate::future::{RunUntilCancelled, WaitForCancellation};
+#[cfg(feature = "alloc")]
+use core::pin::Pin;
+
+#[cfg(feature = "alloc")]
+use crate::raw::InplaceChildState;
 use crate::raw::{HoldsState, InplaceState, Reason, StateRef, StateView, Waiter};
 use crate::reason::{CancelOrigin, CancelReason, Cancelled};
+#[cfg(feature = "alloc")]
+use crate::token::CancellationToken;
 use crate::token::cancelled_error;
 
 /// A cancellation source that lives where you put it: in a `static`, on the
@@ -60,10 +67,9 @@ use crate::token::cancelled_error;
 /// # drop(waiting);
 /// ```
 pub struct InplaceSource {
+    /// `!Unpin` (so `Pin<&InplaceSource>`, which a clock's timeout takes
+    /// to keep the address, means something).
     state: InplaceState,
-    /// A clock's timeout keeps the source's address (`TimeoutTarget`
-    /// takes it as `Pin<&InplaceSource>`): pinning must mean something.
-    _pinned: core::marker::PhantomPinned,
 }
 
 impl InplaceSource {
@@ -86,7 +92,6 @@ impl InplaceSource {
     pub const fn new() -> Self {
         Self {
             state: InplaceState::new(),
-            _pinned: core::marker::PhantomPinned,
         }
     }
 
@@ -96,7 +101,6 @@ impl InplaceSource {
     pub fn new() -> Self {
         Self {
             state: InplaceState::new(),
-            _pinned: core::marker::PhantomPinned,
         }
     }
 
@@ -136,6 +140,7 @@ impl InplaceSource {
     /// assert!(source.cancel());
     /// assert!(!source.cancel(), "already cancelled");
     /// ```
+    #[inline]
     pub fn cancel(&self) -> bool {
         self.state.cancel(Reason::Requested)
     }
@@ -223,32 +228,29 @@ impl fmt::Debug for InplaceSource {
 /// callbacks ([`PinnedRegistration`](crate::PinnedRegistration)), and with
 /// blocking waits (`std`). None of it allocates.
 ///
-/// **Links.** An in-place source has no links of its own: a link holds a
-/// counted reference to its parent, and nothing can count references to a
-/// borrowed state. Either direction is a pinned callback instead, whose
-/// borrow the compiler checks:
+/// **Links.** Where lifetimes allow, both ways:
+/// - an in-place child of a heap parent is an [`InplaceChild`]: a real
+///   link in the parent's list, so the parent's `cancel()` reaches it
+///   with its reason (origin [`Parent`](CancelOrigin::Parent)) before
+///   returning, like a heap child; the link holds a counted reference to
+///   the parent, and the child unlinks itself when dropped;
+/// - a heap source (or any source) cancelled by an in-place parent is a
+///   [`PinnedRegistration`](crate::PinnedRegistration) on the in-place
+///   token whose closure cancels it: an in-place state cannot be counted,
+///   so no heap child may hold a link (a reference) to it, and the
+///   registration's borrow is what keeps the parent alive.
 ///
 /// ```
 /// use std::pin::pin;
 /// use cancel_core::{CancellationSource, InplaceSource, PinnedRegistration};
 ///
-/// let parent = CancellationSource::new(); // a heap parent...
-/// static CHILD: InplaceSource = InplaceSource::new(); // ...of an in-place child
-/// let mut link = pin!(PinnedRegistration::new(parent.token(), || {
-///     CHILD.cancel();
-/// }));
-/// link.as_mut().register();
-///
 /// let inplace = InplaceSource::new(); // an in-place parent...
-/// let heap_child = CancellationSource::new(); // ...of a heap child
+/// let heap_child = CancellationSource::new(); // ...of a heap source
 /// let child = heap_child.clone();
-/// let mut link2 = pin!(PinnedRegistration::new(inplace.token(), move || {
+/// let mut link = pin!(PinnedRegistration::new(inplace.token(), move || {
 ///     child.cancel();
 /// }));
-/// link2.as_mut().register();
-///
-/// parent.cancel();
-/// assert!(CHILD.is_cancelled());
+/// link.as_mut().register();
 /// inplace.cancel();
 /// assert!(heap_child.is_cancelled());
 /// ```
@@ -400,5 +402,101 @@ impl fmt::Debug for InplaceToken<'_> {
         f.debug_struct("InplaceToken")
             .field("is_cancelled", &self.is_cancelled())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "alloc")]
+pin_project_lite::pin_project! {
+    /// An in-place source linked to a heap parent: cancelled when the parent
+    /// is (before the parent's `cancel()` returns, with the parent's reason and
+    /// origin [`Parent`](CancelOrigin::Parent)), and by its own
+    /// [`cancel`](Self::cancel), which never reaches the parent. The link is
+    /// the one a heap child has, in the parent's list, inside this value: no
+    /// allocation. For a runtime's operation that lives inside a pinned task
+    /// and stops with the runtime's shutdown token.
+    ///
+    /// It is used pinned (`pin!`, `Box::pin`, a field of a pinned future):
+    /// the parent's list points into it. It links itself at its first use
+    /// (`token`, `cancel`, `is_cancelled`, `cancelled`); its drop unlinks it,
+    /// after waiting for a parent's `cancel()` that is working on it on
+    /// another thread. It holds a counted reference to the parent (a token
+    /// clone's worth) until then. 56 bytes more than nothing: a state and a
+    /// link.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use cancel_core::{CancelOrigin, CancellationSource, InplaceChild};
+    ///
+    /// let shutdown = CancellationSource::new();
+    /// let op = pin!(InplaceChild::new(&shutdown.token()));
+    /// let token = op.as_ref().token();
+    /// assert!(!token.is_cancelled());
+    /// shutdown.cancel();
+    /// assert!(token.is_cancelled());
+    /// assert_eq!(token.origin(), Some(CancelOrigin::Parent));
+    /// ```
+    ///
+    /// A child's own cancel stays its own:
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use cancel_core::{CancellationSource, InplaceChild};
+    ///
+    /// let shutdown = CancellationSource::new();
+    /// let op = pin!(InplaceChild::new(&shutdown.token()));
+    /// assert!(op.as_ref().cancel());
+    /// assert!(!shutdown.is_cancelled());
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+    pub struct InplaceChild {
+        #[pin]
+        state: InplaceChildState,
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl InplaceChild {
+    /// A child of `parent`, not linked until its first use (pinned). A
+    /// child of [`CancellationToken::none()`] is a plain in-place source;
+    /// one of a cancelled parent is cancelled at its first use.
+    pub fn new(parent: &CancellationToken) -> Self {
+        Self {
+            state: InplaceChildState::new(parent.state()),
+        }
+    }
+
+    fn state(self: Pin<&Self>) -> Pin<&InplaceChildState> {
+        self.project_ref().state
+    }
+
+    /// A token of this child, borrowing it (linked first).
+    pub fn token(self: Pin<&Self>) -> InplaceToken<'_> {
+        InplaceToken {
+            view: self.state().view(),
+        }
+    }
+
+    /// Cancels the child (and its observers), never the parent; `true` for
+    /// the call that made the transition.
+    pub fn cancel(self: Pin<&Self>) -> bool {
+        let view = self.state().view();
+        view.as_state_ref().cancel(Reason::Requested)
+    }
+
+    /// Whether the child is cancelled, by itself or by its parent.
+    pub fn is_cancelled(self: Pin<&Self>) -> bool {
+        self.token().is_cancelled()
+    }
+
+    /// A future that completes when the child is cancelled.
+    pub fn cancelled(self: Pin<&Self>) -> WaitForCancellation<'_> {
+        self.token().cancelled()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl fmt::Debug for InplaceChild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InplaceChild").finish_non_exhaustive()
     }
 }

@@ -128,6 +128,8 @@ pub use future::{
 };
 #[cfg(feature = "alloc")]
 pub use guard::{DropGuard, DropGuardRef};
+#[cfg(feature = "alloc")]
+pub use inplace::InplaceChild;
 pub use inplace::{InplaceSource, InplaceToken};
 #[cfg(feature = "tokio-util")]
 pub use interop::{FromTokio, ToTokio};

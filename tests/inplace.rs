@@ -467,3 +467,114 @@ fn a_cause_drop_that_panics_when_an_armed_source_drops() {
     assert_eq!(clock.armed(), 0);
     clock.advance(Duration::from_secs(2));
 }
+
+// ------------------------------------------- an in-place child of a heap parent
+
+use cancel_core::InplaceChild;
+
+/// The parent's cancel reaches the in-place child through a real link:
+/// with the parent's reason and origin `Parent`, its callbacks run and its
+/// waiters wake before the parent's `cancel` returns; nothing allocates.
+#[test]
+fn a_heap_parent_cancels_its_inplace_child() {
+    let parent = CancellationSource::new();
+    let parent_token = parent.token();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let (n, ()) = allocs(|| {
+        let child = pin!(InplaceChild::new(&parent_token));
+        let token = child.as_ref().token();
+        let mut registration = pin!(PinnedRegistration::new(token, move || {
+            r.store(true, Ordering::SeqCst)
+        }));
+        registration.as_mut().register();
+        let mut waiting = pin!(token.cancelled());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert!(!token.is_cancelled());
+        parent.cancel_with(std::fmt::Error);
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "ran before the parent's cancel returned"
+        );
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(token.origin(), Some(CancelOrigin::Parent));
+        assert_eq!(token.reason(), parent.reason(), "the parent's own cause");
+    });
+    // `cancel_with` boxes its cause (two allocations); nothing else does.
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn an_inplace_childs_own_cancel_stays_its_own() {
+    let parent = CancellationSource::new();
+    let child = pin!(InplaceChild::new(&parent.token()));
+    assert!(!child.as_ref().is_cancelled());
+    assert!(child.as_ref().cancel());
+    assert!(!child.as_ref().cancel());
+    assert!(!parent.is_cancelled());
+    assert_eq!(child.as_ref().token().origin(), Some(CancelOrigin::Cancel));
+    // Its link left the parent's list: the parent's cancel finds nothing.
+    parent.cancel();
+}
+
+#[test]
+fn a_child_of_a_cancelled_parent_or_of_none() {
+    let parent = CancellationSource::new();
+    parent.cancel();
+    let child = pin!(InplaceChild::new(&parent.token()));
+    assert!(child.as_ref().is_cancelled(), "cancelled at its first use");
+    assert_eq!(child.as_ref().token().origin(), Some(CancelOrigin::Parent));
+    let orphan = pin!(InplaceChild::new(&cancel_core::CancellationToken::none()));
+    assert!(!orphan.as_ref().is_cancelled());
+    assert!(orphan.as_ref().cancel());
+}
+
+/// The child's link holds the parent's state: the parent's last handle may
+/// go first, and the child's drop frees it (Miri's leak check, and the
+/// counting allocator, see it freed).
+#[test]
+fn an_inplace_child_keeps_its_parent_alive_until_it_drops() {
+    let live = counting::live();
+    {
+        let parent = CancellationSource::new();
+        let child = pin!(InplaceChild::new(&parent.token()));
+        let token = child.as_ref().token();
+        drop(parent);
+        assert!(!token.is_cancelled());
+        assert!(
+            token.can_be_cancelled(),
+            "its own handle can still cancel it"
+        );
+    }
+    assert_eq!(counting::live(), live, "the parent's state was not freed");
+}
+
+/// A child dropped while the parent's cancel, on another thread, may be
+/// working on it (descended into it to run a leaked callback): the drop
+/// waits. Miri checks the memory.
+#[test]
+fn an_inplace_child_dropped_racing_the_parents_cancel() {
+    for _ in 0..if cfg!(miri) { 4 } else { 200 } {
+        let parent = CancellationSource::new();
+        let child = Box::pin(InplaceChild::new(&parent.token()));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let mut registration =
+            Box::pin(PinnedRegistration::new(child.as_ref().token(), move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            }));
+        registration.as_mut().register();
+        leak_reachably(registration);
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                barrier.wait();
+                parent.cancel();
+            });
+            barrier.wait();
+            drop(child);
+        });
+        assert!(ran.load(Ordering::SeqCst) <= 1);
+    }
+}

@@ -2580,3 +2580,32 @@ fn inplace_fire_vs_drop_of_the_armed_source() {
         assert_eq!(clock.armed(), 0);
     });
 }
+
+/// 14.6 A heap parent's cancel vs the drop of its in-place child (pinned,
+/// linked): the parent's drain may have popped the link and descended into
+/// the child, holding a reference; the child's drop unlinks, waits for
+/// that reference, then gives back its own to the parent. A leaked
+/// callback on the child writes a cell that the dropper reads after the
+/// drop: loom reports the race if the drop returned while the drain ran.
+#[test]
+fn inplace_child_drop_vs_parent_cancel() {
+    loom::lazy_static! {
+        static ref CHILD_RAN: Cell = Cell(loom::cell::UnsafeCell::new(0));
+    }
+    model(|| {
+        let parent = CancellationSource::new();
+        let child = Box::pin(cancel_core::InplaceChild::new(&parent.token()));
+        let mut leaked = Box::pin(PinnedRegistration::new(child.as_ref().token(), || {
+            CHILD_RAN.incr()
+        }));
+        leaked.as_mut().register();
+        std::mem::forget(leaked);
+        let canceller = thread::spawn(move || assert!(parent.cancel()));
+        let dropper = thread::spawn(move || {
+            drop(child);
+            CHILD_RAN.get()
+        });
+        canceller.join().unwrap();
+        assert!(dropper.join().unwrap() <= 1);
+    });
+}

@@ -30,19 +30,41 @@
 //! A drop (`&mut self`) finds no observer borrowing the state and no call
 //! of its owner inside it; a clock's fire is the one outside user left.
 
+#[cfg(feature = "alloc")]
+use core::pin::Pin;
+#[cfg(feature = "alloc")]
+use core::ptr::NonNull;
+
 use super::cancel;
+#[cfg(feature = "alloc")]
+use super::kinds::link;
 #[cfg(feature = "alloc")]
 use super::kinds::timer::{self, Ticks, Timeline};
 use super::lifetime::StateView;
 #[cfg(feature = "alloc")]
+use super::lifetime::{self, StateRef};
+#[cfg(feature = "alloc")]
 use super::reason::CustomCause;
 use super::reason::Reason;
 use super::state::State;
+#[cfg(feature = "alloc")]
+use super::word::{CANCELLED, HAS_LINKS};
 use super::word::{Origin, SOURCE_ONE};
 
 /// The state of an in-place source, with its own uncounted reference.
+/// `repr(transparent)`: an in-place child lays its link out after it as
+/// after a heap child's state.
+///
+/// `!Unpin` (`PhantomPinned`), and that is load-bearing: its drop gets
+/// `&mut self` while a clock's fire or a parent's drain may still be
+/// working on the state on another thread (the drop waits for them,
+/// `retire_and_wait`). A `&mut` to an `!Unpin` type asserts no
+/// uniqueness (the aliasing model exempts it, as it does a pinned
+/// registration's node that a canceller runs during its owner's drop).
+#[repr(transparent)]
 pub(crate) struct InplaceState {
     state: State,
+    _pinned: core::marker::PhantomPinned,
 }
 
 impl InplaceState {
@@ -52,6 +74,7 @@ impl InplaceState {
     pub(crate) const fn new() -> Self {
         Self {
             state: State::with_word(SOURCE_ONE, 1),
+            _pinned: core::marker::PhantomPinned,
         }
     }
 
@@ -59,6 +82,7 @@ impl InplaceState {
     pub(crate) fn new() -> Self {
         Self {
             state: State::with_word(SOURCE_ONE, 1),
+            _pinned: core::marker::PhantomPinned,
         }
     }
 
@@ -71,6 +95,7 @@ impl InplaceState {
     /// Cancels with `reason`, as a heap source's `cancel` does: the same
     /// claim and drain, over an uncounted reference that the borrow of
     /// `self` keeps valid for the whole call.
+    #[inline]
     pub(crate) fn cancel(&self, reason: Reason) -> bool {
         cancel::cancel(self.view().as_state_ref(), reason, Origin::Cancel)
     }
@@ -99,8 +124,14 @@ impl InplaceState {
 }
 
 #[cfg(feature = "alloc")]
-impl Drop for InplaceState {
-    fn drop(&mut self) {
+impl InplaceState {
+    /// What a drop does before the memory goes: retires the timer (out of
+    /// the list under the state's lock, out of the queue under the
+    /// queue's), then waits until every counted reference taken by someone
+    /// else (a fire, a parent's drain) is given back. Returns what it took
+    /// out, for the caller to drop last (user code: a cause's `Drop`, the
+    /// clock's last handle).
+    fn retire_and_wait(&mut self) -> impl Drop {
         let st = &self.state;
         // Under the lock: a fire may be claiming the state meanwhile.
         let guard = st.word.lock();
@@ -111,14 +142,132 @@ impl Drop for InplaceState {
         let taken = node.as_ref().and_then(|node| Timeline::disarm(node));
         // A fire that took one before gives it back when its drain ends,
         // also when that drain already took the timer node out of the list
-        // (so `node` is `None`). Acquire pairs with that release's
+        // (so `node` is `None`); so does a parent's drain that descended
+        // into an in-place child. Acquire pairs with that release's
         // `Release` decrement: the drain happens-before the memory goes.
-        // Never armed: the count is one already (observers borrow).
+        // Never armed nor linked: the count is one already.
         let backoff = crate::sync::Backoff::new();
         while st.refs().load(crate::sync::Ordering::Acquire) != 1 {
             backoff.snooze();
         }
-        // User code (a cause's `Drop`, the clock's last handle), last.
-        drop((taken, node));
+        DropLast(taken, node)
+    }
+}
+
+/// User data a dying in-place state took out, dropped last.
+#[cfg(feature = "alloc")]
+struct DropLast<A, B>(A, B);
+
+#[cfg(feature = "alloc")]
+impl<A, B> Drop for DropLast<A, B> {
+    fn drop(&mut self) {}
+}
+
+#[cfg(feature = "alloc")]
+impl Drop for InplaceState {
+    fn drop(&mut self) {
+        drop(self.retire_and_wait());
+    }
+}
+
+/// An in-place child of a heap parent: its state, then its one link, laid
+/// out as a heap child's allocation (`kinds/link.rs`), so that the link
+/// protocol is the same: the parent's drain claims it under the parent's
+/// lock and may descend into it holding a counted reference. What differs
+/// is the end: the owner's drop unlinks it from the parent, waits for a
+/// drain that descended into it (`retire_and_wait`), and only then gives
+/// back the link's reference to the parent (which may free the parent).
+/// Pinned before it is linked: the parent's list points at the link.
+#[cfg(feature = "alloc")]
+#[repr(C)]
+pub(crate) struct InplaceChildState {
+    inner: InplaceState,
+    link: link::LinkNode,
+}
+
+#[cfg(feature = "alloc")]
+const _: () = assert!(core::mem::offset_of!(InplaceChildState, link) == link::INPLACE_LINK_OFFSET);
+
+#[cfg(feature = "alloc")]
+impl InplaceChildState {
+    /// A child of `parent` (`none()`: of nothing, a plain in-place state),
+    /// not linked yet; holds a counted reference to the parent.
+    pub(crate) fn new(parent: &StateRef) -> Self {
+        if parent.is_none() {
+            return Self {
+                inner: InplaceState {
+                    state: State::with_word(SOURCE_ONE, 1),
+                    _pinned: core::marker::PhantomPinned,
+                },
+                // Never read: the word has no HAS_LINKS.
+                link: link::LinkNode::unused(),
+            };
+        }
+        Self {
+            inner: InplaceState {
+                state: State::with_word(SOURCE_ONE | HAS_LINKS, 1),
+                _pinned: core::marker::PhantomPinned,
+            },
+            // SAFETY: the caller holds a reference to the parent.
+            link: unsafe { link::inplace_link(parent.ptr()) },
+        }
+    }
+
+    /// The state, with provenance over the link too (the link protocol
+    /// reaches the link from the state and back).
+    #[inline]
+    fn ptr(self: Pin<&Self>) -> NonNull<State> {
+        NonNull::from(self.get_ref()).cast::<State>()
+    }
+
+    /// The state, borrowed for as long as `self` is; linked first.
+    #[inline]
+    pub(crate) fn view(self: Pin<&Self>) -> StateView<'_> {
+        self.ensure_linked();
+        // SAFETY: the state lives as long as the borrow of `self`.
+        unsafe { StateView::from_ptr(self.ptr()) }
+    }
+
+    /// Links the child into its parent's list unless it is already (or
+    /// cannot be: cancelled, or a child of nothing). A parent found
+    /// cancelled cancels the child with its reason.
+    #[inline]
+    fn ensure_linked(self: Pin<&Self>) {
+        let w = self.inner.state.word.load();
+        if w & HAS_LINKS == 0 || w & CANCELLED != 0 || !self.link.is_idle() {
+            return;
+        }
+        self.link_slow();
+    }
+
+    #[cold]
+    fn link_slow(self: Pin<&Self>) {
+        let this = self.ptr();
+        // SAFETY: pinned, live for the call, provenance over the link.
+        if let Some(reason) = unsafe { link::attach_inplace(this) } {
+            // SAFETY: as above.
+            let view = unsafe { StateView::from_ptr(this) };
+            cancel::cancel(view.as_state_ref(), reason, Origin::Parent);
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Drop for InplaceChildState {
+    fn drop(&mut self) {
+        if self.inner.state.word.load() & HAS_LINKS == 0 {
+            return;
+        }
+        // SAFETY: `drop` runs on the pinned value in place.
+        let this = unsafe { Pin::new_unchecked(&*self) }.ptr();
+        // SAFETY: live; the link holds its reference to the parent. After
+        // this no parent's drain can reach the child.
+        unsafe { link::unlink_all(this) };
+        let last = self.inner.retire_and_wait();
+        // SAFETY: the link's own reference, given back once: nothing can
+        // reach the child through the parent any more. May free the parent
+        // (user code: its causes), so after everything else but `last`.
+        unsafe { lifetime::release(self.link.parent()) };
+        drop(last);
     }
 }

@@ -146,6 +146,18 @@ impl<'a> StateView<'a> {
         unsafe { self.ptr.as_ref() }
     }
 
+    /// A state at `ptr`, borrowed for `'a`.
+    ///
+    /// # Safety
+    /// The state at `ptr` stays alive for `'a`.
+    #[inline(always)]
+    pub(crate) unsafe fn from_ptr(ptr: NonNull<State>) -> Self {
+        Self {
+            ptr,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
     /// This view as a `&StateRef`, never dropped (see the type's comment).
     #[inline(always)]
     pub(crate) fn as_state_ref(&self) -> &StateRef {

@@ -41,6 +41,8 @@ mod word;
 pub(crate) use bitlock::SpinLock;
 #[cfg(feature = "alloc")]
 pub(crate) use cancel::fire_due;
+#[cfg(feature = "alloc")]
+pub(crate) use inplace::InplaceChildState;
 pub(crate) use inplace::InplaceState;
 #[cfg(feature = "alloc")]
 pub(crate) use kinds::boxed::RawRegistration;

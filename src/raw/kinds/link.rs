@@ -24,6 +24,8 @@ use core::ptr::NonNull;
 
 use super::{Drain, Next};
 use crate::raw::list::{self, Links};
+#[cfg(feature = "alloc")]
+use crate::raw::node::IDLE;
 use crate::raw::node::{DETACHED, DONE, Kind, LINKED, Node};
 use crate::raw::reason::Reason;
 use crate::raw::state::State;
@@ -105,6 +107,86 @@ pub(crate) unsafe fn alloc_one(parent: NonNull<State>) -> NonNull<State> {
         });
     }
     this
+}
+
+/// The one link of an in-place child (`inplace.rs`), which is laid out as a
+/// one-parent child's allocation (its `State`, then this node at
+/// `LINKS_OFFSET`): IDLE, holding a counted reference to `parent`, taken
+/// here.
+///
+/// # Safety
+/// `parent` is live and the caller holds a reference to it.
+#[cfg(feature = "alloc")]
+pub(crate) unsafe fn inplace_link(parent: NonNull<State>) -> LinkNode {
+    // SAFETY: caller's contract.
+    unsafe { parent.as_ref().acquire() };
+    LinkNode {
+        node: Node::link(0, true),
+        parent,
+    }
+}
+
+impl LinkNode {
+    /// A link that is never used (an in-place child of nothing: its word
+    /// has no HAS_LINKS, so no link code looks at it).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn unused() -> Self {
+        LinkNode {
+            node: Node::link(0, true),
+            // SAFETY: the address of a static is never null.
+            parent: unsafe { NonNull::new_unchecked(crate::raw::state::none_ptr().cast_mut()) },
+        }
+    }
+
+    /// The parent this link holds a reference to.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn parent(&self) -> NonNull<State> {
+        self.parent
+    }
+
+    /// Whether the link is still IDLE (never linked), read without the
+    /// parent's lock: a hint, except that `false` is final (a link never
+    /// goes back to IDLE).
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.node.state(Ordering::Acquire) == IDLE
+    }
+}
+
+/// Where an in-place child's link must sit after its state.
+#[cfg(feature = "alloc")]
+pub(crate) const INPLACE_LINK_OFFSET: usize = LINKS_OFFSET;
+
+/// Links an in-place child's one link into its parent's list, once: a link
+/// that is no longer IDLE (linked before, or popped, or detached) is left
+/// as it is. Returns the parent's reason if the parent is cancelled (the
+/// caller then cancels the child, as `new_child` does).
+///
+/// # Safety
+/// `this` is an in-place child's state, with provenance over its link, live
+/// for the call.
+#[cfg(feature = "alloc")]
+pub(crate) unsafe fn attach_inplace(this: NonNull<State>) -> Option<Reason> {
+    // SAFETY: caller's contract: link 0 exists and holds a reference.
+    unsafe {
+        let link = link_at(this, 0);
+        let parent = (*link.as_ptr()).parent.as_ref();
+        match parent.word.lock_unless_cancelled() {
+            Ok(guard) => {
+                let node = link.cast::<Node>();
+                // Under the parent's lock, which every change of the link's
+                // status takes: IDLE only before the first attach.
+                if node.as_ref().state(Ordering::Relaxed) == IDLE && !this.as_ref().is_cancelled() {
+                    parent.push_observer(node);
+                    node.as_ref().set_state_unflagged(LINKED);
+                }
+                drop(guard);
+                None
+            }
+            Err(_) => Some(parent.reason().unwrap_or(Reason::Requested)),
+        }
+    }
 }
 
 /// Pointer to link `i` of a linked state, with the allocation's provenance.
