@@ -150,6 +150,7 @@ impl<'a> StateView<'a> {
     ///
     /// # Safety
     /// The state at `ptr` stays alive for `'a`.
+    #[cfg(feature = "alloc")]
     #[inline(always)]
     pub(crate) unsafe fn from_ptr(ptr: NonNull<State>) -> Self {
         Self {
