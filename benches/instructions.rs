@@ -26,11 +26,25 @@
 //! `benches/instruction_history.tsv` (set-up, cancel and tear-down of one
 //! round).
 //!
-//! Impls: `cancel-core`, `tokio-util`, `cancellation-token`, `stop-token`,
-//! `triggered`, `async-shutdown`, `futures-abort`, `stream-cancel`,
-//! `arc-atomic-bool`, `atomic-bool+event-listener`, `arc-clone-drop`
-//! (`work_enter_leave` only); each only where it has the operation (the
-//! report says which it lacks).
+//! Impls: `cancel-core`, `cancel-core-inplace` (an `InplaceSource` on the
+//! driver's stack and its `InplaceToken`), `tokio-util`,
+//! `cancellation-token`, `stop-token`, `triggered`, `async-shutdown`,
+//! `futures-abort`, `stream-cancel`, `arc-atomic-bool`,
+//! `atomic-bool+event-listener`, `arc-clone-drop` (`work_enter_leave`
+//! only); each only where it has the operation (the report says which it
+//! lacks).
+//!
+//! Issue 15 (embedding): `pinned_register_unregister` (a
+//! `PinnedRegistration` on the stack, on a heap token, which it owns a
+//! clone of, or on an in-place token), and the generic rows
+//! `generic_check` and `generic_guarded`: one `#[inline(never)]` generic
+//! function over `T: Token` (resp. `CallbackToken`) instantiated for
+//! `never-token`, `cancel-core` and `cancel-core-inplace`, beside
+//! `baseline`, the same body with no token. `bench.sh` counts only the
+//! instructions run inside the `generic_*` functions
+//! (`--toggle-collect='instructions::generic_*'`), two counts each: the
+//! caller's loop and `black_box` are not the function's, and passing a
+//! zero-sized token's address would otherwise count against it.
 
 mod common;
 
@@ -45,7 +59,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Waker};
 
 use async_shutdown::ShutdownManager;
-use cancel_core::CancellationSource;
+use cancel_core::{
+    CallbackToken, CancellationSource, Cancelled, InplaceSource, NeverToken, PinnedCallback,
+    PinnedRegistration, Token,
+};
 use cancellation_token::{
     CancelCallback, CancellationToken as CtToken, CancellationTokenSource as CtSource,
 };
@@ -78,6 +95,11 @@ async fn ct_wait_owned(token: CtToken) {
 
 #[inline(never)]
 fn cancel_cancel_core(s: &CancellationSource) {
+    let _ = s.cancel();
+}
+
+#[inline(never)]
+fn cancel_cancel_core_inplace(s: &InplaceSource) {
     let _ = s.cancel();
 }
 
@@ -119,6 +141,73 @@ fn cancel_stream_cancel(t: stream_cancel::Trigger) {
 #[inline(never)]
 fn cancel_atomic_bool_event_listener(f: &Flag) {
     f.cancel();
+}
+
+// ---- issue 15: generic code over a token. The claim is that an
+// instantiation for `NeverToken` keeps none of its cancellation code, i.e.
+// runs exactly the instructions of `generic_sum_baseline`, the body a
+// caller would write with no token at all. Same signature but the token,
+// same result type, so the two can differ only by what the token left.
+// LLVM folds identical functions into one symbol (in the first build the
+// baseline became `generic_sum_guarded::<NeverToken>`, and
+// `generic_sum_checked::<NeverToken>` kept its own, instruction for
+// instruction the same): the toggle's `generic_*` covers whichever survives.
+
+/// Elements summed per call (enough that a per-element check shows).
+const GENERIC_LEN: usize = 64;
+
+/// The baseline: the loop with no token.
+#[inline(never)]
+fn generic_sum_baseline(xs: &[u64]) -> Result<u64, Cancelled> {
+    let mut total = 0u64;
+    for &x in xs {
+        total = total.wrapping_add(x);
+    }
+    Ok(total)
+}
+
+/// A library's cancellable loop: one `check()?` per element.
+#[inline(never)]
+fn generic_sum_checked<T: Token>(token: &T, xs: &[u64]) -> Result<u64, Cancelled> {
+    let mut total = 0u64;
+    for &x in xs {
+        token.check()?;
+        total = total.wrapping_add(x);
+    }
+    Ok(total)
+}
+
+/// What a callback of `generic_sum_guarded` sets (it never runs here).
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// The loop of `generic_sum_checked`, plus what an operation sets up around
+/// it: a pinned callback (registered, unregistered by its drop) and one
+/// poll of `cancelled()` with the no-op waker.
+#[inline(never)]
+fn generic_sum_guarded<T: CallbackToken>(token: &T, xs: &[u64]) -> Result<u64, Cancelled> {
+    let mut on_cancel = pin!(token.callback(|| STOPPED.store(true, Ordering::Relaxed)));
+    on_cancel.as_mut().register();
+    let mut cx = Context::from_waker(Waker::noop());
+    if pin!(token.cancelled()).poll(&mut cx).is_ready() {
+        token.check()?;
+    }
+    let mut total = 0u64;
+    for &x in xs {
+        token.check()?;
+        total = total.wrapping_add(x);
+    }
+    Ok(total)
+}
+
+/// `count` calls of `f` on the same elements, the slice and the whole
+/// result passed through `black_box` every time, so that no call can be
+/// hoisted, folded or (the callees being pure) deleted. Not named
+/// `generic_*`: callgrind's toggle would count this loop instead.
+fn calls_of(count: u64, f: impl Fn(&[u64]) -> Result<u64, Cancelled>) {
+    let xs: Vec<u64> = (0..GENERIC_LEN as u64).collect();
+    for _ in 0..count {
+        drop(black_box(f(black_box(xs.as_slice()))));
+    }
 }
 
 /// `rounds` times: a source (`source`) with `n` boxed futures (`future`),
@@ -305,6 +394,15 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
                 black_box(black_box(&t).is_cancelled());
             }
         }
+        // The same loop over an in-place token (issue 15: the same
+        // instructions as the heap token's).
+        ("is_cancelled", "cancel-core-inplace") => {
+            let s = InplaceSource::new();
+            let t = s.token();
+            for _ in 0..count {
+                black_box(black_box(&t).is_cancelled());
+            }
+        }
         ("is_cancelled", "tokio-util") => {
             let t = TokioToken::new();
             for _ in 0..count {
@@ -354,6 +452,15 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
             let t = s.token();
             for _ in 0..count {
                 drop(black_box(black_box(&t).clone()));
+            }
+        }
+        // `InplaceToken` is `Copy` (its clone is a copy, its drop nothing):
+        // what is left is the loop.
+        ("token_clone_drop", "cancel-core-inplace") => {
+            let s = InplaceSource::new();
+            let t = s.token();
+            for _ in 0..count {
+                black_box(*black_box(&t));
             }
         }
         ("token_clone_drop", "tokio-util") => {
@@ -497,9 +604,35 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
                 drop(black_box(r));
             }
         }
+        // ---- pinned callback register + unregister (its drop), no
+        // allocation; on a heap token the registration owns a clone of it.
+        ("pinned_register_unregister", "cancel-core") => {
+            let s = CancellationSource::new();
+            let t = s.token();
+            for _ in 0..count {
+                let mut r = pin!(PinnedRegistration::new(black_box(&t).clone(), || {}));
+                black_box(r.as_mut().register());
+            }
+        }
+        ("pinned_register_unregister", "cancel-core-inplace") => {
+            let s = InplaceSource::new();
+            let t = s.token();
+            for _ in 0..count {
+                let mut r = pin!(PinnedRegistration::new(*black_box(&t), || {}));
+                black_box(r.as_mut().register());
+            }
+        }
         // ---- `cancelled()`-style future: create + first poll + drop
         ("cancelled_future_poll_drop", "cancel-core") => {
             let s = CancellationSource::new();
+            let t = s.token();
+            for _ in 0..count {
+                let f = pin!(black_box(&t).cancelled());
+                black_box(poll_once(f));
+            }
+        }
+        ("cancelled_future_poll_drop", "cancel-core-inplace") => {
+            let s = InplaceSource::new();
             let t = s.token();
             for _ in 0..count {
                 let f = pin!(black_box(&t).cancelled());
@@ -578,6 +711,7 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
         // were measured with (`rounds_pending_ours`), verbatim.
         ("cancel_pending_1", "cancel-core") => rounds_pending_ours(1, count),
         ("cancel_pending_1000", "cancel-core") => rounds_pending_ours(1000, count),
+        ("cancel_pending_1", "cancel-core-inplace") => rounds_pending_inplace(count),
         ("cancel_pending_1", _) => return fanout_impl(imp, 1, count, false),
         ("cancel_pending_1000", _) => return fanout_impl(imp, 1000, count, false),
         ("cancel_pending_tasks_1000", _) => return fanout_impl(imp, 1000, count, true),
@@ -633,6 +767,36 @@ fn run(op: &str, imp: &str, count: u64) -> bool {
                 drop(chain);
             }
         }
+        // ---- issue 15: the generic rows (bench.sh collects in `generic_*`)
+        ("generic_check", "baseline") | ("generic_guarded", "baseline") => {
+            calls_of(count, generic_sum_baseline)
+        }
+        ("generic_check", "never-token") => {
+            calls_of(count, |xs| generic_sum_checked(black_box(&NeverToken), xs))
+        }
+        ("generic_check", "cancel-core") => {
+            let s = CancellationSource::new();
+            let t = s.token();
+            calls_of(count, |xs| generic_sum_checked(black_box(&t), xs))
+        }
+        ("generic_check", "cancel-core-inplace") => {
+            let s = InplaceSource::new();
+            let t = s.token();
+            calls_of(count, |xs| generic_sum_checked(black_box(&t), xs))
+        }
+        ("generic_guarded", "never-token") => {
+            calls_of(count, |xs| generic_sum_guarded(black_box(&NeverToken), xs))
+        }
+        ("generic_guarded", "cancel-core") => {
+            let s = CancellationSource::new();
+            let t = s.token();
+            calls_of(count, |xs| generic_sum_guarded(black_box(&t), xs))
+        }
+        ("generic_guarded", "cancel-core-inplace") => {
+            let s = InplaceSource::new();
+            let t = s.token();
+            calls_of(count, |xs| generic_sum_guarded(black_box(&t), xs))
+        }
         _ => return false,
     }
     true
@@ -652,6 +816,18 @@ fn rounds_pending_ours(n: usize, rounds: u64) {
             .collect();
         cancel_cancel_core(&source);
         drop(futures);
+    }
+}
+
+/// `rounds` times: an in-place source on the stack with one pending
+/// (polled) future pinned beside it, cancelled: the round of
+/// `rounds_pending_ours(1, ..)` with nothing on the heap.
+fn rounds_pending_inplace(rounds: u64) {
+    for _ in 0..rounds {
+        let source = InplaceSource::new();
+        let mut f = pin!(source.token().cancelled());
+        assert!(!poll_once(f.as_mut()));
+        cancel_cancel_core_inplace(&source);
     }
 }
 

@@ -7,6 +7,11 @@
 //! parent, e.g. a children `Vec` or a slab, is included, amortized), plus the
 //! inline size of the handle or future (`size_of`).
 //!
+//! Issue 15 (embedding) adds cancel-core's in-place kinds, which allocate
+//! nothing: the `InplaceSource` (its size is the point: ≤ 32 B on 64-bit),
+//! its `InplaceToken`, `NeverToken`, a pending future and a pinned callback
+//! registration on an in-place token, each beside the heap kind's.
+//!
 //! Prints a table and writes `$CARGO_TARGET_DIR/cancel-core-bench/memory.json`
 //! (default `target/`).
 
@@ -23,7 +28,10 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 
 use async_shutdown::{ShutdownManager, ShutdownSignal};
-use cancel_core::{CancellationSource, Registration, WaitForCancellation};
+use cancel_core::{
+    CancellationSource, CancellationToken, InplaceSource, InplaceToken, NeverToken,
+    PinnedRegistration, Registration, WaitForCancellation,
+};
 use cancellation_token::{
     CancelCallback, CancellationTokenRegistration, CancellationTokenSource as CtSource,
 };
@@ -136,6 +144,17 @@ fn main() {
         single_heap_bytes: Some(single),
         note: "CancellationSource::new()",
     });
+    let (single, _) = one_object(InplaceSource::new);
+    let (heap, allocs) = per_object(InplaceSource::new);
+    rows.push(Row {
+        item: "source",
+        implementation: "cancel-core-inplace",
+        inline_bytes: size_of::<InplaceSource>(),
+        heap_bytes: heap,
+        allocations: allocs,
+        single_heap_bytes: Some(single),
+        note: "InplaceSource::new(): the state word and observer list, inline (const fn, no allocator)",
+    });
     let (single, _) = one_object(TokioToken::new);
     let (heap, allocs) = per_object(TokioToken::new);
     rows.push(Row {
@@ -236,6 +255,48 @@ fn main() {
         note: "Arc<AtomicBool>: polling only",
     });
 
+    // ---- token (a handle that observes; a clone of one kept alive)
+    {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let (heap, allocs) = per_object(|| token.clone());
+        rows.push(Row {
+            item: "token",
+            implementation: "cancel-core",
+            inline_bytes: size_of::<CancellationToken>(),
+            heap_bytes: heap,
+            allocations: allocs,
+            single_heap_bytes: None,
+            note: "token.clone(): a counted pointer to the source's state",
+        });
+    }
+    {
+        let source = InplaceSource::new();
+        let token = source.token();
+        let (heap, allocs) = per_object(|| token);
+        rows.push(Row {
+            item: "token",
+            implementation: "cancel-core-inplace",
+            inline_bytes: size_of::<InplaceToken<'static>>(),
+            heap_bytes: heap,
+            allocations: allocs,
+            single_heap_bytes: None,
+            note: "InplaceToken: Copy, a borrowed pointer to the source",
+        });
+    }
+    {
+        let (heap, allocs) = per_object(|| NeverToken);
+        rows.push(Row {
+            item: "token",
+            implementation: "never-token",
+            inline_bytes: size_of::<NeverToken>(),
+            heap_bytes: heap,
+            allocations: allocs,
+            single_heap_bytes: None,
+            note: "NeverToken: zero-sized, never cancelled",
+        });
+    }
+
     // ---- child of a live parent
     {
         let parent = CancellationSource::new();
@@ -305,6 +366,25 @@ fn main() {
             allocations: allocs - 1.0,
             single_heap_bytes: None,
             note: "token.cancelled(): the waiter node lives in the future",
+        });
+    }
+    {
+        let source = InplaceSource::new();
+        let token = source.token();
+        let inline = size_of::<WaitForCancellation<'static>>();
+        let (heap, allocs) = per_object(|| {
+            let mut f = Box::pin(token.cancelled());
+            assert!(!poll_once(f.as_mut()));
+            f
+        });
+        rows.push(Row {
+            item: "pending future",
+            implementation: "cancel-core-inplace",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "InplaceToken::cancelled(): the same future, borrowing the source",
         });
     }
     {
@@ -499,6 +579,59 @@ fn main() {
             note: "register(CancelCallback::FnOnce(Box)): boxed closure + slab slot",
         });
     }
+    // ---- pinned callback registration (a closure capturing 8 bytes), boxed
+    // here only to keep N of them pinned; the box is not counted.
+    {
+        let source = CancellationSource::new();
+        let token = source.token();
+        let make = || {
+            let x = std::hint::black_box(7u64);
+            PinnedRegistration::new(token.clone(), move || {
+                std::hint::black_box(x);
+            })
+        };
+        let inline = size_of_val_of(&make());
+        let (heap, allocs) = per_object(|| {
+            let mut r = Box::pin(make());
+            assert!(r.as_mut().register());
+            r
+        });
+        rows.push(Row {
+            item: "pinned callback registration",
+            implementation: "cancel-core",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "PinnedRegistration::new(token.clone(), closure), registered: node + closure + token inline",
+        });
+    }
+    {
+        let source = InplaceSource::new();
+        let token = source.token();
+        let make = || {
+            let x = std::hint::black_box(7u64);
+            PinnedRegistration::new(token, move || {
+                std::hint::black_box(x);
+            })
+        };
+        let inline = size_of_val_of(&make());
+        let (heap, allocs) = per_object(|| {
+            let mut r = Box::pin(make());
+            assert!(r.as_mut().register());
+            r
+        });
+        rows.push(Row {
+            item: "pinned callback registration",
+            implementation: "cancel-core-inplace",
+            inline_bytes: inline,
+            heap_bytes: heap - inline as f64,
+            allocations: allocs - 1.0,
+            single_heap_bytes: None,
+            note: "PinnedRegistration::new(inplace_token, closure), registered: node + closure + token inline",
+        });
+    }
+
     // ---- callback registration, a closure capturing nothing
     {
         let source = CancellationSource::new();

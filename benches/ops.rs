@@ -23,6 +23,12 @@
 //! - `atomic-bool+event-listener`: the hand-rolled idiom, an `AtomicBool`
 //!   flag beside an `event_listener::Event` (no children, no callbacks).
 //!
+//! And cancel-core's own in-place source (issue 15), `cancel-core-inplace`:
+//! an `InplaceSource` on the stack and its borrowed `InplaceToken`, in the
+//! groups of the operations it shares with the heap token (polling,
+//! `cancelled()`), and with the heap token in `pinned_register_unregister`
+//! (a `PinnedRegistration` on either; no peer has one).
+//!
 //! The fan-out groups `cancel_pending_tasks_<n>` poll each future with a
 //! real waker of its own (`common::Task`), whose wake writes to that task's
 //! allocation, as a runtime's does; the other fan-out groups use the no-op
@@ -48,7 +54,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use async_shutdown::ShutdownManager;
-use cancel_core::{CancellationSource, Shutdown};
+use cancel_core::{CancellationSource, InplaceSource, PinnedRegistration, Shutdown};
 use cancellation_token::{
     CancelCallback, CancellationToken as CtToken, CancellationTokenSource as CtSource,
 };
@@ -62,6 +68,8 @@ use tokio_util::sync::CancellationToken as TokioToken;
 use tokio_util::task::TaskTracker;
 
 const OURS: &str = "cancel-core";
+/// cancel-core's `InplaceSource` / `InplaceToken` (issue 15).
+const INPLACE: &str = "cancel-core-inplace";
 const TOKIO: &str = "tokio-util";
 const FLAG: &str = "atomic-bool+event-listener";
 const CT: &str = "cancellation-token";
@@ -161,6 +169,11 @@ fn is_cancelled_1t(c: &mut Criterion) {
     let ours = CancellationSource::new();
     let ours_token = ours.token();
     g.bench_function(OURS, |b| b.iter(|| black_box(&ours_token).is_cancelled()));
+    let inplace = InplaceSource::new();
+    let inplace_token = inplace.token();
+    g.bench_function(INPLACE, |b| {
+        b.iter(|| black_box(&inplace_token).is_cancelled())
+    });
     let tokio = TokioToken::new();
     g.bench_function(TOKIO, |b| b.iter(|| black_box(&tokio).is_cancelled()));
     let flag = Flag::new();
@@ -190,6 +203,15 @@ fn is_cancelled_2t(c: &mut Criterion) {
     g.bench_function(OURS, |b| {
         b.iter_custom(|iters| {
             run_threads(2, iters, &ours_token, |t| {
+                black_box(black_box(t).is_cancelled());
+            })
+        })
+    });
+    let inplace = InplaceSource::new();
+    let inplace_token = inplace.token();
+    g.bench_function(INPLACE, |b| {
+        b.iter_custom(|iters| {
+            run_threads(2, iters, &inplace_token, |t| {
                 black_box(black_box(t).is_cancelled());
             })
         })
@@ -400,6 +422,43 @@ fn register_unregister(c: &mut Criterion) {
     g.finish();
 }
 
+/// Issue 15: a `PinnedRegistration` (no allocation) registered and dropped,
+/// on a heap token (the registration owns a clone of it, as
+/// `CallbackToken::callback` makes) and on an in-place token. The closure
+/// captures 8 bytes, as in `register_unregister`.
+fn pinned_register_unregister(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pinned_register_unregister");
+    let ours = CancellationSource::new();
+    let ours_token = ours.token();
+    g.bench_function(OURS, |b| {
+        b.iter(|| {
+            let x = black_box(7u64);
+            let mut r = pin!(PinnedRegistration::new(
+                black_box(&ours_token).clone(),
+                move || {
+                    black_box(x);
+                }
+            ));
+            r.as_mut().register()
+        })
+    });
+    let inplace = InplaceSource::new();
+    let inplace_token = inplace.token();
+    g.bench_function(INPLACE, |b| {
+        b.iter(|| {
+            let x = black_box(7u64);
+            let mut r = pin!(PinnedRegistration::new(
+                *black_box(&inplace_token),
+                move || {
+                    black_box(x);
+                }
+            ));
+            r.as_mut().register()
+        })
+    });
+    g.finish();
+}
+
 fn cancelled_future(c: &mut Criterion) {
     let mut g = c.benchmark_group("cancelled_future_poll_drop");
     let ours = CancellationSource::new();
@@ -407,6 +466,14 @@ fn cancelled_future(c: &mut Criterion) {
     g.bench_function(OURS, |b| {
         b.iter(|| {
             let f = pin!(black_box(&ours_token).cancelled());
+            poll_once(f)
+        })
+    });
+    let inplace = InplaceSource::new();
+    let inplace_token = inplace.token();
+    g.bench_function(INPLACE, |b| {
+        b.iter(|| {
+            let f = pin!(black_box(&inplace_token).cancelled());
             poll_once(f)
         })
     });
@@ -830,7 +897,7 @@ criterion_group! {
     name = benches;
     config = config();
     targets = is_cancelled_1t, is_cancelled_2t, token_clone_drop, work_enter_leave, source_new_drop,
-        child_new_drop, register_unregister, cancelled_future, cancel_pending_all,
+        child_new_drop, register_unregister, pinned_register_unregister, cancelled_future, cancel_pending_all,
         cancel_pending_tasks_all, cancel_children, cancel_chain, children_2t, children_8t
 }
 criterion_main!(benches);

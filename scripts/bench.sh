@@ -75,12 +75,13 @@ if [ "$callgrind" = 1 ] && command -v valgrind >/dev/null 2>&1; then
             echo "$op $impl $n1 $a $n2 $b" | tee -a "$tsv"
         done
     done <<'ROWS'
-is_cancelled 1000000 2000000 cancel-core tokio-util cancellation-token triggered async-shutdown futures-abort arc-atomic-bool atomic-bool+event-listener
-token_clone_drop 100000 200000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel arc-atomic-bool atomic-bool+event-listener
+is_cancelled 1000000 2000000 cancel-core cancel-core-inplace tokio-util cancellation-token triggered async-shutdown futures-abort arc-atomic-bool atomic-bool+event-listener
+token_clone_drop 100000 200000 cancel-core cancel-core-inplace tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel arc-atomic-bool atomic-bool+event-listener
 child_new_drop 100000 200000 cancel-core tokio-util cancellation-token
 register_unregister 100000 200000 cancel-core cancellation-token
 register_unregister_capture8 100000 200000 cancel-core cancellation-token
-cancelled_future_poll_drop 100000 200000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel atomic-bool+event-listener
+pinned_register_unregister 100000 200000 cancel-core cancel-core-inplace
+cancelled_future_poll_drop 100000 200000 cancel-core cancel-core-inplace tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel atomic-bool+event-listener
 work_enter_leave 1000000 2000000 cancel-core tokio-util async-shutdown arc-clone-drop
 ROWS
     # The cancel itself, out of set-up + cancel + tear-down: only the
@@ -95,7 +96,7 @@ ROWS
                 'BEGIN { printf "%s %s %.1f\n", op, imp, c / n }' | tee -a "$tsv"
         done
     done <<'ROWS'
-cancel_pending_1 20000 1 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel atomic-bool+event-listener
+cancel_pending_1 20000 1 cancel-core cancel-core-inplace tokio-util cancellation-token stop-token triggered async-shutdown futures-abort stream-cancel atomic-bool+event-listener
 cancel_pending_1000 20 1000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown stream-cancel atomic-bool+event-listener
 cancel_pending_tasks_1000 20 1000 cancel-core tokio-util cancellation-token stop-token triggered async-shutdown stream-cancel atomic-bool+event-listener
 cancel_children_10000 5 10000 cancel-core tokio-util cancellation-token
@@ -103,15 +104,33 @@ cancel_chain_100000 1 100000 cancel-core tokio-util
 ROWS
     # cancel-core's whole rounds (set-up + cancel + tear-down), two counts
     # each, as the "/ round" rows of benches/instruction_history.tsv are
-    # measured; the report shows them beside that history.
-    while read -r op n1 n2; do
-        a=$(ir "$op" cancel-core "$n1")
-        b=$(ir "$op" cancel-core "$n2")
-        echo "$op/round cancel-core $n1 $a $n2 $b" | tee -a "$tsv"
+    # measured; the report shows them beside that history (and the
+    # in-place round, which allocates nothing, beside the heap one).
+    while read -r op n1 n2 impls; do
+        for impl in $impls; do
+            a=$(ir "$op" "$impl" "$n1")
+            b=$(ir "$op" "$impl" "$n2")
+            echo "$op/round $impl $n1 $a $n2 $b" | tee -a "$tsv"
+        done
     done <<'ROWS'
-cancel_pending_1 10000 20000
-cancel_pending_1000 10 20
-cancel_children_10000 2 4
+cancel_pending_1 10000 20000 cancel-core cancel-core-inplace
+cancel_pending_1000 10 20 cancel-core
+cancel_children_10000 2 4 cancel-core
+ROWS
+    # Issue 15: one generic function per row, instantiated per token, and
+    # its body without a token (`baseline`). Only the instructions inside
+    # the driver's `#[inline(never)] fn generic_*` are collected (callees
+    # included), two counts each, so that the caller's loop and the passing
+    # of the token are not counted: never-token must equal baseline.
+    while read -r op n1 n2 impls; do
+        for impl in $impls; do
+            a=$(ir "$op" "$impl" "$n1" --toggle-collect='instructions::generic_*')
+            b=$(ir "$op" "$impl" "$n2" --toggle-collect='instructions::generic_*')
+            echo "$op $impl $n1 $a $n2 $b" | tee -a "$tsv"
+        done
+    done <<'ROWS'
+generic_check 10000 20000 baseline never-token cancel-core cancel-core-inplace
+generic_guarded 10000 20000 baseline never-token cancel-core cancel-core-inplace
 ROWS
 else
     rm -f "$out/callgrind.tsv"

@@ -14,6 +14,12 @@ Reads (python3 standard library only):
                                             missed issue-14 targets, pasted
                                             under the targets (checked in)
 
+The "Issue 15: embedding" section compares cancel-core's in-place source
+with its heap source (the rows `cancel-core-inplace`), the generic rows
+`generic_check` / `generic_guarded` (a function over `T: Token` for
+NeverToken against the same body with no token), and the size of
+`InplaceSource` (memory.json).
+
 benches/ is the workspace member cancel-core-benches; its results are under
 the workspace's target/ (the root's), and benches/instruction_history.tsv and
 benches/evidence.md are read from the source tree.
@@ -41,6 +47,9 @@ OUT = os.path.join(TARGET, "cancel-core-bench")
 DOCS = os.path.join(ROOT, "docs")
 
 OURS = "cancel-core"
+# cancel-core's in-place source and token (issue 15): a column of its own,
+# never counted as a peer.
+INPLACE = "cancel-core-inplace"
 TOKIO = "tokio-util"
 CT = "cancellation-token"
 STOP = "stop-token"
@@ -53,9 +62,10 @@ FLAG = "atomic-bool+event-listener"
 ARC = "arc-clone-drop"
 # Column order of the tables (the bench names of benches/ops.rs and of
 # benches/instructions.rs), and how the report names them.
-IMPLS = [OURS, TOKIO, CT, STOP, TRIG, ASD, ABORT, SC, ABOOL, FLAG]
+IMPLS = [OURS, INPLACE, TOKIO, CT, STOP, TRIG, ASD, ABORT, SC, ABOOL, FLAG]
 IMPL_NAMES = {
     OURS: "cancel-core",
+    INPLACE: "cancel-core (in place)",
     TOKIO: "tokio-util",
     CT: "cancellation-token",
     STOP: "stop-token",
@@ -69,6 +79,7 @@ IMPL_NAMES = {
 # The chart's marker colours.
 IMPL_COLORS = {
     OURS: "#000000",
+    INPLACE: "#393b79",
     TOKIO: "#1f77b4",
     CT: "#ff7f0e",
     STOP: "#2ca02c",
@@ -82,6 +93,11 @@ IMPL_COLORS = {
 
 # What each peer lacks (why a cell is "—"), printed under the tables.
 LEFT_OUT = [
+    (INPLACE, "cancel-core's own `InplaceSource` (on the stack) and its borrowed "
+              "`InplaceToken`, in the rows of what it shares with the heap token; no "
+              "children of its own (a link is a pinned callback), no boxed callbacks, no "
+              "owned (`'static`) futures, so no fan-out, children or chain rows beyond one "
+              "pending future; see \"Issue 15: embedding\"."),
     (TOKIO, "no callbacks (register rows)."),
     (CT, "cancels children by recursion, one native frame per level: a 100,000-deep "
          "chain overflows the main thread's 8 MiB stack, so it is left out of the chain row."),
@@ -112,6 +128,8 @@ OPS = [
     ("source_new_drop", "source create + drop", None),
     ("child_new_drop", "child create + drop (live parent)", None),
     ("register_unregister", "callback register + unregister (8-byte capture)", None),
+    ("pinned_register_unregister",
+     "pinned callback register + unregister (8-byte capture, no allocation)", None),
     ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop", None),
     ("cancel_pending_1", "cancel, 1 pending future", 1),
     ("cancel_pending_1000", "cancel, 1,000 pending futures (per waiter)", 1000),
@@ -145,6 +163,8 @@ INSTR_OPS = [
     ("child_new_drop", "child create + drop (live parent)"),
     ("register_unregister", "callback register + unregister (closure capturing nothing)"),
     ("register_unregister_capture8", "callback register + unregister (8-byte capture)"),
+    ("pinned_register_unregister",
+     "pinned callback register + unregister (closure capturing nothing, no allocation)"),
     ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop"),
     ("cancel_pending_1", "cancel, 1 pending future"),
     ("cancel_pending_1000", "cancel, 1,000 pending futures (per waiter)"),
@@ -595,6 +615,168 @@ def evidence_notes():
     return "\n".join(lines).strip()
 
 
+# Issue 15, the generic rows: (callgrind op, the function, what it does).
+GENERIC_OPS = [
+    ("generic_check", "`generic_sum_checked`",
+     "a sum of 64 `u64`s with `token.check()?` per element"),
+    ("generic_guarded", "`generic_sum_guarded`",
+     "the same, inside a pinned `CallbackToken::callback` (registered, dropped) and "
+     "one poll of `cancelled()` with the no-op waker"),
+]
+GENERIC_IMPLS = [("baseline", "no token (baseline)"), ("never-token", "`NeverToken`"),
+                 (INPLACE, "`InplaceToken`"), (OURS, "`CancellationToken`")]
+# Issue 15, the in-place rows beside the heap ones: (callgrind op, label).
+INPLACE_INSTR_OPS = [
+    ("is_cancelled", "`is_cancelled`"),
+    ("token_clone_drop", "token clone + drop (the in-place token is `Copy`)"),
+    ("pinned_register_unregister",
+     "pinned callback register + unregister (on a heap token it owns a clone)"),
+    ("cancelled_future_poll_drop", "`cancelled()` create + first poll + drop"),
+    ("cancel_pending_1", "cancel, 1 pending future (the cancel alone)"),
+    ("cancel_pending_1/round",
+     "a round: source, 1 future polled, cancel, drop (heap: 3 allocations; in place: none)"),
+]
+INPLACE_WALL_GROUPS = ["is_cancelled_1t", "is_cancelled_2t", "pinned_register_unregister",
+                       "cancelled_future_poll_drop"]
+# Issue 15: `InplaceSource` on a 64-bit target, at most this many bytes.
+INPLACE_SOURCE_MAX = 32
+
+
+def issue15(w, irs, memory, medians):
+    """The "Issue 15: embedding" section; returns (targets met, targets)."""
+    verdicts = []
+    w("## Issue 15: embedding (in-place source, generic code)")
+    w("")
+    w("The claims of issue 15 that benchmarks settle, each computed by "
+      "`scripts/bench_report.py` from this run: polling an `InplaceToken` costs what "
+      "polling a heap `CancellationToken` costs; generic code over `T: Token` "
+      "instantiated for `NeverToken` runs exactly the instructions of the same body "
+      "written without a token; an `InplaceSource` fits in %d bytes on 64-bit targets."
+      % INPLACE_SOURCE_MAX)
+    w("")
+    w("| claim | measured | verdict |")
+    w("|---|---|---|")
+
+    def equal(a, b):
+        return round(a, 1) == round(b, 1)
+
+    heap, inplace = irs.get(("is_cancelled", OURS)), irs.get(("is_cancelled", INPLACE))
+    if heap is None or inplace is None:
+        w("| `InplaceToken::is_cancelled` = `CancellationToken::is_cancelled` (instructions) "
+          "| not measured | — |")
+    else:
+        met = equal(heap, inplace)
+        verdicts.append(met)
+        w("| `InplaceToken::is_cancelled` = `CancellationToken::is_cancelled` (instructions "
+          "per loop iteration) | in place %s, heap %s (difference %+.1f) | **%s** |" % (
+              fmt_ir(inplace), fmt_ir(heap), inplace - heap, "MET" if met else "MISSED"))
+    for op, fn, _what in GENERIC_OPS:
+        base, never = irs.get((op, "baseline")), irs.get((op, "never-token"))
+        claim = "%s over `NeverToken` = the body without a token (instructions per call)" % fn
+        if base is None or never is None:
+            w("| %s | not measured | — |" % claim)
+            continue
+        met = equal(base, never)
+        verdicts.append(met)
+        w("| %s | `NeverToken` %s, baseline %s (difference %+.1f) | **%s** |" % (
+            claim, fmt_ir(never), fmt_ir(base), never - base, "MET" if met else "MISSED"))
+    mrows = {(r["item"], r["implementation"]): r for r in memory["rows"]} if memory else {}
+    src = mrows.get(("source", INPLACE))
+    ptr = mrows.get(("token", OURS))  # a heap token is one pointer
+    claim = "`size_of::<InplaceSource>()` ≤ %d B on 64-bit" % INPLACE_SOURCE_MAX
+    if src is None:
+        w("| %s | not measured | — |" % claim)
+    elif ptr is not None and ptr["inline_bytes"] != 8:
+        w("| %s | %d B on a %d-bit target | — (not a 64-bit target) |" % (
+            claim, src["inline_bytes"], 8 * ptr["inline_bytes"]))
+    else:
+        v = src["inline_bytes"]
+        met = v <= INPLACE_SOURCE_MAX
+        verdicts.append(met)
+        w("| %s | %d B | **%s** (%s) |" % (
+            claim, v, "MET" if met else "MISSED",
+            "exactly at the target" if v == INPLACE_SOURCE_MAX else
+            ("%d B under" % (INPLACE_SOURCE_MAX - v) if met
+             else "%d B over" % (v - INPLACE_SOURCE_MAX))))
+    w("")
+    w("**%d of %d issue-15 targets met in this run.**" % (sum(verdicts), len(verdicts)))
+    w("")
+
+    w("### Generic code over each token (callgrind)")
+    w("")
+    w("`benches/instructions.rs`: one `#[inline(never)]` generic function per row, "
+      "instantiated for each token, and `generic_sum_baseline`, the same body with no "
+      "token and the same result type. Only the instructions run inside the "
+      "`generic_*` functions are counted (`--toggle-collect='instructions::generic_*'`, "
+      "callees included; two call counts, the difference divided by the difference), so "
+      "the caller's loop, its `black_box` and the passing of the token are not. Where "
+      "LLVM finds the `NeverToken` instantiation identical to the baseline it may fold "
+      "the two into one symbol: the equality then is of the same machine code.")
+    w("")
+    w("| function | " + " | ".join(name for _i, name in GENERIC_IMPLS) + " |")
+    w("|---|" + "---:|" * len(GENERIC_IMPLS))
+    for op, fn, what in GENERIC_OPS:
+        w("| %s: %s | %s |" % (fn, what, " | ".join(
+            fmt_ir(irs.get((op, imp))) for imp, _n in GENERIC_IMPLS)))
+    w("")
+    w("Instructions per call. A real token's `check()` is one `Acquire` load and a "
+      "branch per element, which also keeps the loop from being vectorized; "
+      "`NeverToken`'s is a constant `Ok(())`.")
+    w("")
+
+    w("### In place beside the heap")
+    w("")
+    w("The same operations on an `InplaceSource` on the stack (`cancel-core-inplace` in "
+      "the drivers) and on a heap `CancellationSource`, instructions (callgrind), and, "
+      "where `benches/ops.rs` has the group, criterion medians from the same run.")
+    w("")
+    w("| operation | heap | in place | difference |")
+    w("|---|---:|---:|---:|")
+    for op, label in INPLACE_INSTR_OPS:
+        a, b = irs.get((op, OURS)), irs.get((op, INPLACE))
+        if a is None and b is None:
+            continue
+        w("| %s | %s | %s | %s |" % (label, fmt_ir(a), fmt_ir(b),
+                                     "—" if a is None or b is None else "%+.1f" % (b - a)))
+    w("")
+    wall = [(g, medians.get((g, OURS)), medians.get((g, INPLACE)))
+            for g in INPLACE_WALL_GROUPS]
+    wall = [row for row in wall if row[1] is not None or row[2] is not None]
+    if wall:
+        w("| criterion group | heap | in place | in place / heap |")
+        w("|---|---:|---:|---:|")
+        for g, a, b in wall:
+            w("| %s | %s | %s | %s |" % (
+                OP_LABELS.get(g, g), fmt_time(a), fmt_time(b),
+                fmt_ratio(b / a) if a and b is not None else "—"))
+        w("")
+
+    w("### Sizes")
+    w("")
+    size_rows = [("source", "source"), ("token", "token"), ("pending future", "pending future"),
+                 ("pinned callback registration",
+                  "pinned callback registration, registered (8-byte capture)")]
+    impls = [(OURS, "heap"), (INPLACE, "in place"), ("never-token", "`NeverToken`")]
+    if mrows:
+        w("From `benches/memory.rs`: inline bytes (`size_of`) + heap bytes per object.")
+        w("")
+        w("| object | " + " | ".join(n for _i, n in impls) + " |")
+        w("|---|" + "---:|" * len(impls))
+        for item, label in size_rows:
+            cells = []
+            for imp, _n in impls:
+                r = mrows.get((item, imp))
+                cells.append("—" if r is None else "%d + %.0f B" % (
+                    r["inline_bytes"], r["heap_bytes"]))
+            if any(c != "—" for c in cells):
+                w("| %s | %s |" % (label, " | ".join(cells)))
+        w("")
+    else:
+        w("(no memory.json: run `cargo bench -p cancel-core-benches --bench memory`)")
+        w("")
+    return sum(verdicts), len(verdicts)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--command", default="scripts/bench.sh")
@@ -677,7 +859,7 @@ def main():
         for op, target in INSTR_TARGETS:
             v = irs.get((op, OURS))
             peers = [(irs[(op, imp)], imp) for imp in IMPLS
-                     if imp != OURS and (op, imp) in irs and imp not in (ABOOL, FLAG)]
+                     if (op, imp) in irs and imp not in (OURS, INPLACE, ABOOL, FLAG)]
             best = min(peers) if peers else None
             label = dict(INSTR_OPS).get(op, op)
             if v is None:
@@ -763,6 +945,7 @@ def main():
                  "pasted here)")
     t.append("")
     lines.extend(t)
+    met15, targets15 = issue15(w, irs, memory, medians)
 
     # ---------------------------------------------------------- wall clock
     w("## Operations: median time, ratio to tokio-util")
@@ -1094,6 +1277,8 @@ def main():
       "cancel-core 100000")
     w("valgrind --tool=callgrind --callgrind-out-file=/dev/null "
       "--toggle-collect='instructions::cancel_*' \"$bin\" cancel_pending_1000 cancel-core 20")
+    w("valgrind --tool=callgrind --callgrind-out-file=/dev/null "
+      "--toggle-collect='instructions::generic_*' \"$bin\" generic_check never-token 10000")
     w("```")
     w("")
 
@@ -1105,7 +1290,8 @@ def main():
         panels.append(("Instructions (callgrind)", ibars))
     write_svg(os.path.join(DOCS, "benchmarks.svg"), panels)
     print("bench_report: wrote docs/benchmarks.md and docs/benchmarks.svg "
-          "(%d of %d issue-14 targets met)" % (met_n, len(summary)))
+          "(%d of %d issue-14 targets met; %d of %d issue-15)" % (
+              met_n, len(summary), met15, targets15))
 
 
 if __name__ == "__main__":
