@@ -89,6 +89,15 @@ for model in "stacked borrows:" "tree borrows:-Zmiri-tree-borrows"; do
     # directory, so the two feature sets do not rebuild each other).
     echo "== miri ($label): shutdown_no_std without std, over seeds 0..$seeds"
     MIRIFLAGS="$base $flags -Zmiri-many-seeds=0..$seeds" CARGO_TARGET_DIR="$CARGO_TARGET_DIR-no-std" \
-        cargo +nightly miri test --no-default-features --test shutdown_no_std
+        cargo +nightly miri test --no-default-features --features alloc --test shutdown_no_std
+    # No allocator at all (a pinned registration's drop spins for a callback
+    # running elsewhere), and with critical-section (every lock hold a
+    # critical section; portable-atomic's atomics): the no-alloc tests over
+    # seeds, in builds of their own.
+    echo "== miri ($label): no_alloc without alloc, and with critical-section, over seeds 0..$seeds"
+    MIRIFLAGS="$base $flags -Zmiri-many-seeds=0..$seeds" CARGO_TARGET_DIR="$CARGO_TARGET_DIR-no-alloc" \
+        cargo +nightly miri test --no-default-features --test no_alloc
+    MIRIFLAGS="$base $flags -Zmiri-many-seeds=0..$seeds" CARGO_TARGET_DIR="$CARGO_TARGET_DIR-cs" \
+        cargo +nightly miri test --features critical-section --test no_alloc --test inplace
 done
 echo "miri: no undefined behaviour found"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 rustup +nightly component add rust-src >/dev/null
 target="$(rustc -vV | sed -n 's/^host: //p')"
-tests=(--test stress --test core --test links --test futures --test timer --test timer_lifetime --test timer_thread --test model_replay --test pinned --test panics --test wakers --test scoped --test api --test shutdown --test shutdown_timer --test shutdown_no_std --test time --test tokio_clock --test embassy_clock)
+tests=(--test stress --test core --test links --test futures --test timer --test timer_lifetime --test timer_thread --test model_replay --test pinned --test panics --test wakers --test scoped --test api --test shutdown --test shutdown_timer --test shutdown_no_std --test time --test tokio_clock --test embassy_clock --test inplace --test no_alloc)
 
 echo "== AddressSanitizer (+ LeakSanitizer)"
 RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \

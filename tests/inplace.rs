@@ -578,3 +578,42 @@ fn an_inplace_child_dropped_racing_the_parents_cancel() {
         assert!(ran.load(Ordering::SeqCst) <= 1);
     }
 }
+
+/// The child's drop gives back the last reference to its parent, whose
+/// cause's `Drop` panics: the panic comes out of the child's drop, after
+/// the child is unlinked and the parent freed (Miri: nothing leaked or
+/// used after free).
+#[test]
+fn an_inplace_child_freeing_a_parent_whose_cause_drop_panics() {
+    #[derive(Debug)]
+    struct Loud;
+    impl std::fmt::Display for Loud {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("loud")
+        }
+    }
+    impl std::error::Error for Loud {}
+    static DROPPED: AtomicBool = AtomicBool::new(false);
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            DROPPED.store(true, Ordering::SeqCst);
+            panic!("cause drop");
+        }
+    }
+    let parent = CancellationSource::new();
+    let child = Box::pin(InplaceChild::new(&parent.token()));
+    let token = child.as_ref().token();
+    parent.cancel_with(Loud);
+    assert!(token.reason().unwrap().is_custom());
+    drop(parent);
+    assert!(
+        !DROPPED.load(Ordering::SeqCst),
+        "the child's link keeps the parent"
+    );
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(child)));
+    assert!(caught.is_err(), "the cause's panic comes out of the drop");
+    assert!(
+        DROPPED.load(Ordering::SeqCst),
+        "the parent's state was freed"
+    );
+}
