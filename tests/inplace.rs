@@ -617,3 +617,15 @@ fn an_inplace_child_freeing_a_parent_whose_cause_drop_panics() {
         "the parent's state was freed"
     );
 }
+
+/// The in-place types cross threads like the heap ones (an operation
+/// struct holding them may be moved to, or shared with, another thread).
+#[test]
+fn send_and_sync() {
+    static_assertions::assert_impl_all!(InplaceSource: Send, Sync, Default, std::fmt::Debug);
+    static_assertions::assert_impl_all!(InplaceToken<'static>: Send, Sync, Copy, Eq, std::hash::Hash);
+    static_assertions::assert_impl_all!(InplaceChild: Send, Sync, std::fmt::Debug);
+    static_assertions::assert_impl_all!(PinnedRegistration<fn(), InplaceToken<'static>>: Send, Sync);
+    static_assertions::assert_impl_all!(cancel_core::NeverToken: Send, Sync, Copy, Default);
+    static_assertions::assert_not_impl_any!(InplaceSource: Unpin);
+}
