@@ -185,6 +185,15 @@ pub(crate) struct InplaceChildState {
     link: link::LinkNode,
 }
 
+// SAFETY: the state is Send + Sync; the link's `parent` is immutable (and
+// counted), its status and list pointers change only under the parent's
+// lock, as a heap child's link does. Nothing in it is tied to a thread.
+#[cfg(feature = "alloc")]
+unsafe impl Send for InplaceChildState {}
+// SAFETY: as above.
+#[cfg(feature = "alloc")]
+unsafe impl Sync for InplaceChildState {}
+
 #[cfg(feature = "alloc")]
 const _: () = assert!(core::mem::offset_of!(InplaceChildState, link) == link::INPLACE_LINK_OFFSET);
 
