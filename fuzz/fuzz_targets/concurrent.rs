@@ -5,7 +5,10 @@
 //!   and never after its registration's drop returned;
 //! - when `cancel()` returns, every descendant of that source is cancelled;
 //! - at the end every callback closure has been dropped (nothing leaked;
-//!   LeakSanitizer checks the rest) and no timeout is left armed.
+//!   LeakSanitizer checks the rest) and no timeout is left armed;
+//! - an in-place child (`InplaceChild`, linked at its first use) of a
+//!   cancelled source is cancelled once that cancel returned (uncontended),
+//!   and its drop may race the parent's cancel on the other thread.
 #![no_main]
 
 use std::pin::Pin;
@@ -14,7 +17,7 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock, mpsc};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use cancel_core::{CancellationSource, CancellationToken, ManualClock, Registration, WaitForCancellationOwned};
+use cancel_core::{CancellationSource, CancellationToken, InplaceChild, ManualClock, Registration, WaitForCancellationOwned};
 
 struct Slot {
     runs: AtomicUsize,
@@ -68,6 +71,8 @@ fn worker(forest: &Forest, ops: &[u8], slots: &mut Vec<Arc<Slot>>, contended: &b
     let mut regs: Vec<(Arc<Slot>, Registration)> = Vec::new();
     let mut futs: Vec<Pin<Box<WaitForCancellationOwned>>> = Vec::new();
     let mut children: Vec<CancellationSource> = Vec::new();
+    // In-place children, with their parent's index.
+    let mut inplace: Vec<(usize, Pin<Box<InplaceChild>>)> = Vec::new();
     for pair in ops.chunks(2) {
         let (op, arg) = (pair[0] % 8, pair.get(1).copied().unwrap_or(0) as usize);
         let i = arg % n;
@@ -111,12 +116,31 @@ fn worker(forest: &Forest, ops: &[u8], slots: &mut Vec<Arc<Slot>>, contended: &b
                         "descendant {d} of {i} not cancelled when cancel() returned"
                     );
                 }
+                for (p, child) in &inplace {
+                    if *p == i || forest.descendants[i].contains(p) {
+                        assert!(
+                            child.as_ref().is_cancelled() || *contended,
+                            "in-place child of {p} not cancelled when cancel() of {i} returned"
+                        );
+                    }
+                }
             }
             5 => {
                 let mut f = Box::pin(forest.sources[i].token().cancelled_owned());
                 let ready = f.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_ready();
                 assert!(!ready || forest.sources[i].is_cancelled());
                 futs.push(f);
+            }
+            6 if arg % 2 == 1 => {
+                let child = Box::pin(InplaceChild::new(&forest.sources[i].token()));
+                // Its first use links it (or finds the parent cancelled).
+                let cancelled_before = forest.sources[i].is_cancelled();
+                assert!(!cancelled_before || child.as_ref().is_cancelled());
+                inplace.push((i, child));
+                if arg % 3 == 0 {
+                    // Dropped, maybe while the other thread's cancel is on it.
+                    inplace.clear();
+                }
             }
             6 => {
                 children.push(forest.sources[i].token().child());
