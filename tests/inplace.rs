@@ -629,3 +629,154 @@ fn send_and_sync() {
     static_assertions::assert_impl_all!(cancel_core::NeverToken: Send, Sync, Copy, Default);
     static_assertions::assert_not_impl_any!(InplaceSource: Unpin);
 }
+
+// ------------------------------- dropped inside its own cancellation (abort)
+
+/// Runs `scenario` in a child process (this test binary, this test alone)
+/// and returns its exit status and standard error; a child still running
+/// after 60 s (a hang) is killed and reported as such.
+#[cfg(all(unix, not(miri)))]
+fn in_a_child_process(
+    test: &str,
+    scenario: impl FnOnce(),
+) -> Option<(std::process::ExitStatus, String)> {
+    const CHILD: &str = "CANCEL_CORE_INPLACE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        scenario();
+        return None; // not reached when it aborts
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A watchdog for a hang, not a wait for a race: the child either exits
+    // at once or never.
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{test}: the child hung");
+        }
+        std::thread::yield_now();
+    }
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A task that owns an in-place source (pinned in an `Arc`, as a timeout
+/// needs), woken inline by its own timeout's fire, drops the source there.
+/// The fire holds a counted reference for its drain, further up this very
+/// stack: the drop can neither wait for it (it never comes back) nor go
+/// on (the drain would use freed memory). It aborts, saying why, where it
+/// hung before (review of issue 15, finding 1).
+#[cfg(all(unix, not(miri)))]
+#[test]
+fn dropped_inside_its_own_timeouts_drain_aborts_with_a_message() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+    let test = "dropped_inside_its_own_timeouts_drain_aborts_with_a_message";
+    let Some((status, stderr)) = in_a_child_process(test, || {
+        let clock = cancel_core::ManualClock::new();
+        let source = Arc::pin(InplaceSource::new());
+        clock.cancel_after(source.as_ref(), Duration::from_secs(1));
+        let slot: Arc<std::sync::Mutex<Option<Pin<Arc<InplaceSource>>>>> =
+            Arc::new(std::sync::Mutex::new(Some(source.clone())));
+        drop(source);
+        let s = slot.clone();
+        // The waker is the owner: its wake drops the last handle.
+        struct DropOnWake(Arc<std::sync::Mutex<Option<Pin<Arc<InplaceSource>>>>>);
+        impl std::task::Wake for DropOnWake {
+            fn wake(self: Arc<Self>) {
+                drop(self.0.lock().unwrap().take());
+            }
+        }
+        let waker = Waker::from(Arc::new(DropOnWake(s)));
+        let held = slot.lock().unwrap().as_ref().unwrap().clone();
+        let mut waiting = Box::pin(held.token().cancelled());
+        assert!(
+            waiting
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        leak_reachably(waiting);
+        drop(held);
+        clock.advance(Duration::from_secs(1));
+    }) else {
+        return;
+    };
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "SIGABRT, got {status:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("dropped inside its own cancellation"),
+        "the message says why: {stderr}"
+    );
+}
+
+/// The same for an in-place child dropped by a callback its parent's
+/// cancel runs (the parent's drain descended into the child, holding a
+/// counted reference).
+#[cfg(all(unix, not(miri)))]
+#[test]
+fn a_child_dropped_inside_its_parents_drain_aborts_with_a_message() {
+    use std::os::unix::process::ExitStatusExt;
+    let test = "a_child_dropped_inside_its_parents_drain_aborts_with_a_message";
+    let Some((status, stderr)) = in_a_child_process(test, || {
+        let parent = CancellationSource::new();
+        let slot: Arc<std::sync::Mutex<Option<Pin<Box<InplaceChild>>>>> = Arc::new(
+            std::sync::Mutex::new(Some(Box::pin(InplaceChild::new(&parent.token())))),
+        );
+        let s = slot.clone();
+        let guard = slot.lock().unwrap();
+        let token = guard.as_ref().unwrap().as_ref().token();
+        let mut registration = Box::pin(PinnedRegistration::new(token, move || {
+            drop(s.lock().unwrap().take());
+        }));
+        registration.as_mut().register();
+        leak_reachably(registration);
+        drop(guard);
+        parent.cancel();
+    }) else {
+        return;
+    };
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "SIGABRT, got {status:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("dropped inside its own cancellation"),
+        "the message says why: {stderr}"
+    );
+}
+
+/// Firing allocates nothing, also after a burst emptied a grown queue, and
+/// frees only the fired timeouts' nodes (the queue used to shrink itself as
+/// entries left it, on the fire's path, reallocating: review of issue 15,
+/// finding 4); the next arming gives the memory back instead.
+#[test]
+fn firing_after_a_burst_calls_no_allocator() {
+    use std::time::Duration;
+    let clock = cancel_core::ManualClock::new();
+    let sources: Vec<Pin<Box<InplaceSource>>> =
+        (0..200).map(|_| Box::pin(InplaceSource::new())).collect();
+    for s in &sources {
+        clock.cancel_after(s.as_ref(), Duration::from_secs(5));
+    }
+    let (n, _, live, ()) = measure(|| clock.advance(Duration::from_secs(5)));
+    assert!(sources.iter().all(|s| s.is_cancelled()));
+    assert_eq!(n, 0, "firing allocated");
+    assert_eq!(
+        live, -200,
+        "firing freed anything but the fired timeouts' nodes"
+    );
+}

@@ -145,3 +145,31 @@ fn never_token_callbacks_are_never_linked() {
             .is_pending()
     );
 }
+
+/// A callback that panics: with `std` the drain catches it and goes on;
+/// without `std` the panic leaves `cancel()` (the rest of the drain is not
+/// run: build with `panic = "abort"` there), but the panicked callback's
+/// node is finished on the way out, so its registration's drop returns
+/// instead of waiting forever for it (it did, before: review of issue 15,
+/// finding 3). A watchdog turns a hang into a failure.
+#[test]
+fn a_panicking_callback_leaves_its_registration_droppable() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let source = InplaceSource::new();
+        let mut registration = Box::pin(PinnedRegistration::new(source.token(), || {
+            panic!("deliberate: callback")
+        }));
+        registration.as_mut().register();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.cancel()));
+        assert!(caught.is_err(), "the panic reaches the canceller");
+        assert!(source.is_cancelled());
+        assert!(!registration.is_pending());
+        drop(registration);
+        tx.send(()).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok(),
+        "the registration's drop did not return"
+    );
+}
