@@ -9,8 +9,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cancel_core::{
-    CallbackToken, CancellationSource, Cancelled, InplaceSource, NeverToken, PinnedCallback,
-    Token,
+    CallbackToken, CancellationSource, Cancelled, InplaceSource, NeverToken, PinnedCallback, Token,
 };
 
 /// The library: checksums chunks until done or cancelled.
@@ -18,13 +17,18 @@ fn checksum(token: &impl Token, chunks: &[&[u8]]) -> Result<u32, Cancelled> {
     let mut sum = 0u32;
     for chunk in chunks {
         token.check()?;
-        sum = chunk.iter().fold(sum, |s, &b| s.rotate_left(5) ^ u32::from(b));
+        sum = chunk
+            .iter()
+            .fold(sum, |s, &b| s.rotate_left(5) ^ u32::from(b));
     }
     Ok(sum)
 }
 
 /// Another: async, and with a callback that aborts "I/O" in place.
-async fn download(token: &impl CallbackToken, aborted: &'static AtomicBool) -> Result<u32, Cancelled> {
+async fn download(
+    token: &impl CallbackToken,
+    aborted: &'static AtomicBool,
+) -> Result<u32, Cancelled> {
     let mut on_cancel = pin!(token.callback(|| aborted.store(true, Ordering::SeqCst)));
     on_cancel.as_mut().register();
     token.check()?;
@@ -48,10 +52,19 @@ fn main() {
 
     inplace.cancel();
     assert!(checksum(&inplace.token(), &chunks).is_err());
-    println!("cancelled in place: {:?}", checksum(&inplace.token(), &chunks));
+    println!(
+        "cancelled in place: {:?}",
+        checksum(&inplace.token(), &chunks)
+    );
 
-    assert_eq!(futures::executor::block_on(download(&NeverToken, &ABORTED)), Ok(7));
+    assert_eq!(
+        futures::executor::block_on(download(&NeverToken, &ABORTED)),
+        Ok(7)
+    );
     assert!(futures::executor::block_on(download(&inplace.token(), &ABORTED)).is_err());
-    assert!(ABORTED.load(Ordering::SeqCst), "registered on a cancelled token: ran at once");
+    assert!(
+        ABORTED.load(Ordering::SeqCst),
+        "registered on a cancelled token: ran at once"
+    );
     println!("download over a cancelled token aborted its I/O");
 }

@@ -22,7 +22,10 @@ fn worker(id: usize) -> usize {
         steps += 1;
         std::thread::sleep(Duration::from_millis(1));
     }
-    println!("worker {id}: stopped after {steps} steps ({})", token.reason().unwrap());
+    println!(
+        "worker {id}: stopped after {steps} steps ({})",
+        token.reason().unwrap()
+    );
     steps
 }
 

@@ -35,6 +35,15 @@ use crate::token::cancelled_error;
 /// polling is one load, callbacks run in LIFO order on the cancelling
 /// thread, futures wake, blocked threads return (`std`).
 ///
+/// **Dropping it.** Its drop waits for a clock's fire that is cancelling
+/// it on another thread to finish (the fire holds it meanwhile). So do not
+/// drop it from inside its own timeout's cancellation, that is from a
+/// callback or a waker that fire runs (an `Arc`-held source whose task,
+/// woken inline, drops the last handle): with `std` that aborts the
+/// process with a message saying so; without `std` it never returns. A
+/// heap [`CancellationSource`](crate::CancellationSource) may be dropped
+/// anywhere.
+///
 /// ```
 /// use cancel_core::InplaceSource;
 ///
@@ -129,9 +138,10 @@ impl InplaceSource {
     /// only for the call that made the transition. As
     /// [`CancellationSource::cancel`](crate::CancellationSource::cancel):
     /// every callback has run and every waiter is woken before it returns.
-    /// It allocates nothing, and it may be called from an interrupt handler
-    /// (with feature `critical-section` on a single-core chip, so that the
-    /// handler cannot preempt a hold of the source's lock).
+    /// It allocates nothing (with a timeout armed, it frees that timeout's
+    /// node), and it may be called from an interrupt handler (with feature
+    /// `critical-section` on a single-core chip, so that the handler cannot
+    /// preempt a hold of the source's lock).
     ///
     /// ```
     /// use cancel_core::InplaceSource;
@@ -422,6 +432,11 @@ pin_project_lite::pin_project! {
     /// another thread. It holds a counted reference to the parent (a token
     /// clone's worth) until then. 56 bytes more than nothing: a state and a
     /// link.
+    ///
+    /// So do not drop it from inside its parent's cancellation (a callback
+    /// or a waker that the parent's `cancel()` runs while it works on this
+    /// child): with `std` that aborts the process with a message saying so;
+    /// without `std` it never returns.
     ///
     /// ```
     /// use std::pin::pin;

@@ -32,7 +32,11 @@ pin_project! {
     ///   a running registration always waits, spinning: do not drop one
     ///   from inside its own callback, nor from an interrupt handler that
     ///   may have preempted its callback (that wait never ends). `cancel`
-    ///   itself is fine in an interrupt handler.
+    ///   itself is fine in an interrupt handler. Without `std` a callback's
+    ///   panic also ends the cancellation's drain (nothing can catch it):
+    ///   the callbacks and waiters after it are not run, so build firmware
+    ///   with `panic = "abort"`; the panicked registration itself is
+    ///   finished, and its drop returns.
     /// - Leaking it (`mem::forget` of a `Pin<Box<_>>`) is safe: the node stays
     ///   allocated and registered, like a leaked `Registration`. The closure
     ///   is `'static`, so it never borrows anything a leak could outlive.

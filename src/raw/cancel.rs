@@ -83,11 +83,11 @@ fn cancel_into(state: &StateRef, reason: &Reason, origin: Origin, panics: &mut L
             // SAFETY: we hold a reference; see `drain`'s end of a state.
             Next::Empty => unsafe { link::detach_all(state.ptr()) },
             // SAFETY: we hold a reference and claimed the state.
-            _ => unsafe { drain(state.ptr(), reason, None, panics) },
+            _ => unsafe { drain(state.ptr(), false, reason, None, panics) },
         }
     } else {
         // SAFETY: we hold a reference to the state and just claimed it.
-        unsafe { drain(state.ptr(), reason, Some(guard), panics) };
+        unsafe { drain(state.ptr(), false, reason, Some(guard), panics) };
     }
     true
 }
@@ -109,11 +109,14 @@ pub(crate) struct NoPanics;
 /// Runs every observer of `root` (just claimed by this thread, whose lock
 /// `root_guard` still holds, or released after a first step) and of every
 /// descendant; keeps their panics in `panics`, for the caller to resume.
+/// `root_counted`: the caller holds a counted reference to `root` for the
+/// call (a clock's fire), rather than borrowing it.
 ///
 /// # Safety
 /// `root` is live for the call and this thread claimed it.
 pub(crate) unsafe fn drain<'a>(
     root: NonNull<State>,
+    root_counted: bool,
     reason: &Reason,
     root_guard: Option<WordGuard<'a>>,
     panics: &mut Leftover,
@@ -121,6 +124,19 @@ pub(crate) unsafe fn drain<'a>(
     let mut ctx = Drain::new(panics);
     let mut cur = root;
     let mut frames: *mut Links = ptr::null_mut();
+    // What this drain holds counted references to, for an in-place state
+    // dropped by user code this drain runs (`holds_counted`). Published
+    // only once it holds one: no cost for a drain that never descends.
+    #[cfg(feature = "std")]
+    let mark = DrainMark::new(root, root_counted);
+    // A fire's drain (not the plain `cancel()` path) publishes at once,
+    // here where `mark` stays put.
+    #[cfg(feature = "std")]
+    if root_counted {
+        mark.publish();
+    }
+    #[cfg(not(feature = "std"))]
+    let _ = root_counted;
     let mut held: Option<WordGuard<'a>> = root_guard;
     let mut known_empty = false;
     loop {
@@ -163,6 +179,8 @@ pub(crate) unsafe fn drain<'a>(
                 frames = spare.map_addr(|a| a & !PARENT_EMPTY);
                 cur = link::parent_of(frame);
             }
+            #[cfg(feature = "std")]
+            mark.frames.set(frames);
             // The child may be freed here, and with it a custom cause whose
             // `Drop` is user code: with `std` its panic waits for the end of
             // the drain like any callback's.
@@ -209,11 +227,114 @@ pub(crate) unsafe fn drain<'a>(
                 // nobody else touches its spare pointer.
                 unsafe { link.as_ref().set_spare(spare) };
                 frames = link.as_ptr();
+                #[cfg(feature = "std")]
+                {
+                    mark.frames.set(frames);
+                    mark.publish();
+                }
                 cur = child;
                 held = Some(guard);
             }
         }
     }
+}
+
+/// What one drain holds counted references to, published in a list per
+/// thread while it holds any (with `std`): its root if the caller counted
+/// it (a fire), and the child of each link on its path down (`frames`,
+/// each child reached with `try_acquire`). An in-place state's drop waits
+/// for such references to be given back; `holds_counted` tells it that the
+/// holder is this very thread, further up the stack (user code the drain
+/// runs dropped the state): a wait that would never end (`inplace.rs`).
+#[cfg(feature = "std")]
+struct DrainMark {
+    root: *const State,
+    frames: core::cell::Cell<*mut Links>,
+    prev: core::cell::Cell<*const DrainMark>,
+    published: core::cell::Cell<bool>,
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+std::thread_local! {
+    /// The innermost published drain mark of this thread.
+    static MARKS: core::cell::Cell<*const DrainMark> = const { core::cell::Cell::new(ptr::null()) };
+}
+
+#[cfg(all(feature = "std", loom))]
+loom::thread_local! {
+    static MARKS: core::cell::Cell<*const DrainMark> = core::cell::Cell::new(ptr::null());
+}
+
+#[cfg(feature = "std")]
+impl DrainMark {
+    fn new(root: NonNull<State>, root_counted: bool) -> Self {
+        DrainMark {
+            root: if root_counted {
+                root.as_ptr()
+            } else {
+                ptr::null()
+            },
+            frames: core::cell::Cell::new(ptr::null_mut()),
+            prev: core::cell::Cell::new(ptr::null()),
+            published: core::cell::Cell::new(false),
+        }
+    }
+
+    /// Makes this mark the innermost of this thread (once). It stays at its
+    /// address until dropped: a local of `drain`, never moved after this.
+    #[inline]
+    fn publish(&self) {
+        if self.published.get() {
+            return;
+        }
+        let _ = MARKS.try_with(|m| {
+            self.prev.set(m.get());
+            m.set(self);
+            self.published.set(true);
+        });
+    }
+}
+
+#[cfg(feature = "std")]
+impl Drop for DrainMark {
+    fn drop(&mut self) {
+        if self.published.get() {
+            // Marks are published and dropped in stack order (also during
+            // an unwind): this is the innermost.
+            let _ = MARKS.try_with(|m| m.set(self.prev.get()));
+        }
+    }
+}
+
+/// Whether a drain running on this thread (further up the stack) holds a
+/// counted reference to `st`.
+#[cfg(feature = "std")]
+pub(crate) fn holds_counted(st: *const State) -> bool {
+    MARKS
+        .try_with(|m| {
+            let mut cur = m.get();
+            // SAFETY: published marks are live locals of `drain` frames up
+            // this thread's stack (each unpublishes itself when dropped);
+            // their frames are links this thread popped, of children it
+            // holds (alive), whose spare pointers only it writes.
+            unsafe {
+                while let Some(mark) = cur.as_ref() {
+                    if ptr::eq(mark.root, st) {
+                        return true;
+                    }
+                    let mut frame = mark.frames.get();
+                    while let Some(f) = NonNull::new(frame) {
+                        if ptr::eq(link::descended_child(f).as_ptr(), st) {
+                            return true;
+                        }
+                        frame = f.as_ref().spare().map_addr(|a| a & !PARENT_EMPTY);
+                    }
+                    cur = mark.prev.get();
+                }
+            }
+            false
+        })
+        .unwrap_or(false)
 }
 
 /// A state this thread claimed (CANCELLED and the reason are set, its lock
@@ -254,7 +375,7 @@ impl Drop for Claimed {
         let mut panics = Leftover::default();
         // SAFETY: we hold a reference; this thread claimed the state (only
         // one claim succeeds) and this is its one drain.
-        unsafe { drain(state.ptr(), &self.reason, Some(guard), &mut panics) };
+        unsafe { drain(state.ptr(), true, &self.reason, Some(guard), &mut panics) };
         // The release may free the state, running a cause's `Drop`: user
         // code, kept like the drain's panics.
         #[cfg(feature = "std")]

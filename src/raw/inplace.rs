@@ -148,10 +148,33 @@ impl InplaceState {
         // Never armed nor linked: the count is one already.
         let backoff = crate::sync::Backoff::new();
         while st.refs().load(crate::sync::Ordering::Acquire) != 1 {
+            // The holder may be this thread: a drain up the stack whose user
+            // code dropped the state. That wait would never end, and going
+            // on would free memory the drain still uses: abort, saying so.
+            #[cfg(feature = "std")]
+            if backoff.is_completed() && cancel::holds_counted(st) {
+                dropped_inside_its_own_cancellation();
+            }
             backoff.snooze();
         }
         DropLast(taken, node)
     }
+}
+
+/// An in-place state dropped by user code that its own cancellation runs
+/// (see `retire_and_wait`): nothing sound is left to do but stop.
+#[cfg(feature = "std")]
+#[cold]
+#[inline(never)]
+fn dropped_inside_its_own_cancellation() -> ! {
+    std::eprintln!(
+        "cancel-core: an in-place source was dropped inside its own cancellation \
+         (by a callback or a waker that its timeout's fire or its parent's cancel \
+         runs, on this thread): that cancellation cannot finish without the \
+         source's memory. Drop it after the cancellation returns, or use a \
+         CancellationSource. Aborting."
+    );
+    std::process::abort()
 }
 
 /// User data a dying in-place state took out, dropped last.

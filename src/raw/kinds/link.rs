@@ -504,6 +504,16 @@ fn descend<'a>(
     }
 }
 
+/// The child a popped link (on the drain's path) was descended into.
+///
+/// # Safety
+/// `link` is a link node popped by a drain, whose child that drain holds.
+#[cfg(feature = "std")]
+pub(crate) unsafe fn descended_child(link: NonNull<Links>) -> NonNull<State> {
+    // SAFETY: caller's contract: a link of a live child.
+    unsafe { child_of(link.cast::<LinkNode>()) }
+}
+
 /// The parent a popped link (on the drain's path) leads back to.
 ///
 /// # Safety

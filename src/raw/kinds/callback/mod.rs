@@ -434,6 +434,40 @@ unsafe fn detach_as(st: &State, cb: NonNull<CallbackHeader>, wait: bool, orphan:
 
 // ----------------------------------------------------------- in the drain
 
+/// Without `std`: finishes a callback node whose closure unwound (the drain
+/// stops there, as a panic without `std` does): what the step's end does,
+/// under the lock, but no more. Forgotten when the call returns.
+#[cfg(not(feature = "std"))]
+struct FinishOnUnwind<'a> {
+    st: &'a State,
+    cb: NonNull<CallbackHeader>,
+    running: &'a Running,
+}
+
+#[cfg(not(feature = "std"))]
+impl Drop for FinishOnUnwind<'_> {
+    fn drop(&mut self) {
+        let guard = self.st.word.lock();
+        // The lock orders an abandoning owner's store before this load.
+        if self.running.abandoned.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        // SAFETY: not abandoned: the node is live and RUNNING, and ours
+        // until DONE (or, orphaned, ours to free), as at the step's end.
+        unsafe {
+            let header = self.cb.as_ref();
+            if header.node.is_orphan() {
+                drop(guard);
+                CallbackHeader::dealloc(self.cb);
+                return;
+            }
+            header.running.with_mut(|p| *p = ptr::null());
+            header.node.set_state(DONE);
+        }
+        drop(guard);
+    }
+}
+
 /// The drain's step for a popped callback: marks it RUNNING (pointing the
 /// node at its running record on this frame), unlocks,
 /// calls the closure (under `catch_unwind` with `std`), relocks; then, if
@@ -472,11 +506,20 @@ pub(crate) unsafe fn step<'a>(st: &'a State, guard: WordGuard<'a>, ctx: &mut Dra
     #[cfg(feature = "std")]
     ctx.panics.catch(|| unsafe { CallbackHeader::call(cb) });
     #[cfg(not(feature = "std"))]
-    // SAFETY: as above.
-    unsafe {
+    {
         let _ = &ctx;
-        CallbackHeader::call(cb)
-    };
+        // Without `std` a panic unwinds out of the drain: the node is then
+        // finished by this guard, so that an owner waiting for it (a
+        // pinned registration's drop) is not left spinning.
+        let unwinding = FinishOnUnwind {
+            st,
+            cb,
+            running: &running,
+        };
+        // SAFETY: as above.
+        unsafe { CallbackHeader::call(cb) };
+        core::mem::forget(unwinding);
+    }
 
     let guard = st.word.lock();
     // The lock orders the owner's store before this load.

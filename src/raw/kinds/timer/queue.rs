@@ -140,10 +140,8 @@ impl Queue {
             self.sift_down(index);
             self.sift_up(index);
         }
-        // Give memory back after a burst, as a long-lived process expects.
-        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
-            self.entries.shrink_to(self.entries.len() * 2);
-        }
+        // No shrinking here: removal is the fire's path, which calls no
+        // allocator (`arm` gives memory back after a burst).
         entry
     }
 
@@ -195,6 +193,12 @@ impl Queue {
         // stopped clock queues nothing: it would never fire.
         if self.stopped || node.node.state(Ordering::Acquire) != LINKED {
             return (Armed::Refused, Taken::cause(cause));
+        }
+        // Give memory back after a burst, as a long-lived process expects:
+        // here, where the queue may allocate anyway (to grow), not on the
+        // fire's path.
+        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
         }
         self.entries.push(Entry {
             deadline,
