@@ -2609,3 +2609,52 @@ fn inplace_child_drop_vs_parent_cancel() {
         assert!(dropper.join().unwrap() <= 1);
     });
 }
+
+/// 14.7 (from the review of issue 15) An in-place child's first link (its
+/// first `token()`), a pinned callback on it and its own cancel, on one
+/// thread, race the heap parent's cancel on another: the callback runs
+/// exactly once, and the child's drop (after everything) waits for a drain
+/// still in it.
+#[test]
+fn inplace_child_first_link_and_own_cancel_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let token = parent.token();
+        let counter = Counter::new();
+        let bump = counter.bump();
+        let owner = thread::spawn(move || {
+            let child = pin!(cancel_core::InplaceChild::new(&token));
+            let t = child.as_ref().token();
+            let mut registration = pin!(PinnedRegistration::new(t, bump));
+            registration.as_mut().register();
+            child.as_ref().cancel();
+            assert!(t.is_cancelled());
+        });
+        let canceller = thread::spawn(move || {
+            parent.cancel();
+        });
+        owner.join().unwrap();
+        canceller.join().unwrap();
+        assert_eq!(counter.get(), 1);
+    });
+}
+
+/// 14.8 (from the review of issue 15) A leaf in-place child (nothing
+/// listed: the parent's drain finishes it under the parent's lock, holding
+/// no reference) dropped while the parent cancels: the drop's unlink takes
+/// the parent's lock, so it waits out the leaf's finish.
+#[test]
+fn inplace_leaf_child_drop_vs_parent_cancel() {
+    model(|| {
+        let parent = CancellationSource::new();
+        let token = parent.token();
+        let owner = thread::spawn(move || {
+            let child = Box::pin(cancel_core::InplaceChild::new(&token));
+            assert!(child.as_ref().token().can_be_cancelled());
+            drop(child);
+        });
+        let canceller = thread::spawn(move || assert!(parent.cancel()));
+        owner.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
