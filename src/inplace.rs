@@ -430,8 +430,8 @@ pin_project_lite::pin_project! {
     /// (`token`, `cancel`, `is_cancelled`, `cancelled`); its drop unlinks it,
     /// after waiting for a parent's `cancel()` that is working on it on
     /// another thread. It holds a counted reference to the parent (a token
-    /// clone's worth) until then. 56 bytes more than nothing: a state and a
-    /// link.
+    /// clone's worth) until then. 64 bytes on 64-bit targets: a state and a
+    /// link, like a heap child's allocation.
     ///
     /// So do not drop it from inside its parent's cancellation (a callback
     /// or a waker that the parent's `cancel()` runs while it works on this
