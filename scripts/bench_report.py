@@ -95,7 +95,7 @@ IMPL_COLORS = {
 LEFT_OUT = [
     (INPLACE, "cancel-core's own `InplaceSource` (on the stack) and its borrowed "
               "`InplaceToken`, in the rows of what it shares with the heap token; no "
-              "children of its own (a link is a pinned callback), no boxed callbacks, no "
+              "children of its own (an in-place child is `InplaceChild`, not benchmarked here), no boxed callbacks, no "
               "owned (`'static`) futures, so no fan-out, children or chain rows beyond one "
               "pending future; see \"Issue 15: embedding\"."),
     (TOKIO, "no callbacks (register rows)."),
