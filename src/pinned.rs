@@ -6,9 +6,10 @@ use core::pin::Pin;
 
 use pin_project_lite::pin_project;
 
+use crate::inplace::InplaceToken;
 use crate::raw::InlineCallback;
 use crate::token::CancellationToken;
-use crate::token_trait::{CoreToken, PinnedCallback};
+use crate::token_trait::{CallbackToken, CoreToken, PinnedCallback};
 
 pin_project! {
     /// An allocation-free callback registration for callers that can pin it:
@@ -197,5 +198,30 @@ impl<F: FnOnce() + Send + 'static, T: CoreToken> fmt::Debug for PinnedRegistrati
         f.debug_struct("PinnedRegistration")
             .field("is_pending", &self.is_pending())
             .finish_non_exhaustive()
+    }
+}
+
+// The crate's own tokens take their callbacks as pinned registrations.
+
+impl CallbackToken for CancellationToken {
+    type Callback<'a, F>
+        = PinnedRegistration<F>
+    where
+        F: FnOnce() + Send + 'static;
+
+    fn callback<F: FnOnce() + Send + 'static>(&self, f: F) -> PinnedRegistration<F> {
+        PinnedRegistration::new(self.clone(), f)
+    }
+}
+
+impl<'s> CallbackToken for InplaceToken<'s> {
+    type Callback<'a, F>
+        = PinnedRegistration<F, InplaceToken<'s>>
+    where
+        Self: 'a,
+        F: FnOnce() + Send + 'static;
+
+    fn callback<F: FnOnce() + Send + 'static>(&self, f: F) -> PinnedRegistration<F, Self> {
+        PinnedRegistration::new(*self, f)
     }
 }

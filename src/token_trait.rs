@@ -7,7 +7,6 @@ use core::pin::Pin;
 
 use crate::future::WaitForCancellation;
 use crate::inplace::InplaceToken;
-use crate::pinned::PinnedRegistration;
 use crate::reason::Cancelled;
 use crate::token::CancellationToken;
 
@@ -61,7 +60,9 @@ pub trait Token {
     fn cancelled(&self) -> Self::Wait<'_>;
 }
 
-/// A [`Token`] that takes pinned, allocation-free callbacks. Not every kind
+/// A [`Token`] that takes pinned, allocation-free callbacks (implemented
+/// for the crate's own tokens beside [`PinnedRegistration`](crate::PinnedRegistration),
+/// their callback type). Not every kind
 /// can: tokio-util's token has no callbacks.
 ///
 /// ```
@@ -142,17 +143,6 @@ impl Token for CancellationToken {
     }
 }
 
-impl CallbackToken for CancellationToken {
-    type Callback<'a, F>
-        = PinnedRegistration<F>
-    where
-        F: FnOnce() + Send + 'static;
-
-    fn callback<F: FnOnce() + Send + 'static>(&self, f: F) -> PinnedRegistration<F> {
-        PinnedRegistration::new(self.clone(), f)
-    }
-}
-
 impl<'s> Token for InplaceToken<'s> {
     type Wait<'a>
         = WaitForCancellation<'s>
@@ -173,18 +163,6 @@ impl<'s> Token for InplaceToken<'s> {
     }
     fn cancelled(&self) -> WaitForCancellation<'s> {
         InplaceToken::cancelled(*self)
-    }
-}
-
-impl<'s> CallbackToken for InplaceToken<'s> {
-    type Callback<'a, F>
-        = PinnedRegistration<F, InplaceToken<'s>>
-    where
-        Self: 'a,
-        F: FnOnce() + Send + 'static;
-
-    fn callback<F: FnOnce() + Send + 'static>(&self, f: F) -> PinnedRegistration<F, Self> {
-        PinnedRegistration::new(*self, f)
     }
 }
 

@@ -194,23 +194,8 @@ pub(crate) unsafe fn drain<'a>(
             };
             continue;
         };
-        // SAFETY: each step is given the lock of the list whose front node
-        // is of its kind (listed nodes are live; `kind` is immutable).
-        let next = unsafe {
-            match front.as_ref().kind() {
-                Kind::Waiter => waiter::step(st, guard, &mut ctx),
-                Kind::Callback => callback::step(st, guard, &mut ctx),
-                Kind::Link => link::step(st, guard, reason, &mut ctx),
-                #[cfg(feature = "alloc")]
-                Kind::Timer => timer::step(st, guard, &mut ctx),
-                #[cfg(not(feature = "alloc"))]
-                Kind::Timer => unreachable!("timer nodes exist only with alloc"),
-                #[cfg(feature = "std")]
-                Kind::Thread => thread::step(st, guard),
-                #[cfg(not(feature = "std"))]
-                Kind::Thread => unreachable!("thread nodes exist only with std"),
-            }
-        };
+        // SAFETY: we hold `st`'s lock and `front` is its front node.
+        let next = unsafe { step(st, front, guard, reason, &mut ctx) };
         match next {
             Next::Locked(guard) => held = Some(guard),
             Next::Unlocked => {}
@@ -235,6 +220,37 @@ pub(crate) unsafe fn drain<'a>(
                 cur = child;
                 held = Some(guard);
             }
+        }
+    }
+}
+
+/// Hands the front node of `st`'s list to its kind's step.
+///
+/// # Safety
+/// `guard` holds `st`'s lock and `front` is the front node of its list.
+#[inline(always)]
+unsafe fn step<'a>(
+    st: &'a State,
+    front: NonNull<super::node::Node>,
+    guard: WordGuard<'a>,
+    reason: &Reason,
+    ctx: &mut Drain,
+) -> Next<'a> {
+    // SAFETY: each step is given the lock of the list whose front node is
+    // of its kind (listed nodes are live; `kind` is immutable).
+    unsafe {
+        match front.as_ref().kind() {
+            Kind::Waiter => waiter::step(st, guard, ctx),
+            Kind::Callback => callback::step(st, guard, ctx),
+            Kind::Link => link::step(st, guard, reason, ctx),
+            #[cfg(feature = "alloc")]
+            Kind::Timer => timer::step(st, guard, ctx),
+            #[cfg(not(feature = "alloc"))]
+            Kind::Timer => unreachable!("timer nodes exist only with alloc"),
+            #[cfg(feature = "std")]
+            Kind::Thread => thread::step(st, guard),
+            #[cfg(not(feature = "std"))]
+            Kind::Thread => unreachable!("thread nodes exist only with std"),
         }
     }
 }

@@ -218,7 +218,7 @@ unsafe impl Send for InplaceChildState {}
 unsafe impl Sync for InplaceChildState {}
 
 #[cfg(feature = "alloc")]
-const _: () = assert!(core::mem::offset_of!(InplaceChildState, link) == link::INPLACE_LINK_OFFSET);
+const _: () = assert!(core::mem::offset_of!(InplaceChildState, link) == link::LINKS_OFFSET);
 
 #[cfg(feature = "alloc")]
 impl InplaceChildState {
@@ -231,8 +231,8 @@ impl InplaceChildState {
                     state: State::with_word(SOURCE_ONE, 1),
                     _pinned: core::marker::PhantomPinned,
                 },
-                // Never read: the word has no HAS_LINKS.
-                link: link::LinkNode::unused(),
+                // SAFETY: no parent.
+                link: unsafe { link::LinkNode::inplace(None) },
             };
         }
         Self {
@@ -241,7 +241,7 @@ impl InplaceChildState {
                 _pinned: core::marker::PhantomPinned,
             },
             // SAFETY: the caller holds a reference to the parent.
-            link: unsafe { link::inplace_link(parent.ptr()) },
+            link: unsafe { link::LinkNode::inplace(Some(parent.ptr())) },
         }
     }
 
@@ -301,5 +301,19 @@ impl Drop for InplaceChildState {
         // (user code: its causes), so after everything else but `last`.
         unsafe { lifetime::release(self.link.parent()) };
         drop(last);
+    }
+}
+
+#[cfg(all(test, not(loom), feature = "alloc"))]
+mod tests {
+    use super::link::{LINKS_OFFSET, LinkNode};
+    use super::*;
+
+    /// The constant the link code and the in-place child's layout use is
+    /// where `State::layout_with` puts a heap child's link array.
+    #[test]
+    fn the_link_array_offset_is_the_layouts() {
+        assert_eq!(LINKS_OFFSET, State::layout_with::<LinkNode>(0).1);
+        assert_eq!(LINKS_OFFSET, State::layout_with::<LinkNode>(3).1);
     }
 }

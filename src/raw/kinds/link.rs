@@ -44,7 +44,7 @@ pub(crate) struct LinkNode {
 /// Where a state's link array starts: what `State::layout_with::<LinkNode>`
 /// computes, as a constant (`State` is `repr(C)`; the array is placed at
 /// the next multiple of its alignment).
-const LINKS_OFFSET: usize = size_of::<State>().next_multiple_of(align_of::<LinkNode>());
+pub(crate) const LINKS_OFFSET: usize = size_of::<State>().next_multiple_of(align_of::<LinkNode>());
 
 /// How many leaf children the canceller finishes per hold of their parent's
 /// lock (each costs one CAS on the child's word and a store).
@@ -109,32 +109,29 @@ pub(crate) unsafe fn alloc_one(parent: NonNull<State>) -> NonNull<State> {
     this
 }
 
-/// The one link of an in-place child (`inplace.rs`), which is laid out as a
-/// one-parent child's allocation (its `State`, then this node at
-/// `LINKS_OFFSET`): IDLE, holding a counted reference to `parent`, taken
-/// here.
-///
-/// # Safety
-/// `parent` is live and the caller holds a reference to it.
-#[cfg(feature = "alloc")]
-pub(crate) unsafe fn inplace_link(parent: NonNull<State>) -> LinkNode {
-    // SAFETY: caller's contract.
-    unsafe { parent.as_ref().acquire() };
-    LinkNode {
-        node: Node::link(0, true),
-        parent,
-    }
-}
-
 impl LinkNode {
-    /// A link that is never used (an in-place child of nothing: its word
-    /// has no HAS_LINKS, so no link code looks at it).
+    /// The one link of an in-place child (`inplace.rs`), laid out after its
+    /// state as after a one-parent heap child's: IDLE, holding a counted
+    /// reference to `parent`, taken here. `None` (a child of nothing)
+    /// makes a link no code reads (its word has no HAS_LINKS).
+    ///
+    /// # Safety
+    /// `parent`, if any, is live and the caller holds a reference to it.
     #[cfg(feature = "alloc")]
-    pub(crate) fn unused() -> Self {
+    pub(crate) unsafe fn inplace(parent: Option<NonNull<State>>) -> Self {
+        // SAFETY: caller's contract; the address of a static is not null.
+        let parent = unsafe {
+            match parent {
+                Some(parent) => {
+                    parent.as_ref().acquire();
+                    parent
+                }
+                None => NonNull::new_unchecked(crate::raw::state::none_ptr().cast_mut()),
+            }
+        };
         LinkNode {
             node: Node::link(0, true),
-            // SAFETY: the address of a static is never null.
-            parent: unsafe { NonNull::new_unchecked(crate::raw::state::none_ptr().cast_mut()) },
+            parent,
         }
     }
 
@@ -145,18 +142,13 @@ impl LinkNode {
     }
 
     /// Whether the link is still IDLE (never linked), read without the
-    /// parent's lock: a hint, except that `false` is final (a link never
-    /// goes back to IDLE).
+    /// parent's lock: a hint, except that `false` is final.
     #[cfg(feature = "alloc")]
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         self.node.state(Ordering::Acquire) == IDLE
     }
 }
-
-/// Where an in-place child's link must sit after its state.
-#[cfg(feature = "alloc")]
-pub(crate) const INPLACE_LINK_OFFSET: usize = LINKS_OFFSET;
 
 /// Links an in-place child's one link into its parent's list, once: a link
 /// that is no longer IDLE (linked before, or popped, or detached) is left
@@ -605,15 +597,4 @@ pub(crate) unsafe fn free(
 ) -> Option<alloc::sync::Arc<crate::raw::reason::CustomCause>> {
     // SAFETY: forwarded; link nodes need no drop.
     unsafe { State::free_with::<LinkNode>(this, links) }
-}
-
-#[cfg(all(test, not(loom), feature = "alloc"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_link_array_offset_is_the_layouts() {
-        assert_eq!(LINKS_OFFSET, State::layout_with::<LinkNode>(0).1);
-        assert_eq!(LINKS_OFFSET, State::layout_with::<LinkNode>(3).1);
-    }
 }
