@@ -97,7 +97,7 @@ pub trait CallbackToken: Token {
 }
 
 /// A pinned callback registration of some [`CallbackToken`]; see
-/// [`PinnedRegistration`] for the rules.
+/// [`PinnedRegistration`](crate::PinnedRegistration) for the rules.
 pub trait PinnedCallback {
     /// Links the callback (or runs it now if already cancelled); whether it
     /// is pending now.
@@ -109,7 +109,7 @@ pub trait PinnedCallback {
 }
 
 /// The tokens whose state is this crate's own, heap or in place: what a
-/// [`PinnedRegistration`] attaches to. Sealed.
+/// [`PinnedRegistration`](crate::PinnedRegistration) attaches to. Sealed.
 pub trait CoreToken: sealed::Sealed {}
 
 pub(crate) mod sealed {
