@@ -669,6 +669,21 @@ fn in_a_child_process(
     ))
 }
 
+/// The child process aborted (SIGABRT) with the crate's message.
+#[cfg(all(unix, not(miri)))]
+fn assert_aborted_saying_why(status: std::process::ExitStatus, stderr: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "SIGABRT, got {status:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("dropped inside its own cancellation"),
+        "the message says why: {stderr}"
+    );
+}
+
 /// A task that owns an in-place source (pinned in an `Arc`, as a timeout
 /// needs), woken inline by its own timeout's fire, drops the source there.
 /// The fire holds a counted reference for its drain, further up this very
@@ -678,7 +693,6 @@ fn in_a_child_process(
 #[cfg(all(unix, not(miri)))]
 #[test]
 fn dropped_inside_its_own_timeouts_drain_aborts_with_a_message() {
-    use std::os::unix::process::ExitStatusExt;
     use std::time::Duration;
     let test = "dropped_inside_its_own_timeouts_drain_aborts_with_a_message";
     let Some((status, stderr)) = in_a_child_process(test, || {
@@ -711,15 +725,7 @@ fn dropped_inside_its_own_timeouts_drain_aborts_with_a_message() {
     }) else {
         return;
     };
-    assert_eq!(
-        status.signal(),
-        Some(6),
-        "SIGABRT, got {status:?}: {stderr}"
-    );
-    assert!(
-        stderr.contains("dropped inside its own cancellation"),
-        "the message says why: {stderr}"
-    );
+    assert_aborted_saying_why(status, &stderr);
 }
 
 /// The same for an in-place child dropped by a callback its parent's
@@ -728,7 +734,6 @@ fn dropped_inside_its_own_timeouts_drain_aborts_with_a_message() {
 #[cfg(all(unix, not(miri)))]
 #[test]
 fn a_child_dropped_inside_its_parents_drain_aborts_with_a_message() {
-    use std::os::unix::process::ExitStatusExt;
     let test = "a_child_dropped_inside_its_parents_drain_aborts_with_a_message";
     let Some((status, stderr)) = in_a_child_process(test, || {
         let parent = CancellationSource::new();
@@ -748,15 +753,7 @@ fn a_child_dropped_inside_its_parents_drain_aborts_with_a_message() {
     }) else {
         return;
     };
-    assert_eq!(
-        status.signal(),
-        Some(6),
-        "SIGABRT, got {status:?}: {stderr}"
-    );
-    assert!(
-        stderr.contains("dropped inside its own cancellation"),
-        "the message says why: {stderr}"
-    );
+    assert_aborted_saying_why(status, &stderr);
 }
 
 /// Firing allocates nothing, also after a burst emptied a grown queue, and
